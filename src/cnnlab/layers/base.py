@@ -1,0 +1,314 @@
+"""The layer contract every cnnlab layer follows.
+
+- ``y = layer.forward(x)`` computes the output and caches what backward needs.
+- ``dx = layer.backward(dy)`` returns dL/dx and writes ``layer.grads[name]`` for every
+  ``layer.params[name]`` (overwriting, not accumulating: one backward per forward).
+- ``layer.params`` / ``layer.grads``: ``dict[str, np.ndarray]`` with PyTorch names
+  (``"weight"``, ``"bias"``); ``layer.buffers``: state that is not trained
+  (BatchNorm's ``"running_mean"``, ``"running_var"``).
+- ``layer.train()`` / ``layer.eval()`` set ``layer.training`` and return the layer.
+- ``layer.astype(np.float64)`` converts params, grads and buffers in place.
+
+Layers with sub-layers (``Sequential``, ``Residual``) return them from ``children()``;
+``state_dict()``, ``parameters()``, ``train()`` and ``astype()`` recurse through them, with
+PyTorch's dotted key names (``"0.weight"``, ``"2.block.1.running_mean"``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError, ShapeError, arg_error
+
+DEFAULT_DTYPE = np.float32
+
+#: Every concrete layer class by name, for building models from JSON configs.
+LAYER_TYPES: dict[str, type[Layer]] = {}
+
+L = TypeVar("L", bound="Layer")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A handle on one trainable tensor: ``layer.params[name]`` and its gradient.
+
+    Optimizers hold these handles rather than the arrays, so ``astype`` (which swaps
+    the arrays) never leaves an optimizer updating a stale copy.
+    """
+
+    layer: Layer
+    name: str
+    path: str  # dotted name as in state_dict(), e.g. "0.weight"
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.layer.params[self.name]
+
+    @value.setter
+    def value(self, new: np.ndarray) -> None:
+        self.layer.params[self.name] = new
+
+    @property
+    def grad(self) -> np.ndarray:
+        grad = self.layer.grads.get(self.name)
+        if grad is None:
+            raise CnnlabError(
+                f"{self.layer.name}: no gradient for `{self.name}` ({self.path}); "
+                "call model.backward(...) after model.forward(...) before the optimizer step"
+            )
+        return grad
+
+
+class Layer:
+    """Base class: holds params, grads, buffers, the train/eval flag and the cache."""
+
+    training: bool
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
+
+    def __init__(self) -> None:
+        self.training = True
+        self.params = {}
+        self.grads = {}
+        self.buffers = {}
+        self._cache: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            LAYER_TYPES[cls.__name__] = cls
+
+    # ---- the two phases -------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    # ---- helpers for subclasses ------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def _cached(self) -> Any:
+        """Return the forward cache, or raise the clear error for a lone backward()."""
+        if self._cache is None:
+            raise CnnlabError(
+                f"{self.name}: backward() called before forward(); run forward(x) first "
+                "(each forward caches what one backward needs)"
+            )
+        return self._cache
+
+    def _check_input(
+        self, x: np.ndarray, ndims: tuple[int, ...], channels: int | None = None
+    ) -> None:
+        """Raise ShapeError unless ``x`` has one of ``ndims`` and ``channels`` at axis 1."""
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self.name}: input must be a numpy.ndarray. Received: {type(x).__name__}")
+        if x.ndim not in ndims:
+            want = " or ".join({2: "(N, F)", 3: "(N, C, L)", 4: "(N, C, H, W)"}[d] for d in ndims)
+            raise ShapeError(f"{self.name}: input must have shape {want}. Received: shape {x.shape}")
+        if channels is not None and x.shape[1] != channels:
+            axis = "in_channels" if x.ndim == 4 else "in_features"
+            raise ShapeError(
+                f"{self.name}: input must have {channels} channels/features at axis 1 "
+                f"({axis}={channels}). Received: shape {x.shape}"
+            )
+
+    # ---- shapes, for summary() and early errors ------------------------------------------
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Output shape for an input of ``input_shape`` (batch axis included).
+
+        Raises ShapeError (with the size formula) when the input does not fit.
+        The default is shape-preserving (activations, dropout, batch norm).
+        """
+        return tuple(input_shape)
+
+    def formula(self, input_shape: tuple[int, ...]) -> str | None:
+        """The lecture's output-size formula with numbers filled in, or None."""
+        return None
+
+    # ---- modes and dtype -------------------------------------------------------------
+    def train(self: L, mode: bool = True) -> L:
+        """Set training mode (Dropout drops, BatchNorm uses batch statistics)."""
+        self.training = mode
+        for child in self.children().values():
+            child.train(mode)
+        return self
+
+    def eval(self: L) -> L:
+        """Set evaluation mode; same as ``train(False)``."""
+        return self.train(False)
+
+    def astype(self: L, dtype: Any) -> L:
+        """Convert params, grads and buffers (and those of children) to ``dtype`` in place."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise arg_error(self.name + ".astype", "dtype", "a floating dtype", dtype)
+        for store in (self.params, self.grads, self.buffers):
+            for key, value in store.items():
+                store[key] = value.astype(dtype, copy=False)
+        for child in self.children().values():
+            child.astype(dtype)
+        return self
+
+    @property
+    def dtype(self) -> np.dtype:
+        for value in self.params.values():
+            return value.dtype
+        for child in self.children().values():
+            return child.dtype
+        return np.dtype(DEFAULT_DTYPE)
+
+    # ---- structure ----------------------------------------------------------------------
+    def children(self) -> dict[str, Layer]:
+        """Named sub-layers (empty for leaf layers)."""
+        return {}
+
+    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """This layer and every descendant with its dotted prefix, parents first."""
+        yield prefix, self
+        for key, child in self.children().items():
+            yield from child.named_layers(f"{prefix}{key}.")
+
+    def parameters(self) -> list[Param]:
+        """Handles on every trainable tensor, in state_dict order (for optimizers)."""
+        return [
+            Param(layer, key, prefix + key)
+            for prefix, layer in self.named_layers()
+            for key in layer.params
+        ]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Params and buffers under PyTorch's key names (copies)."""
+        state: dict[str, np.ndarray] = {}
+        for prefix, layer in self.named_layers():
+            for key, value in {**layer.params, **layer.buffers}.items():
+                state[prefix + key] = value.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Copy arrays from ``state`` (PyTorch key names) into params and buffers.
+
+        Values may be NumPy arrays or anything ``np.asarray`` takes (e.g. CPU tensors
+        after ``.numpy()``). ``num_batches_tracked`` keys from PyTorch are ignored. Each
+        array keeps this model's dtype.
+
+        Raises:
+            KeyError: missing or unexpected keys (with ``strict=True``), all listed.
+            ShapeError: a value whose shape differs from the model's.
+        """
+        targets: dict[str, tuple[dict[str, np.ndarray], str, str]] = {}
+        for prefix, layer in self.named_layers():
+            for store in (layer.params, layer.buffers):
+                for key in store:
+                    targets[prefix + key] = (store, key, layer.name)
+        given = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+        missing = [k for k in targets if k not in given]
+        unexpected = [k for k in given if k not in targets]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"{self.name}.load_state_dict: keys do not match the model. "
+                f"Missing: {missing or 'none'}. Unexpected: {unexpected or 'none'}. "
+                f"Expected keys: {list(targets)}"
+            )
+        # Validate every shape before changing anything, so a bad dict leaves no half-load.
+        arrays = {}
+        for key, (store, name, owner) in targets.items():
+            if key not in given:
+                continue
+            value = np.asarray(given[key])
+            if value.shape != store[name].shape:
+                raise ShapeError(
+                    f"{self.name}.load_state_dict: `{key}` ({owner}.{name}) must have shape "
+                    f"{store[name].shape}. Received: shape {value.shape}"
+                )
+            arrays[key] = value
+        for key, value in arrays.items():
+            store, name, _ = targets[key]
+            store[name] = value.astype(store[name].dtype, copy=True)
+
+    # ---- config and repr ----------------------------------------------------------------
+    #: Constructor arguments that are not part of the architecture (never saved).
+    _not_config: ClassVar[tuple[str, ...]] = ("rng",)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this layer (see ``layer_from_config``).
+
+        The default reads attributes named like the ``__init__`` arguments.
+        """
+        sig = inspect.signature(type(self).__init__)
+        config = {}
+        for arg in list(sig.parameters)[1:]:
+            if arg in self._not_config or sig.parameters[arg].kind is inspect.Parameter.VAR_POSITIONAL:
+                continue
+            config[arg] = getattr(self, arg)
+        return config
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for arg, value in self.get_config().items():
+            default = sig.parameters[arg].default
+            if default is inspect.Parameter.empty:
+                parts.append(repr(value))
+            elif value != default:
+                parts.append(f"{arg}={value!r}")
+        return f"{self.name}({', '.join(parts)})"
+
+
+def to_config(layer: Layer) -> dict[str, Any]:
+    """Describe ``layer`` as JSON-ready data: ``{"type": ..., "args": {...}}``."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, Layer):
+            return to_config(value)
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+
+    return {"type": layer.name, "args": {k: encode(v) for k, v in layer.get_config().items()}}
+
+
+def from_config(config: dict[str, Any]) -> Layer:
+    """Build a layer (and its sub-layers) from ``to_config`` output.
+
+    Raises:
+        ValueError: unknown layer type (the known ones are listed) or bad arguments.
+    """
+    if not isinstance(config, dict) or "type" not in config:
+        raise ValueError(f"layer config must be a dict with a 'type' key. Received: {config!r}")
+    kind = config["type"]
+    if kind not in LAYER_TYPES:
+        raise ValueError(
+            f"unknown layer type {kind!r}. Known types: {', '.join(sorted(LAYER_TYPES))}"
+        )
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict) and "type" in value:
+            return from_config(value)
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    args = {k: decode(v) for k, v in config.get("args", {}).items()}
+    cls = LAYER_TYPES[kind]
+    sig = inspect.signature(cls.__init__)
+    var_pos = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_POSITIONAL]
+    try:
+        if var_pos and var_pos[0].name in args:
+            return cls(*args.pop(var_pos[0].name), **args)
+        return cls(**args)
+    except TypeError as exc:
+        raise ValueError(f"{kind}: bad arguments in config {config.get('args')!r}: {exc}") from None

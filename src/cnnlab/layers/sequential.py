@@ -1,0 +1,125 @@
+"""Sequential: the forward phase runs layers in order, the backward phase in reverse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import ShapeError, arg_error
+from cnnlab.layers.base import Layer
+
+
+class Sequential(Layer):
+    """A stack of layers applied one after another.
+
+    ``backward`` applies the chain rule layer by layer in reverse:
+    dL/dx_i = backward_i(dL/dx_{i+1}).
+
+    Args:
+        *layers: the layers, in forward order.
+
+    Shape:
+        - Input: whatever the first layer takes.
+        - Output: whatever the last layer returns.
+
+    Example:
+        >>> import numpy as np, cnnlab
+        >>> net = cnnlab.Sequential(cnnlab.Dense(4, 3, rng=0), cnnlab.ReLU())
+        >>> net.forward(np.ones((2, 4), dtype=np.float32)).shape
+        (2, 3)
+        >>> list(net.state_dict())
+        ['0.weight', '0.bias']
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise arg_error("Sequential", f"layers[{i}]", "a cnnlab Layer", layer)
+        self.layers: list[Layer] = list(layers)
+
+    def children(self) -> dict[str, Layer]:
+        return {str(i): layer for i, layer in enumerate(self.layers)}
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Forward in eval mode, in batches, without changing the training flag for good."""
+        was_training = self.training
+        self.eval()
+        try:
+            outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        return np.concatenate(outs) if outs else np.empty((0,))
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {"layers": list(self.layers)}
+
+    def __repr__(self) -> str:
+        lines = [f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"
+
+    def summary(self, input_shape: tuple[int, ...], print_fn: Any = print) -> list[dict[str, Any]]:
+        """Print and return a table: layer, output shape, parameters, size formula.
+
+        Args:
+            input_shape: one example's shape, ``(C, H, W)`` or ``(F,)`` (no batch axis).
+            print_fn: where the table goes (``None`` to print nothing).
+
+        Returns:
+            One dict per layer with keys ``layer``, ``output_shape``, ``params``, ``formula``.
+        """
+        shape: tuple[int, ...] = (1, *input_shape)
+        rows = []
+        for i, layer in enumerate(self.layers):
+            try:
+                formula = layer.formula(shape)
+                out = layer.output_shape(shape)
+            except ShapeError as exc:
+                raise ShapeError(f"layer {i} ({layer!r}): {exc}") from None
+            count = sum(int(np.prod(p.value.shape)) for p in layer.parameters())
+            rows.append(
+                {"layer": f"{i}: {layer!r}", "output_shape": out[1:], "params": count, "formula": formula}
+            )
+            shape = out
+        if print_fn is not None:
+            print_fn(format_summary(rows, input_shape))
+        return rows
+
+
+def format_summary(rows: list[dict[str, Any]], input_shape: tuple[int, ...]) -> str:
+    """Render summary rows as a plain-text table."""
+    head = ("layer", "output shape", "params", "size formula")
+    body = [
+        (r["layer"], "x".join(map(str, r["output_shape"])), f"{r['params']:,}", r["formula"] or "")
+        for r in rows
+    ]
+    widths = [max(len(row[c]) for row in [head, *body]) for c in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    total = sum(r["params"] for r in rows)
+    lines = [f"input: {'x'.join(map(str, input_shape))}", fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row).rstrip() for row in body]
+    lines.append(f"total parameters: {total:,}")
+    return "\n".join(lines)
