@@ -1,0 +1,1 @@
+"""The ``cnnlab`` command line: one module per command."""

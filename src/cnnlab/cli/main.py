@@ -1,0 +1,48 @@
+"""Entry point: ``cnnlab COMMAND ...``. Errors print one line on stderr, exit status 1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cnnlab.cli import bench_cmd, evaluate_cmd, explain_cmd, predict_cmd, summary_cmd, train_cmd
+
+COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, explain_cmd, bench_cmd)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (valid choices listed)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cnnlab", description="Train and inspect small CNNs, lecture style.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, KeyError):
+            message = str(exc.args[0]) if exc.args else message
+        print(f"cnnlab {args.command}: error: {message}", file=sys.stderr)
+        return 1

@@ -1,0 +1,64 @@
+"""``cnnlab summary MODEL_OR_CONFIG``: the layer table with output shapes and size formulas."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("summary", help="print a model's layers, shapes and formulas", description=__doc__)
+    p.add_argument("model", help="zoo name, run folder, model file, or YAML/JSON architecture")
+    p.add_argument("--input-shape", default=None, help="C,H,W (default: the model's, else 1,28,28)")
+    p.add_argument("--classes", type=int, default=10, help="number of classes (zoo names and files)")
+    p.add_argument("--depth", type=int, default=None, help="zoo option (vgg/resnet)")
+    p.add_argument("--width", type=int, default=None, help="zoo option (vgg/resnet)")
+    p.set_defaults(func=run)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise ValueError(f"--input-shape must be C,H,W (e.g. 1,28,28). Received: {text!r}")
+    return shape
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.models import MODELS, build_model, model_from_file
+
+    shape = parse_shape(args.input_shape) if args.input_shape else None
+    target = Path(args.model)
+    if args.model not in MODELS and not target.exists():
+        raise ValueError(
+            f"unknown model {args.model!r}: not a file or folder, and not a zoo name "
+            f"({', '.join(MODELS)})"
+        )
+    if args.model in MODELS:
+        shape = shape or (1, 28, 28)
+        kwargs = {k: v for k, v in (("depth", args.depth), ("width", args.width)) if v is not None}
+        model = build_model(args.model, in_channels=shape[0], input_size=shape[1:],
+                            num_classes=args.classes, rng=0, **kwargs)
+    elif target.suffix.lower() in (".yaml", ".yml") or (
+        target.suffix.lower() == ".json" and "model_args" not in target.read_text()
+    ):
+        shape = shape or (1, 28, 28)
+        model = model_from_file(target, shape[0], shape[1:], args.classes)
+    elif target.suffix.lower() == ".json":  # a run's config.json
+        from cnnlab.train.run import TrainConfig
+
+        cfg = TrainConfig.from_dict({k: v for k, v in json.loads(target.read_text()).items()})
+        shape = shape or (1, 28, 28)
+        model = build_model(cfg.model, in_channels=shape[0], input_size=shape[1:],
+                            num_classes=args.classes, rng=0, **cfg.model_args)
+    else:
+        from cnnlab.cli.common import load_model
+
+        model, extra = load_model(args.model)
+        shape = shape or tuple(extra.get("input_shape") or (1, 28, 28))
+    model.summary(shape)
+    return 0

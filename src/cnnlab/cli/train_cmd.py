@@ -1,0 +1,75 @@
+"""``cnnlab train``: train a CNN and write a run folder (defaults: `small` on `digits`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from cnnlab.train.run import SCHEDULES, TrainConfig, train_run
+
+# CLI flag -> TrainConfig field (flags left out keep the config file's or default value).
+FLAGS: dict[str, tuple[str, type, str]] = {
+    "--data": ("data", str, "dataset name (digits, mnist, fashion-mnist, cifar10) or image folder"),
+    "--data-dir": ("data_dir", str, "where the dataset files are"),
+    "--model": ("model", str, "zoo name (lenet5, small, small_bn, vgg, resnet) or a YAML/JSON file"),
+    "--epochs": ("epochs", int, "number of epochs"),
+    "--batch-size": ("batch_size", int, "examples per step"),
+    "--optimizer": ("optimizer", str, "sgd, adam or adamw"),
+    "--lr": ("lr", float, "learning rate"),
+    "--momentum": ("momentum", float, "SGD momentum"),
+    "--weight-decay": ("weight_decay", float, "L2 (sgd, adam) or decoupled (adamw) weight decay"),
+    "--schedule": ("schedule", str, f"learning-rate schedule: {', '.join(SCHEDULES)}"),
+    "--val-split": ("val_split", float, "fraction of the training split held out for validation"),
+    "--early-stopping": ("early_stopping", int, "patience in epochs (0: off)"),
+    "--seed": ("seed", int, "seed for weights, shuffling and augmentation"),
+    "--out": ("out", str, "run folder (default runs/<timestamp>)"),
+}
+MODEL_FLAGS = {"--depth": int, "--width": int, "--dropout": float}
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a model and write a run folder", description=__doc__)
+    for flag, (_, kind, text) in FLAGS.items():
+        p.add_argument(flag, type=kind, default=None, help=text)
+    for flag, kind in MODEL_FLAGS.items():
+        p.add_argument(flag, type=kind, default=None, help=f"model option {flag[2:]} (vgg/resnet)")
+    p.add_argument("--config", type=str, default=None, help="a config.json to start from")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then the --config file, then the flags given on the command line."""
+    values: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.exists():
+            raise FileNotFoundError(f"--config: no such file {path}")
+        values = json.loads(path.read_text())
+        values.pop("out", None)  # a re-run writes a new run folder unless --out says otherwise
+    for flag, (name, _, _) in FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            values[name] = value
+    model_args = dict(values.get("model_args", {}))
+    for flag in MODEL_FLAGS:
+        value = getattr(args, flag[2:])
+        if value is not None:
+            model_args[flag[2:]] = value
+    values["model_args"] = model_args
+    return TrainConfig.from_dict(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = resolve_config(args)
+    print("cnnlab train: " + ", ".join(
+        f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {})
+    ))
+    result = train_run(config, verbose=not args.quiet)
+    print(f"test accuracy: {result.test_accuracy:.4f}  test loss: {result.test_loss:.4f}  "
+          f"({result.seconds:.1f} s)")
+    print(f"run folder: {result.run_dir}")
+    return 0

@@ -1,0 +1,163 @@
+"""One training run, start to finish: the job behind ``cnnlab train``.
+
+Reads top to bottom: resolve the config, load the data, build the model, fit, evaluate
+on the test split, and write the run folder::
+
+    RUN_DIR/
+      config.json    the resolved config (re-run it with `cnnlab train --config`)
+      model.npz      architecture + weights + class names + normalization (no pickle)
+      history.csv    one row per epoch
+      metrics.json   test_accuracy, test_loss, per-class metrics, confusion matrix
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import arg_error
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved as ``config.json`` in the run folder."""
+
+    data: str = "digits"
+    data_dir: str | None = None
+    model: str = "small"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 12
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    val_split: float = 0.1
+    early_stopping: int = 0
+    seed: int = 0
+    out: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(
+                f"config: unknown key(s) {unknown}. Valid keys: {', '.join(sorted(names))}"
+            )
+        return cls(**values)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise arg_error("train", "epochs", "a positive int", self.epochs)
+        if self.batch_size < 1:
+            raise arg_error("train", "batch_size", "a positive int", self.batch_size)
+        if not self.lr > 0 or not np.isfinite(self.lr):
+            raise arg_error("train", "lr", "a positive finite float", self.lr)
+        if not 0.0 <= self.val_split < 1.0:
+            raise arg_error("train", "val_split", "in [0, 1)", self.val_split)
+        if self.schedule not in SCHEDULES:
+            raise arg_error("train", "schedule", f"one of {', '.join(SCHEDULES)}", self.schedule)
+
+
+SCHEDULES = ("none", "cosine", "step", "plateau")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    test_accuracy: float
+    test_loss: float
+    seconds: float
+    history: Any
+
+
+def default_run_dir() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def train_run(config: TrainConfig, verbose: bool = True) -> RunResult:
+    """Train, evaluate and write the run folder for ``config``."""
+    from cnnlab.data import load_dataset
+    from cnnlab.data.loader import Normalizer
+    from cnnlab.io import save
+    from cnnlab.losses import SoftmaxCrossEntropy
+    from cnnlab.models import build_model, model_from_file
+    from cnnlab.optim import make_optimizer
+    from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
+    from cnnlab.train.callbacks import CSVLogger, EarlyStopping
+    from cnnlab.train.evaluate import evaluate_arrays
+    from cnnlab.train.fit import fit
+
+    config.validate()
+    start = time.perf_counter()
+    run_dir = Path(config.out) if config.out else default_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. Data: per-channel normalization from the training split only.
+    splits = load_dataset(config.data, root=config.data_dir)
+    normalizer = Normalizer.fit(splits.train.x)
+    x_train, y_train = normalizer(splits.train.x), splits.train.y
+    x_test, y_test = normalizer(splits.test.x), splits.test.y
+    _, channels, height, width = x_train.shape  # (N, C, H, W)
+    num_classes = len(splits.classes)
+
+    # 2. Model: a zoo name or an architecture file.
+    rng = np.random.default_rng(config.seed)
+    if os.path.splitext(config.model)[1].lower() in (".yaml", ".yml", ".json"):
+        model = model_from_file(config.model, channels, (height, width), num_classes)
+    else:
+        model = build_model(
+            config.model, in_channels=channels, input_size=(height, width),
+            num_classes=num_classes, rng=rng, **config.model_args,
+        )
+    loss = SoftmaxCrossEntropy()
+    optimizer = make_optimizer(
+        config.optimizer, model.parameters(), lr=config.lr,
+        weight_decay=config.weight_decay, momentum=config.momentum,
+    )
+    schedule: Any = {
+        "none": lambda: None,
+        "cosine": lambda: CosineWarmup(optimizer, total_epochs=config.epochs, warmup_epochs=1),
+        "step": lambda: StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1),
+        "plateau": lambda: ReduceLROnPlateau(optimizer, factor=0.5, patience=2),
+    }[config.schedule]()
+
+    # 3. The config is written before training, so a crashed run still says what it was.
+    config_dict = dataclasses.asdict(config) | {"out": str(run_dir)}
+    (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
+    callbacks: list[Any] = [CSVLogger(run_dir / "history.csv")]
+    if config.early_stopping > 0:
+        callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
+
+    extra = {
+        "classes": list(splits.classes),
+        "input_shape": [channels, height, width],
+        "normalization": normalizer.state(),
+        "dataset": config.data,
+    }
+    try:
+        history = fit(
+            model, loss, optimizer, (x_train, y_train),
+            val_split=config.val_split, epochs=config.epochs, batch_size=config.batch_size,
+            callbacks=callbacks, seed=config.seed, schedule=schedule, verbose=verbose,
+        )
+    finally:
+        # Whatever happened (including a NaN stop, which restores the last good weights),
+        # the weights we have are saved: nothing trained is lost.
+        save(model, run_dir / "model.npz", extra=extra)
+
+    # 4. Test: the test split is used once, here, never for model selection.
+    metrics = evaluate_arrays(model, x_test, y_test, splits.classes)
+    seconds = time.perf_counter() - start
+    metrics["seconds"] = round(seconds, 2)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return RunResult(run_dir, metrics["test_accuracy"], metrics["test_loss"], seconds, history)

@@ -1,0 +1,102 @@
+"""The `cnnlab` command line end to end, on the embedded digits data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnlab.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "r1"
+    assert main(["train", "--epochs", "2", "--out", str(out), "--quiet", "--seed", "3"]) == 0
+    return out
+
+
+def test_train_writes_run_folder(run_dir: Path) -> None:
+    for name in ("model.npz", "config.json", "history.csv", "metrics.json"):
+        assert (run_dir / name).exists(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.5 < metrics["test_accuracy"] <= 1.0
+    assert metrics["test_loss"] > 0
+    with open(run_dir / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    assert {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
+
+
+def test_train_is_deterministic_and_config_reruns(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r2"
+    assert main(["train", "--config", str(run_dir / "config.json"), "--out", str(out), "--quiet"]) == 0
+    a, b = np.load(run_dir / "model.npz"), np.load(out / "model.npz")
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        assert np.array_equal(a[key], b[key]), key
+    strip = lambda p: [r[:-1] for r in csv.reader(open(p))]  # noqa: E731 (drop "seconds")
+    assert strip(run_dir / "history.csv") == strip(out / "history.csv")
+
+
+def test_evaluate_json(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(run_dir), "--data", "digits", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = json.loads((run_dir / "metrics.json").read_text())["test_accuracy"]
+    assert result["accuracy"] == pytest.approx(expected)
+    assert len(result["confusion_matrix"]) == 10
+
+
+def test_evaluate_text(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy:" in out and "confusion matrix" in out
+
+
+def test_predict_png(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from cnnlab.data import load_dataset
+
+    image = load_dataset("digits").test.x[0, 0]  # (8, 8) in [0, 1]
+    path = tmp_path / "digit.png"
+    Image.fromarray((image * 255).astype(np.uint8)).resize((32, 32)).save(path)
+    assert main(["predict", str(run_dir), str(path), "--top-k", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(path)) and line.count(",") == 1
+
+
+def test_summary_shows_formulas(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "small", "--input-shape", "1,28,28"]) == 0
+    out = capsys.readouterr().out
+    assert "floor((28 - 3 + 2*1) / 1) + 1 = 28" in out
+    assert "421,642" in out  # 320 + 18,496 + 401,536 + 1,290
+
+
+def test_unknown_names_list_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", "nope", "--epochs", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "digits" in err and "fashion-mnist" in err
+    assert main(["summary", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "small" in err and "resnet" in err
+
+
+def test_unknown_option_is_one_line() -> None:
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epoch", "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--epoch" in proc.stderr
+
+
+def test_import_cnnlab_uses_numpy_and_stdlib_only() -> None:
+    code = "import sys, cnnlab; print('\\n'.join(sorted(sys.modules)))"
+    mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    tops = {m.split(".")[0] for m in mods.stdout.split()}
+    foreign = tops - set(sys.stdlib_module_names) - {"numpy", "cnnlab", "__main__"}
+    assert not foreign, foreign
