@@ -1,0 +1,1 @@
+"""Training workbench: the loop, callbacks, metrics, diagnostics and tuning."""
