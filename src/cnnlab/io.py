@@ -1,0 +1,427 @@
+"""Save and load models without pickle: architecture as JSON, weights as plain arrays.
+
+A saved model is one file:
+
+- ``.npz`` (default): every ``state_dict()`` array under its key, plus the header (JSON,
+  UTF-8 bytes) as a ``uint8`` array under ``"__cnnlab__"``. Read only with
+  ``np.load(path, allow_pickle=False)``, so a file can never run code on load.
+- ``.safetensors``: the same arrays; the header JSON in the file's metadata under
+  ``"__cnnlab__"`` (needs ``pip install safetensors``).
+
+The header holds the architecture (``to_config``), the dtype, the cnnlab version, the
+format version and ``extra`` (class names, input shape, normalization stats ...).
+
+Writes are atomic: a temp file in the same directory is written, flushed, fsynced and then
+``os.replace``-d over the target, so an existing file is never left half-written.
+Loads check every array's declared shape and dtype against the architecture, and the
+architecture's size, before reading any array data.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import secrets
+import struct
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+from cnnlab.layers.base import LAYER_TYPES, Layer, from_config, to_config
+
+HEADER_KEY = "__cnnlab__"
+FORMAT_VERSION = 1
+#: Loads refuse architectures that declare more parameters than this (before allocating).
+MAX_PARAMETERS = 2**31
+#: Largest header (JSON) accepted, in bytes.
+MAX_HEADER_BYTES = 64 * 2**20
+
+NPZ_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
+LAYER_MODULES = (
+    "sequential",
+    "conv",
+    "pooling",
+    "activations",
+    "dense",
+    "reshape",
+    "dropout",
+    "batchnorm",
+    "residual",
+)
+_SAFETENSORS_DTYPES = {
+    "F16": "float16",
+    "F32": "float32",
+    "F64": "float64",
+    "I8": "int8",
+    "I16": "int16",
+    "I32": "int32",
+    "I64": "int64",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+
+
+def import_all_layers() -> dict[str, type[Layer]]:
+    """Import every ``cnnlab.layers`` module so ``LAYER_TYPES`` knows all layer types.
+
+    Returns:
+        ``LAYER_TYPES`` (name -> class). Modules not present in this install are skipped.
+    """
+    for module in LAYER_MODULES:
+        name = f"cnnlab.layers.{module}"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a missing dependency inside the module: a real error
+                raise
+    return LAYER_TYPES
+
+
+# ---- size check, before anything is allocated ------------------------------------------
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _kernel_area(kernel_size: Any) -> int:
+    if isinstance(kernel_size, (list, tuple)):
+        return int(np.prod([_int(k) for k in kernel_size], dtype=object))
+    return _int(kernel_size) ** 2
+
+
+def config_parameter_count(config: Any) -> int:
+    """Number of trainable values a ``to_config`` architecture declares (without building it).
+
+    Counts Conv2D, Dense and BatchNorm weights from their arguments, and recurses into
+    nested layer configs (Sequential, Residual). Python ints, so no overflow.
+
+    Example:
+        >>> config_parameter_count({"type": "Dense", "args": {"in_features": 4, "out_features": 3}})
+        15
+    """
+    if isinstance(config, list):
+        return sum(config_parameter_count(c) for c in config)
+    if not isinstance(config, dict):
+        return 0
+    args = config.get("args", {})
+    if not isinstance(args, dict):
+        return 0
+    kind = config.get("type")
+    bias = 0 if args.get("bias", True) is False else 1
+    count = 0
+    if kind == "Conv2D":
+        out_channels = _int(args.get("out_channels"))
+        count = out_channels * _int(args.get("in_channels")) * _kernel_area(args.get("kernel_size"))
+        count += bias * out_channels
+    elif kind == "Dense":
+        out_features = _int(args.get("out_features"))
+        count = out_features * _int(args.get("in_features")) + bias * out_features
+    elif kind in ("BatchNorm1D", "BatchNorm2D"):
+        count = 2 * _int(args.get("num_features"))
+    nested = [v for v in args.values() if isinstance(v, (dict, list))]
+    return count + sum(config_parameter_count(v) for v in nested)
+
+
+def build_from_config(config: Any, max_parameters: int = MAX_PARAMETERS) -> Layer:
+    """``from_config`` after importing every layer type and refusing absurdly large models."""
+    import_all_layers()
+    count = config_parameter_count(config)
+    if count > max_parameters:
+        raise CnnlabError(
+            f"architecture declares {count:,} parameters, more than the limit of "
+            f"{max_parameters:,}; refusing to allocate it (corrupt or hostile file?)"
+        )
+    return from_config(config)
+
+
+# ---- save --------------------------------------------------------------------------------
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _header(model: Layer, extra: dict[str, Any] | None) -> str:
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"save: `extra` must be a dict or None. Received: {type(extra).__name__}")
+    header = {
+        "format": "cnnlab",
+        "format_version": FORMAT_VERSION,
+        "cnnlab_version": _version(),
+        "dtype": str(model.dtype),
+        "architecture": to_config(model),
+        "extra": extra or {},
+    }
+    try:
+        return json.dumps(header, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"save: `extra` (and the architecture) must be JSON-serializable "
+            f"(str, numbers, lists, dicts, numpy arrays): {exc}"
+        ) from None
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("cnnlab")
+    except Exception:  # not installed (running from a source tree)
+        return "unknown"
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write via a temp file in the same directory, fsync, then os.replace over ``path``."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # os.open with mode 0o666 (not mkstemp's 0o600), so the umask applies as for open().
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def save(model: Layer, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+    """Save ``model``'s architecture and weights (params and buffers) to one file.
+
+    Args:
+        model: any cnnlab layer, usually a ``Sequential``.
+        path: ``*.safetensors`` for safetensors, anything else is written as ``.npz``
+            (exactly at ``path``; no suffix is added).
+        extra: JSON-serializable data stored with the model (numpy arrays become lists).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import os, tempfile
+        >>> from cnnlab.layers.sequential import Sequential
+        >>> net = Sequential()
+        >>> p = save(net, os.path.join(tempfile.mkdtemp(), "net.npz"), extra={"classes": ["a"]})
+        >>> load_with_extra(p)[1]
+        {'classes': ['a']}
+    """
+    path = Path(path)
+    header = _header(model, extra)
+    arrays = model.state_dict()
+    if HEADER_KEY in arrays:
+        raise ValueError(f"save: a state_dict key may not be named {HEADER_KEY!r}")
+    if path.suffix == ".safetensors":
+        save_st = _safetensors("save")
+        data = save_st({k: np.ascontiguousarray(v) for k, v in arrays.items()}, {HEADER_KEY: header})
+        _atomic_write(path, lambda f: f.write(data))
+    else:
+        members: dict[str, Any] = {**arrays, HEADER_KEY: np.frombuffer(header.encode("utf-8"), np.uint8)}
+        _atomic_write(path, lambda f: np.savez(f, **members))
+    return path
+
+
+# ---- load --------------------------------------------------------------------------------
+def load(path: str | os.PathLike[str], max_parameters: int = MAX_PARAMETERS) -> Layer:
+    """Load a model written by ``save`` (architecture and weights, in the saved dtype)."""
+    return load_with_extra(path, max_parameters)[0]
+
+
+def load_with_extra(
+    path: str | os.PathLike[str], max_parameters: int = MAX_PARAMETERS
+) -> tuple[Layer, dict[str, Any]]:
+    """Load a model written by ``save`` and the ``extra`` dict stored with it.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CnnlabError: not a cnnlab npz/safetensors file, a missing or invalid header, a
+            too-large architecture, object or non-numeric arrays, missing/unexpected keys,
+            or arrays whose shapes do not match the architecture.
+        ValueError: an unknown layer type in the architecture (known types listed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load: no model file at {str(path)!r}")
+    with open(path, "rb") as f:
+        magic = f.read(9)
+    if magic.startswith(NPZ_MAGIC):
+        return _load_npz(path, max_parameters)
+    if len(magic) == 9 and magic[8:9] == b"{":
+        return _load_safetensors(path, max_parameters)
+    raise CnnlabError(
+        f"load: {str(path)!r} is not a cnnlab model file: expected an .npz (zip, starts with "
+        f"{NPZ_MAGIC!r}) or a .safetensors file. Received: first bytes {magic!r}"
+    )
+
+
+def _parse_header(raw: bytes, path: Path) -> dict[str, Any]:
+    where = f"load: {str(path)!r}"
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CnnlabError(f"{where}: the {HEADER_KEY!r} header is not valid JSON ({exc!r})") from None
+    if not isinstance(header, dict) or header.get("format") != "cnnlab" or "architecture" not in header:
+        raise CnnlabError(
+            f"{where}: the {HEADER_KEY!r} header must be a JSON object with "
+            f"'format': 'cnnlab' and 'architecture'. Received keys: "
+            f"{sorted(header) if isinstance(header, dict) else type(header).__name__}"
+        )
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CnnlabError(
+            f"{where}: format_version {version!r} is not supported by this cnnlab "
+            f"(reads versions up to {FORMAT_VERSION}); upgrade cnnlab"
+        )
+    dtype: np.dtype[Any]
+    try:
+        dtype = np.dtype(header.get("dtype", "float32"))
+    except TypeError:
+        dtype = np.dtype(object)
+    if dtype.kind != "f":
+        raise CnnlabError(f"{where}: header dtype must be a float dtype. Received: {header.get('dtype')!r}")
+    if not isinstance(header.get("extra", {}), dict):
+        raise CnnlabError(f"{where}: header 'extra' must be a JSON object")
+    return header
+
+
+def _model_from_header(header: dict[str, Any], path: Path, max_parameters: int) -> Layer:
+    try:
+        model = build_from_config(header["architecture"], max_parameters)
+    except CnnlabError as exc:
+        raise CnnlabError(f"load: {str(path)!r}: {exc}") from None
+    except (AttributeError, KeyError, TypeError, RecursionError) as exc:
+        raise CnnlabError(f"load: {str(path)!r}: invalid architecture in the header: {exc!r}") from None
+    return model.astype(np.dtype(header.get("dtype", "float32")))
+
+
+def _check_declared(
+    model: Layer, declared: Iterator[tuple[str, tuple[int, ...], np.dtype]], path: Path
+) -> None:
+    """Compare each stored array's declared shape/dtype with the model, before reading data."""
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    seen = []
+    for key, shape, dtype in declared:
+        seen.append(key)
+        if dtype.kind not in "fiub":
+            raise CnnlabError(
+                f"load: {str(path)!r}: array `{key}` has dtype {dtype}; only numeric arrays are "
+                "accepted (object arrays would need pickle, which cnnlab never uses)"
+            )
+        if key in expected and tuple(shape) != expected[key]:
+            raise CnnlabError(
+                f"load: {str(path)!r}: array `{key}` does not match the architecture: "
+                f"expected shape {expected[key]}. Received: shape {tuple(shape)}"
+            )
+    missing = [k for k in expected if k not in seen]
+    unexpected = [k for k in seen if k not in expected]
+    if missing or unexpected:
+        raise CnnlabError(
+            f"load: {str(path)!r}: stored arrays do not match the architecture. "
+            f"Missing: {missing or 'none'}. Unexpected: {unexpected or 'none'}"
+        )
+
+
+def _npz_declared(npz: Any) -> Iterator[tuple[str, tuple[int, ...], np.dtype]]:
+    for key in npz.files:
+        if key == HEADER_KEY:
+            continue
+        with npz.zip.open(key + ".npy") as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            else:
+                raise CnnlabError(f"load: array `{key}` uses unsupported .npy version {version}")
+        yield key, shape, dtype
+
+
+def _npz_header(npz: Any, where: str) -> bytes:
+    if HEADER_KEY not in npz.files:
+        raise CnnlabError(
+            f"{where}: no {HEADER_KEY!r} header array; this .npz was not written by "
+            "cnnlab.save (for bare weights use np.load and model.load_state_dict)"
+        )
+    raw = npz[HEADER_KEY]
+    if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
+        raise CnnlabError(f"{where}: the {HEADER_KEY!r} header must be a 1-D uint8 array")
+    return bytes(raw.tobytes())
+
+
+def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
+    where = f"load: {str(path)!r}"
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CnnlabError(f"{where} is not a readable .npz file (truncated or corrupt?): {exc}") from None
+    with npz:
+        try:
+            raw = _npz_header(npz, where)
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+            raise CnnlabError(f"{where}: corrupt header data: {exc}") from None
+        header = _parse_header(raw, path)
+        model = _model_from_header(header, path, max_parameters)
+        try:
+            _check_declared(model, _npz_declared(npz), path)
+            state = {key: npz[key] for key in npz.files if key != HEADER_KEY}
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+            raise CnnlabError(f"{where}: corrupt or unreadable array data: {exc}") from None
+    model.load_state_dict(state)
+    return model, header.get("extra", {})
+
+
+def _safetensors(what: str) -> Any:
+    try:
+        import safetensors.numpy as st
+    except ImportError:
+        raise CnnlabError(
+            f"{what}: .safetensors files need the safetensors package: "
+            "pip install safetensors (or pip install 'cnnlab[train]')"
+        ) from None
+    return st.save if what == "save" else st.load
+
+
+def _load_safetensors(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
+    where = f"load: {str(path)!r}"
+    data = path.read_bytes()
+    # The format: u64 little-endian header length, the JSON header, then raw tensor bytes.
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > min(MAX_HEADER_BYTES, len(data) - 8):
+        raise CnnlabError(f"{where}: safetensors header length {length} is larger than the file")
+    try:
+        table = json.loads(data[8 : 8 + length].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CnnlabError(f"{where}: the safetensors header is not valid JSON ({exc})") from None
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise CnnlabError(f"{where}: the safetensors header must map names to {{dtype, shape, ...}}")
+    meta = table.pop("__metadata__", None)
+    if not isinstance(meta, dict) or HEADER_KEY not in meta:
+        raise CnnlabError(f"{where}: no {HEADER_KEY!r} entry in the safetensors metadata")
+    header = _parse_header(str(meta[HEADER_KEY]).encode("utf-8"), path)
+    model = _model_from_header(header, path, max_parameters)
+    declared = (
+        (key, tuple(info.get("shape", ())), np.dtype(_SAFETENSORS_DTYPES.get(info.get("dtype"), "O")))
+        for key, info in table.items()
+    )
+    _check_declared(model, declared, path)
+    try:
+        state = _safetensors("load")(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError
+        raise CnnlabError(f"{where}: corrupt safetensors data: {exc}") from None
+    model.load_state_dict(state)
+    return model, header.get("extra", {})
