@@ -5,14 +5,30 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from cnnlab.cli import bench_cmd, evaluate_cmd, explain_cmd, predict_cmd, summary_cmd, train_cmd
+from cnnlab.cli import (
+    bench_cmd,
+    diagnose_cmd,
+    evaluate_cmd,
+    explain_cmd,
+    predict_cmd,
+    summary_cmd,
+    train_cmd,
+)
 
-COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, explain_cmd, bench_cmd)
+COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, diagnose_cmd, explain_cmd, bench_cmd)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line on stderr (valid choices listed)."""
+    """argparse, but a usage mistake is one line on stderr (valid choices listed).
+
+    Abbreviations are off: `--epoch` is an unknown option, not a silent `--epochs`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")

@@ -72,4 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"test accuracy: {result.test_accuracy:.4f}  test loss: {result.test_loss:.4f}  "
           f"({result.seconds:.1f} s)")
     print(f"run folder: {result.run_dir}")
+    from cnnlab.train.diagnose import diagnose_run
+
+    print(diagnose_run(result.run_dir))
     return 0

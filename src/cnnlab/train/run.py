@@ -104,7 +104,7 @@ def train_run(config: TrainConfig, verbose: bool = True) -> RunResult:
 
     # 1. Data: per-channel normalization from the training split only.
     splits = load_dataset(config.data, root=config.data_dir)
-    normalizer = Normalizer.fit(splits.train.x)
+    normalizer = Normalizer().fit(splits.train.x)
     x_train, y_train = normalizer(splits.train.x), splits.train.y
     x_test, y_test = normalizer(splits.test.x), splits.test.y
     _, channels, height, width = x_train.shape  # (N, C, H, W)
@@ -113,7 +113,7 @@ def train_run(config: TrainConfig, verbose: bool = True) -> RunResult:
     # 2. Model: a zoo name or an architecture file.
     rng = np.random.default_rng(config.seed)
     if os.path.splitext(config.model)[1].lower() in (".yaml", ".yml", ".json"):
-        model = model_from_file(config.model, channels, (height, width), num_classes)
+        model = model_from_file(config.model, channels, (height, width), num_classes, rng=rng)
     else:
         model = build_model(
             config.model, in_channels=channels, input_size=(height, width),
@@ -126,7 +126,7 @@ def train_run(config: TrainConfig, verbose: bool = True) -> RunResult:
     )
     schedule: Any = {
         "none": lambda: None,
-        "cosine": lambda: CosineWarmup(optimizer, total_epochs=config.epochs, warmup_epochs=1),
+        "cosine": lambda: CosineWarmup(optimizer, total_epochs=config.epochs, warmup_epochs=min(1, config.epochs - 1)),
         "step": lambda: StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1),
         "plateau": lambda: ReduceLROnPlateau(optimizer, factor=0.5, patience=2),
     }[config.schedule]()

@@ -1,0 +1,67 @@
+"""Diagnosis of synthetic learning curves of each kind, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnlab.cli.main import main
+from cnnlab.train.diagnose import diagnose
+
+
+def rows(train_loss, val_loss, train_acc, val_acc):  # noqa: ANN001, ANN201
+    return [
+        {"epoch": i + 1, "train_loss": tl, "val_loss": vl, "train_accuracy": ta, "val_accuracy": va, "lr": 0.01}
+        for i, (tl, vl, ta, va) in enumerate(zip(train_loss, val_loss, train_acc, val_acc, strict=True))
+    ]
+
+
+E = np.arange(12)
+CASES = {
+    "overfitting": rows(1.0 * 0.7**E, [1.0, 0.7, 0.5, 0.4, 0.38, 0.4, 0.45, 0.5, 0.55, 0.6, 0.66, 0.72],
+                        1 - 0.5 * 0.6**E, [0.6, 0.75, 0.82, 0.85, 0.86, 0.86, 0.85, 0.85, 0.84, 0.84, 0.84, 0.84]),
+    "underfitting": rows(0.9 + 0.5 * 0.3**E, 0.92 + 0.5 * 0.3**E, 0.68 - 0.2 * 0.3**E, 0.67 - 0.2 * 0.3**E),
+    "undertrained": rows(2.0 * 0.85**E, 2.1 * 0.87**E, 1 - 0.9 * 0.85**E, 1 - 0.9 * 0.87**E),
+    "good_fit": rows(0.1 + 2 * 0.3**E, 0.12 + 2 * 0.3**E, 0.98 - 0.5 * 0.3**E, 0.97 - 0.5 * 0.3**E),
+    "diverging": rows([2.3, 1.5, 1.2, 3.5, 8.0, math.nan], [2.3, 1.6, 1.3, 4.0, 9.0, math.nan],
+                      [0.1, 0.4, 0.5, 0.2, 0.1, 0.1], [0.1, 0.4, 0.5, 0.2, 0.1, 0.1]),
+}
+
+
+@pytest.mark.parametrize("kind", CASES)
+def test_each_kind_is_recognised(kind: str) -> None:
+    result = diagnose(CASES[kind])
+    assert result.verdict == kind, str(result)
+    assert result.advice and result.reasons
+
+
+def test_oscillating_loss_is_diverging() -> None:
+    tl = [2.0, 1.0, 1.5, 0.9, 1.4, 0.95, 1.45, 0.97]
+    assert diagnose(rows(tl, tl, [0.5] * 8, [0.5] * 8)).verdict == "diverging"
+
+
+def test_overfitting_evidence_names_best_epoch() -> None:
+    ev = diagnose(CASES["overfitting"]).evidence
+    assert ev["best_epoch"] == 5 and ev["accuracy_gap"] > 0.1
+
+
+def test_empty_history_is_an_error() -> None:
+    with pytest.raises(ValueError, match="history is empty"):
+        diagnose([])
+
+
+def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with open(tmp_path / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(CASES["overfitting"][0]))
+        writer.writeheader()
+        writer.writerows(CASES["overfitting"])
+    assert main(["diagnose", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "overfitting" and out["evidence"] and out["advice"]
+    assert main(["diagnose", str(tmp_path / "missing")]) == 1
+    assert "no history" in capsys.readouterr().err
