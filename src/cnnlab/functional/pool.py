@@ -1,0 +1,277 @@
+"""Stateless pooling kernels: max, average and global average pooling over NCHW arrays.
+
+The semantics are PyTorch's (``torch.nn.functional.max_pool2d`` / ``avg_pool2d``):
+
+- output size ``floor((H + 2*P - K) / S) + 1``, or ``ceil(...) + 1`` with ``ceil_mode``, where
+  a last window that would start in the right padding is dropped;
+- max pooling pads with ``-inf``; when several values tie for the maximum, the gradient goes to
+  the FIRST one in row-major window order (ties are common after ReLU);
+- average pooling pads with zeros; with ``count_include_pad`` the divisor counts the padded
+  cells of the window clipped to ``H + P`` (windows that ceil mode lets run past the right
+  padding are not charged for the overhang), without it only the input cells.
+
+No Python loop runs over the batch or the pixels: only over the ``KH*KW`` window offsets.
+``functional/reference_pool.py`` holds the slow, readable loop versions used by the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from cnnlab.errors import ShapeError
+
+Pair = tuple[int, int]
+
+
+def _pair(value: int | tuple[int, int] | list[int]) -> Pair:
+    """``2`` -> ``(2, 2)``; pairs pass through as tuples."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
+    """Output length along one axis, exactly as PyTorch computes it (may be < 1 for tiny inputs).
+
+    Example:
+        >>> pool_output_size(28, 2, 2, 0), pool_output_size(5, 2, 2, 0, ceil_mode=True)
+        (14, 3)
+    """
+    span = size + 2 * padding - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    # Ceil mode may add a window; PyTorch drops it when it would start in the right padding.
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _geometry(
+    shape: tuple[int, ...],
+    kernel_size: int | Pair,
+    stride: int | Pair | None,
+    padding: int | Pair,
+    ceil_mode: bool,
+) -> tuple[Pair, Pair, Pair, Pair, Pair]:
+    """Normalize the arguments; return kernel, stride, padding, output size and padded size."""
+    _, _, H, W = shape
+    kernel = _pair(kernel_size)
+    step = kernel if stride is None else _pair(stride)
+    pad = _pair(padding)
+    out = (
+        pool_output_size(H, kernel[0], step[0], pad[0], ceil_mode),
+        pool_output_size(W, kernel[1], step[1], pad[1], ceil_mode),
+    )
+    if out[0] < 1 or out[1] < 1:
+        raise ShapeError(
+            f"pool2d: input of shape {tuple(shape)} is too small for kernel_size={kernel}, "
+            f"stride={step}, padding={pad}: the output would be {out[0]}x{out[1]}"
+        )
+    # The padded input must hold every window (ceil mode may need more than P on the right)
+    # and every input cell (floor mode may leave the last rows out of all windows).
+    padded = (
+        max((out[0] - 1) * step[0] + kernel[0], pad[0] + H),
+        max((out[1] - 1) * step[1] + kernel[1], pad[1] + W),
+    )
+    return kernel, step, pad, out, padded
+
+
+def _pad(x: np.ndarray, pad: Pair, padded: Pair, value: float) -> np.ndarray:
+    """Place ``x`` at offset ``pad`` in a ``value``-filled array of spatial size ``padded``."""
+    N, C, H, W = x.shape
+    if pad == (0, 0) and padded == (H, W):
+        return x
+    xp = np.full((N, C, *padded), value, dtype=x.dtype)  # (N, C, Hp, Wp)
+    xp[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W] = x
+    return xp
+
+
+def _offset_view(a: np.ndarray, i: int, j: int, step: Pair, out: Pair) -> np.ndarray:
+    """The cells at window offset ``(i, j)`` of every window: a strided view ``(N, C, H_out, W_out)``."""
+    return a[:, :, i : i + step[0] * (out[0] - 1) + 1 : step[0], j : j + step[1] * (out[1] - 1) + 1 : step[1]]
+
+
+def _unpad(dxp: np.ndarray, pad: Pair, shape: tuple[int, ...]) -> np.ndarray:
+    """Crop the gradient of the padded input back to the input's shape."""
+    H, W = shape[2], shape[3]
+    if dxp.shape == tuple(shape):
+        return dxp
+    return np.ascontiguousarray(dxp[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W])  # (N, C, H, W)
+
+
+# ---- max pooling -----------------------------------------------------------------------------
+def max_pool2d(
+    x: np.ndarray,
+    kernel_size: int | Pair,
+    stride: int | Pair | None = None,
+    padding: int | Pair = 0,
+    ceil_mode: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling; returns the output and, per output cell, the flat window index of the max.
+
+    The index ``kh * KW + kw`` (row-major, first max on ties) is what ``max_pool2d_backward``
+    routes the gradient through.
+
+    Example:
+        >>> x = np.array([[[[1., 3.], [3., 0.]]]])
+        >>> y, arg = max_pool2d(x, 2)
+        >>> y.ravel().tolist(), arg.ravel().tolist()
+        ([3.0], [1])
+    """
+    kernel, step, pad, out, padded = _geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    if kernel == (2, 2) and step == (2, 2) and pad == (0, 0) and padded == x.shape[2:]:
+        return _max_pool_2x2(x, out)
+    return _max_pool_windows(x, kernel, step, pad, out, padded)
+
+
+def _max_pool_2x2(x: np.ndarray, out: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """Fast path for 2x2 windows, stride 2, no padding (no ceil-mode window): four strided slices.
+
+    The window ``[[a, b], [c, d]]`` is reduced as ``max(max(a, b), max(c, d))``. Every
+    comparison is a strict ``>`` of the later candidate against the earlier one, so a later
+    cell only wins when it is larger: the first max in row-major order keeps the gradient,
+    as in PyTorch.
+    """
+    H2, W2 = 2 * out[0], 2 * out[1]  # an odd last row/column is in no window
+    a, b = x[:, :, 0:H2:2, 0:W2:2], x[:, :, 0:H2:2, 1:W2:2]  # (N, C, H_out, W_out) each
+    c, d = x[:, :, 1:H2:2, 0:W2:2], x[:, :, 1:H2:2, 1:W2:2]
+    top, bottom = np.maximum(a, b), np.maximum(c, d)
+    b_wins, d_wins, bottom_wins = b > a, d > c, bottom > top
+    y = np.maximum(top, bottom, out=top)  # (N, C, H_out, W_out)
+    # Flat window index: 2 * row + column, the row from bottom_wins, the column from its pair.
+    arg = np.where(bottom_wins, d_wins, b_wins).view(np.uint8)  # (N, C, H_out, W_out)
+    arg += bottom_wins.view(np.uint8) * np.uint8(2)
+    return y, arg
+
+
+def _max_pool_windows(
+    x: np.ndarray, kernel: Pair, step: Pair, pad: Pair, out: Pair, padded: Pair
+) -> tuple[np.ndarray, np.ndarray]:
+    """General path: argmax over each flattened window of the ``-inf``-padded input."""
+    N, C, _, _ = x.shape
+    xp = _pad(x, pad, padded, -np.inf)  # (N, C, Hp, Wp)
+    windows = sliding_window_view(xp, kernel, axis=(2, 3))[:, :, :: step[0], :: step[1]]
+    windows = windows[:, :, : out[0], : out[1]]  # (N, C, H_out, W_out, KH, KW), a view
+    flat = windows.reshape(N, C, out[0], out[1], kernel[0] * kernel[1])  # (N, C, H_out, W_out, KH*KW)
+    arg = flat.argmax(axis=-1)  # first max on ties  # (N, C, H_out, W_out)
+    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]  # (N, C, H_out, W_out)
+    small = np.uint8 if kernel[0] * kernel[1] <= 256 else np.int64
+    return y, arg.astype(small)
+
+
+def max_pool2d_backward(
+    dy: np.ndarray,
+    arg: np.ndarray,
+    x_shape: tuple[int, ...],
+    kernel_size: int | Pair,
+    stride: int | Pair | None = None,
+    padding: int | Pair = 0,
+    ceil_mode: bool = False,
+) -> np.ndarray:
+    """Gradient of max pooling: each ``dy`` cell goes to its window's (first) max.
+
+    Per window offset ``k``, the cells whose max sits at ``k`` receive ``dy`` through one
+    strided view; overlapping windows (stride < kernel) add up across offsets.
+    """
+    kernel, step, pad, out, padded = _geometry(x_shape, kernel_size, stride, padding, ceil_mode)
+    N, C = x_shape[0], x_shape[1]
+    dxp = np.zeros((N, C, *padded), dtype=dy.dtype)  # (N, C, Hp, Wp)
+    overlap = step[0] < kernel[0] or step[1] < kernel[1]
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            view = _offset_view(dxp, i, j, step, out)  # (N, C, H_out, W_out)
+            routed = arg == i * kernel[1] + j
+            if overlap:
+                view += dy * routed
+            else:  # each input cell belongs to at most one window: assign, no read
+                np.multiply(dy, routed, out=view)
+    return _unpad(dxp, pad, x_shape)
+
+
+# ---- average pooling -------------------------------------------------------------------------
+def _divisor_1d(
+    size: int, kernel: int, stride: int, padding: int, n_out: int, include_pad: bool
+) -> np.ndarray:
+    """Per output position along one axis: how many cells the window is divided by.
+
+    PyTorch's rule: the window ``[o*S - P, o*S - P + K)`` is clipped to ``H + P`` for
+    ``count_include_pad=True``, and to the input ``[0, H)`` otherwise.
+    """
+    start = np.arange(n_out) * stride - padding
+    end = np.minimum(start + kernel, size + padding)
+    if include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def _avg_divisor(
+    shape: tuple[int, ...], kernel: Pair, step: Pair, pad: Pair, out: Pair, include_pad: bool, dtype: np.dtype
+) -> np.ndarray:
+    """The divisor of every output cell, ``(H_out, W_out)``; the rule factors by axis."""
+    dh = _divisor_1d(shape[2], kernel[0], step[0], pad[0], out[0], include_pad)
+    dw = _divisor_1d(shape[3], kernel[1], step[1], pad[1], out[1], include_pad)
+    return np.outer(dh, dw).astype(dtype)  # (H_out, W_out)
+
+
+def avg_pool2d(
+    x: np.ndarray,
+    kernel_size: int | Pair,
+    stride: int | Pair | None = None,
+    padding: int | Pair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """Average pooling: the sum over each zero-padded window divided by PyTorch's divisor.
+
+    Example:
+        >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+        >>> avg_pool2d(x, 2).tolist()
+        [[[[2.5, 4.5], [10.5, 12.5]]]]
+    """
+    kernel, step, pad, out, padded = _geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    xp = _pad(x, pad, padded, 0.0)  # (N, C, Hp, Wp)
+    total = np.zeros((*x.shape[:2], *out), dtype=x.dtype)  # (N, C, H_out, W_out)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            total += _offset_view(xp, i, j, step, out)
+    total /= _avg_divisor(x.shape, kernel, step, pad, out, count_include_pad, x.dtype)
+    return total
+
+
+def avg_pool2d_backward(
+    dy: np.ndarray,
+    x_shape: tuple[int, ...],
+    kernel_size: int | Pair,
+    stride: int | Pair | None = None,
+    padding: int | Pair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """Gradient of average pooling: every window cell receives ``dy / divisor``."""
+    kernel, step, pad, out, padded = _geometry(x_shape, kernel_size, stride, padding, ceil_mode)
+    g = dy / _avg_divisor(
+        x_shape, kernel, step, pad, out, count_include_pad, dy.dtype
+    )  # (N, C, H_out, W_out)
+    dxp = np.zeros((x_shape[0], x_shape[1], *padded), dtype=dy.dtype)  # (N, C, Hp, Wp)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            _offset_view(dxp, i, j, step, out)[...] += g  # overlapping windows add up
+    return _unpad(dxp, pad, x_shape)
+
+
+# ---- global average pooling ------------------------------------------------------------------
+def global_avg_pool2d(x: np.ndarray) -> np.ndarray:
+    """Mean over the spatial axes: ``(N, C, H, W) -> (N, C)``.
+
+    Example:
+        >>> global_avg_pool2d(np.ones((2, 3, 4, 5))).shape
+        (2, 3)
+    """
+    return x.mean(axis=(2, 3))  # (N, C)
+
+
+def global_avg_pool2d_backward(dy: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+    """Gradient of the spatial mean: ``dy / (H*W)`` broadcast over every pixel."""
+    H, W = x_shape[2], x_shape[3]
+    g = dy / (H * W)  # (N, C)
+    return np.ascontiguousarray(np.broadcast_to(g[:, :, None, None], tuple(x_shape)))  # (N, C, H, W)

@@ -1,0 +1,249 @@
+"""Pooling layers: shrink each feature map by a max or an average over small windows.
+
+Pooling has no parameters. It makes the representation smaller and a little invariant to
+small shifts. The math lives in ``cnnlab.functional.pool``; these layers validate arguments,
+explain sizes, and keep the forward cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.pool import (
+    _pair,
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    pool_output_size,
+)
+from cnnlab.layers.base import Layer
+
+IntOrPair = int | tuple[int, int]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _check_pair(where: str, arg: str, value: Any, minimum: int) -> tuple[int, int]:
+    """Return ``value`` as a pair of ints >= ``minimum`` or raise the argument error."""
+    ok = _is_int(value) or (
+        isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value)
+    )
+    if not ok or min(_pair(value)) < minimum:
+        kind = "a positive int" if minimum > 0 else "a non-negative int"
+        raise arg_error(where, arg, f"{kind} or a pair of them", value)
+    return _pair(value)
+
+
+class _Pool2D(Layer):
+    """Shared argument checks, shapes and formulas of MaxPool2D and AvgPool2D."""
+
+    def __init__(
+        self, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair, ceil_mode: bool
+    ) -> None:
+        super().__init__()
+        kernel = _check_pair(self.name, "kernel_size", kernel_size, 1)
+        step = kernel if stride is None else _check_pair(self.name, "stride", stride, 1)
+        pad = _check_pair(self.name, "padding", padding, 0)
+        # PyTorch's rule: a window may not be more than half padding.
+        if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
+            raise arg_error(
+                self.name, "padding", f"at most half of kernel_size={kernel_size!r} (as in PyTorch)", padding
+            )
+        if not isinstance(ceil_mode, (bool, np.bool_)):
+            raise arg_error(self.name, "ceil_mode", "True or False", ceil_mode)
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.ceil_mode = bool(ceil_mode)
+        self._kernel, self._step, self._pad = kernel, step, pad
+
+    def _axis_formula(self, axis: int, size: int) -> tuple[str, int]:
+        """The formula text and the output length along axis 0 (H) or 1 (W)."""
+        K, S, P = self._kernel[axis], self._step[axis], self._pad[axis]
+        out = pool_output_size(size, K, S, P, self.ceil_mode)
+        rounding = "ceil" if self.ceil_mode else "floor"
+        text = f"{rounding}(({size} - {K} + 2*{P}) / {S}) + 1"
+        if self.ceil_mode and out < -(-(size + 2 * P - K) // S) + 1:
+            text += " - 1 (the last window would start in the right padding)"
+        return f"{text} = {out}", out
+
+    def formula(self, input_shape: tuple[int, ...]) -> str | None:
+        """The output-size formula with numbers, e.g. ``floor((28 - 2 + 2*0) / 2) + 1 = 14``."""
+        h_text, _ = self._axis_formula(0, input_shape[-2])
+        w_text, _ = self._axis_formula(1, input_shape[-1])
+        return h_text if h_text == w_text else f"H: {h_text}, W: {w_text}"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 4:
+            raise ShapeError(
+                f"{self.name}: input must have shape (N, C, H, W). Received: shape {tuple(input_shape)}"
+            )
+        N, C, H, W = input_shape
+        _, H_out = self._axis_formula(0, H)
+        _, W_out = self._axis_formula(1, W)
+        if H_out < 1 or W_out < 1:
+            raise ShapeError(
+                f"{self.name}: input of shape {tuple(input_shape)} is too small for kernel_size="
+                f"{self.kernel_size!r}, stride={self.stride!r}, padding={self.padding!r}: output size "
+                f"{self.formula(input_shape)}. Received: shape {tuple(input_shape)}"
+            )
+        return (N, C, H_out, W_out)
+
+    def _geometry(self) -> dict[str, Any]:
+        return {
+            "kernel_size": self._kernel,
+            "stride": self._step,
+            "padding": self._pad,
+            "ceil_mode": self.ceil_mode,
+        }
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling over 2D windows: each output cell is the largest value of its window.
+
+    Padding counts as ``-inf`` (it never wins). The gradient flows only to the max of each
+    window; on ties, to the first in row-major order, as in PyTorch.
+
+    Args:
+        kernel_size: window size, an int or ``(KH, KW)``.
+        stride: step between windows; None (default) means ``kernel_size``.
+        padding: implicit ``-inf`` padding on each side, at most ``kernel_size // 2``.
+        ceil_mode: round the output size up, keeping a last partial window.
+
+    Shape:
+        - Input: (N, C, H, W)
+        - Output: (N, C, H_out, W_out) with
+          H_out = floor((H + 2*padding - kernel_size) / stride) + 1 (ceil with ceil_mode, and a
+          last window that would start in the right padding dropped); W_out likewise.
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab.layers.pooling import MaxPool2D
+        >>> pool = MaxPool2D(2)
+        >>> pool.forward(np.zeros((8, 32, 28, 28), dtype=np.float32)).shape
+        (8, 32, 14, 14)
+        >>> pool.formula((8, 32, 28, 28))
+        'floor((28 - 2 + 2*0) / 2) + 1 = 14'
+    """
+
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        stride: IntOrPair | None = None,
+        padding: IntOrPair = 0,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_input(x, ndims=(4,))
+        self.output_shape(x.shape)  # the clear error for inputs smaller than a window
+        y, arg = max_pool2d(x, **self._geometry())  # (N, C, H_out, W_out)
+        self._cache = (x.shape, arg)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape, arg = self._cached()
+        if dy.shape != arg.shape:
+            raise ShapeError(
+                f"{self.name}: dy must have shape {arg.shape} (the output's). Received: shape {dy.shape}"
+            )
+        return max_pool2d_backward(dy, arg, x_shape, **self._geometry())  # (N, C, H, W)
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling over 2D windows: each output cell is the mean of its window.
+
+    Args:
+        kernel_size: window size, an int or ``(KH, KW)``.
+        stride: step between windows; None (default) means ``kernel_size``.
+        padding: implicit zero padding on each side, at most ``kernel_size // 2``.
+        ceil_mode: round the output size up, keeping a last partial window.
+        count_include_pad: divide by the window size including padded zeros (PyTorch's
+            default); False divides by the number of input cells in the window only.
+
+    Shape:
+        - Input: (N, C, H, W)
+        - Output: (N, C, H_out, W_out) with
+          H_out = floor((H + 2*padding - kernel_size) / stride) + 1 (ceil with ceil_mode, and a
+          last window that would start in the right padding dropped); W_out likewise.
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab.layers.pooling import AvgPool2D
+        >>> AvgPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4)).tolist()
+        [[[[2.5, 4.5], [10.5, 12.5]]]]
+    """
+
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        stride: IntOrPair | None = None,
+        padding: IntOrPair = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        if not isinstance(count_include_pad, (bool, np.bool_)):
+            raise arg_error(self.name, "count_include_pad", "True or False", count_include_pad)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_input(x, ndims=(4,))
+        self.output_shape(x.shape)
+        y = avg_pool2d(
+            x, **self._geometry(), count_include_pad=self.count_include_pad
+        )  # (N, C, H_out, W_out)
+        self._cache = (x.shape, y.shape)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape, y_shape = self._cached()
+        if dy.shape != y_shape:
+            raise ShapeError(
+                f"{self.name}: dy must have shape {y_shape} (the output's). Received: shape {dy.shape}"
+            )
+        return avg_pool2d_backward(dy, x_shape, **self._geometry(), count_include_pad=self.count_include_pad)
+
+
+class GlobalAvgPool2D(Layer):
+    """Global average pooling: the mean of each whole feature map, ``(N, C, H, W) -> (N, C)``.
+
+    Often replaces Flatten + Dense at the end of a CNN; it works for any H and W.
+
+    Shape:
+        - Input: (N, C, H, W)
+        - Output: (N, C)
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab.layers.pooling import GlobalAvgPool2D
+        >>> GlobalAvgPool2D().forward(np.ones((2, 3, 5, 5), dtype=np.float32)).shape
+        (2, 3)
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_input(x, ndims=(4,))
+        self._cache = x.shape
+        return global_avg_pool2d(x)  # (N, C)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape = self._cached()
+        if dy.shape != tuple(x_shape[:2]):
+            raise ShapeError(f"{self.name}: dy must have shape {x_shape[:2]}. Received: shape {dy.shape}")
+        return global_avg_pool2d_backward(dy, x_shape)  # (N, C, H, W)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 4:
+            raise ShapeError(
+                f"{self.name}: input must have shape (N, C, H, W). Received: shape {tuple(input_shape)}"
+            )
+        return (input_shape[0], input_shape[1])
