@@ -33,7 +33,7 @@ LAYER_TYPES: dict[str, type[Layer]] = {}
 L = TypeVar("L", bound="Layer")
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)  # not frozen: frozen would block the `value` setter
 class Param:
     """A handle on one trainable tensor: ``layer.params[name]`` and its gradient.
 

@@ -101,12 +101,25 @@ class Sequential(Layer):
                 raise ShapeError(f"layer {i} ({layer!r}): {exc}") from None
             count = sum(int(np.prod(p.value.shape)) for p in layer.parameters())
             rows.append(
-                {"layer": f"{i}: {layer!r}", "output_shape": out[1:], "params": count, "formula": formula}
+                {
+                    "layer": f"{i}: {_one_line(layer)}",
+                    "output_shape": out[1:],
+                    "params": count,
+                    "formula": formula,
+                }
             )
             shape = out
         if print_fn is not None:
             print_fn(format_summary(rows, input_shape))
         return rows
+
+
+def _one_line(layer: Layer) -> str:
+    """A layer's repr on one line; a container as Name(child, child), e.g. for summary rows."""
+    children = layer.children()
+    if not children:
+        return repr(layer)
+    return f"{layer.name}({', '.join(_one_line(child) for child in children.values())})"
 
 
 def format_summary(rows: list[dict[str, Any]], input_shape: tuple[int, ...]) -> str:
@@ -119,7 +132,11 @@ def format_summary(rows: list[dict[str, Any]], input_shape: tuple[int, ...]) -> 
     widths = [max(len(row[c]) for row in [head, *body]) for c in range(4)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     total = sum(r["params"] for r in rows)
-    lines = [f"input: {'x'.join(map(str, input_shape))}", fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    lines = [
+        f"input: {'x'.join(map(str, input_shape))}",
+        fmt.format(*head).rstrip(),
+        fmt.format(*("-" * w for w in widths)),
+    ]
     lines += [fmt.format(*row).rstrip() for row in body]
     lines.append(f"total parameters: {total:,}")
     return "\n".join(lines)
