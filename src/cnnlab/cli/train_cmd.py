@@ -24,6 +24,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "--schedule": ("schedule", str, f"learning-rate schedule: {', '.join(SCHEDULES)}"),
     "--val-split": ("val_split", float, "fraction of the training split held out for validation"),
     "--early-stopping": ("early_stopping", int, "patience in epochs (0: off)"),
+    "--augment": ("augment", str, "training augmentation: none or a list of shift,crop,flip,rotate,erase,noise"),
     "--seed": ("seed", int, "seed for weights, shuffling and augmentation"),
     "--out": ("out", str, "run folder (default runs/<timestamp>)"),
 }

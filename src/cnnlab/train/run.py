@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ class TrainConfig:
     schedule: str = "cosine"
     val_split: float = 0.1
     early_stopping: int = 0
+    augment: str = "none"
     seed: int = 0
     out: str | None = None
 
@@ -84,10 +86,17 @@ def default_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
-def train_run(config: TrainConfig, verbose: bool = True) -> RunResult:
-    """Train, evaluate and write the run folder for ``config``."""
+def train_run(
+    config: TrainConfig, verbose: bool = True, callbacks: Sequence[Any] = ()
+) -> RunResult:
+    """Train, evaluate and write the run folder for ``config``.
+
+    ``callbacks`` are added to the run's own (history logger, early stopping), e.g. the
+    hyperparameter search's pruning reporter.
+    """
     from cnnlab.data import load_dataset
     from cnnlab.data.loader import Normalizer
+    from cnnlab.data.transforms import parse_augment
     from cnnlab.io import save
     from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.models import build_model, model_from_file
@@ -134,9 +143,11 @@ def train_run(config: TrainConfig, verbose: bool = True) -> RunResult:
     # 3. The config is written before training, so a crashed run still says what it was.
     config_dict = dataclasses.asdict(config) | {"out": str(run_dir)}
     (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
-    callbacks: list[Any] = [CSVLogger(run_dir / "history.csv")]
+    all_callbacks: list[Any] = [CSVLogger(run_dir / "history.csv"), *callbacks]
     if config.early_stopping > 0:
-        callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
+        all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
+    # Augmentation runs on the normalized training batches only (never validation or test).
+    transform = parse_augment(config.augment, (channels, height, width))
 
     extra = {
         "classes": list(splits.classes),
@@ -148,7 +159,8 @@ def train_run(config: TrainConfig, verbose: bool = True) -> RunResult:
         history = fit(
             model, loss, optimizer, (x_train, y_train),
             val_split=config.val_split, epochs=config.epochs, batch_size=config.batch_size,
-            callbacks=callbacks, seed=config.seed, schedule=schedule, verbose=verbose,
+            callbacks=all_callbacks, seed=config.seed, schedule=schedule, transform=transform,
+            verbose=verbose,
         )
     finally:
         # Whatever happened (including a NaN stop, which restores the last good weights),
