@@ -8,7 +8,8 @@ One verdict per run, checked in this order (the first that holds wins):
   epoch, while the training loss kept falling; or the train/val accuracy gap exceeds 10
   points.
 - ``undertrained``: both losses are still falling at the end (more than 1%/epoch for the
-  training loss and 0.5%/epoch for the validation loss over the last epochs).
+  training loss and 0.5%/epoch for the validation loss over the last epochs) and the
+  training accuracy is below 98% (there is still something to learn).
 - ``underfitting``: training accuracy is below 90% and validation accuracy is within 3
   points of it: the model cannot even fit its training data.
 - ``good_fit``: none of the above.
@@ -141,7 +142,7 @@ def diagnose(rows: list[dict[str, Any]]) -> Diagnosis:
     # 3. undertrained
     still_train = ev["train_loss_trend_per_epoch"] < -0.01
     still_val = (not has_val) or ev["val_loss_trend_per_epoch"] < -0.005
-    if n >= 2 and still_train and still_val:
+    if n >= 2 and still_train and still_val and ta[-1] < 0.98:
         return verdict("undertrained", "both losses were still falling at the end "
                        f"(train {100 * ev['train_loss_trend_per_epoch']:.1f}%/epoch"
                        + (f", val {100 * ev['val_loss_trend_per_epoch']:.1f}%/epoch)" if has_val else ")"))

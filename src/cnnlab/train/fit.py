@@ -5,6 +5,10 @@ step; then validate in eval mode, record a History row, step the learning-rate s
 and run the callbacks. Every random choice (validation split, shuffling, augmentation)
 comes from generators spawned from ``seed``, so the same seed gives the same run, bit for
 bit (given a model initialized from a seed too).
+
+Resuming: ``checkpoint_fn`` receives a ``TrainState`` (weights, optimizer, schedule, every
+generator's state, history) after each epoch; passing one back as ``initial_state``
+continues the run as if it had never stopped: the final weights are bit-identical.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from cnnlab.data.loader import DataLoader, stratified_split
 from cnnlab.errors import CnnlabError, arg_error
 from cnnlab.train.callbacks import Callback, TrainContext
+from cnnlab.train.checkpoint import TrainState, capture_state, layer_rngs, restore_state
 from cnnlab.train.history import History
 from cnnlab.train.metrics import accuracy
 from cnnlab.train.progress import make_progress
@@ -58,6 +63,8 @@ def fit(
     schedule: Any = None,
     transform: Transform | None = None,
     verbose: bool = True,
+    initial_state: TrainState | None = None,
+    checkpoint_fn: Callable[[TrainState], Any] | None = None,
 ) -> History:
     """Train ``model`` with mini-batch gradient descent and return its History.
 
@@ -77,6 +84,10 @@ def fit(
             metric (``ReduceLROnPlateau``) gets ``val_loss`` (``train_loss`` without validation).
         transform: augmentation ``transform(xb, rng) -> xb`` applied to training batches only.
         verbose: show progress (a live bar in a terminal, one line per epoch otherwise).
+        initial_state: a ``TrainState`` (from ``checkpoint_fn`` or ``load_checkpoint``) to
+            continue from: training resumes with epoch ``initial_state.epoch + 1``.
+        checkpoint_fn: called with a ``TrainState`` at the end of every epoch (after the
+            schedule and callbacks), e.g. ``lambda s: save_checkpoint(path, s)``.
 
     Returns:
         The History, one row per epoch that finished.
@@ -85,6 +96,7 @@ def fit(
         TrainingDiverged: the loss became NaN/inf. The weights from the end of the last
             finished epoch (or the initial ones) are restored first; ``exc.history`` holds
             the rows so far.
+        KeyboardInterrupt: re-raised after restoring the weights of the last finished epoch.
     """
     x_train, y_train = _check_pair("train_data", train_data)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -106,17 +118,24 @@ def fit(
     x_val, y_val = _check_pair("val_data", val_data) if val_data is not None else (None, None)
     loader = DataLoader(x_train, y_train, batch_size, shuffle=True, rng=shuffle_rng)
 
-    history = History()
+    # Every random stream, by name: what a checkpoint saves and a resume restores.
+    rngs = {"split": split_rng, "shuffle": shuffle_rng, "augment": augment_rng, **layer_rngs(model)}
+    history, first_epoch = History(), 1
+    if initial_state is not None:
+        restore_state(initial_state, model, optimizer, schedule, rngs)
+        history, first_epoch = History(initial_state.history), initial_state.epoch + 1
+        if initial_state.stopped:  # EarlyStopping had ended the run: nothing left to do
+            first_epoch = epochs + 1
     ctx = TrainContext(model=model, optimizer=optimizer, history=history, epochs=epochs)
     progress = make_progress(verbose, epochs)
+    last_good = model.state_dict()  # copies: what we restore on NaN loss or Ctrl-C
     for cb in callbacks:
         cb.on_train_begin(ctx)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             ctx.epoch = epoch
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, ctx)
-            last_good = model.state_dict()  # copies: what we restore if the loss blows up
             lr = float(optimizer.lr)  # the rate used for this epoch (schedules change it after)
             start = time.perf_counter()
             progress.start_epoch(epoch, len(loader))
@@ -163,8 +182,15 @@ def fit(
                 _step_schedule(schedule, row["train_loss"] if math.isnan(val_loss) else val_loss)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, row, ctx)
+            last_good = model.state_dict()
+            if checkpoint_fn is not None:
+                state = capture_state(epoch, model, optimizer, schedule, history, rngs, ctx.stop_training)
+                checkpoint_fn(state)
             if ctx.stop_training:
                 break
+    except KeyboardInterrupt:
+        model.load_state_dict(last_good)  # never keep the weights of a half-finished epoch
+        raise
     finally:
         progress.close()
     for cb in callbacks:

@@ -8,6 +8,7 @@ on the test split, and write the run folder::
       model.npz      architecture + weights + class names + normalization (no pickle)
       history.csv    one row per epoch
       metrics.json   test_accuracy, test_loss, per-class metrics, confusion matrix
+      checkpoint.npz everything needed to resume (`cnnlab train --resume RUN_DIR`)
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ class TrainConfig:
 
     data: str = "digits"
     data_dir: str | None = None
-    model: str = "small"
+    model: str = "small_bn"
     model_args: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 12
+    epochs: int = 15
     batch_size: int = 32
     optimizer: str = "adam"
     lr: float = 2e-3
@@ -87,22 +88,26 @@ def default_run_dir() -> Path:
 
 
 def train_run(
-    config: TrainConfig, verbose: bool = True, callbacks: Sequence[Any] = ()
+    config: TrainConfig, verbose: bool = True, callbacks: Sequence[Any] = (), resume: bool = False
 ) -> RunResult:
     """Train, evaluate and write the run folder for ``config``.
 
     ``callbacks`` are added to the run's own (history logger, early stopping), e.g. the
-    hyperparameter search's pruning reporter.
+    hyperparameter search's pruning reporter. With ``resume`` the run continues from
+    ``config.out``/checkpoint.npz (from epoch 1 when there is none yet), bit for bit.
     """
     from cnnlab.data import load_dataset
     from cnnlab.data.loader import Normalizer
     from cnnlab.data.transforms import parse_augment
-    from cnnlab.io import save
+    from cnnlab.io import _atomic_write, save
     from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.models import build_model, model_from_file
     from cnnlab.optim import make_optimizer
     from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
     from cnnlab.train.callbacks import CSVLogger, EarlyStopping
+    from cnnlab.train.checkpoint import (
+        CHECKPOINT_NAME, TrainingInterrupted, load_checkpoint, remove_stale_temp_files, save_checkpoint,
+    )
     from cnnlab.train.evaluate import evaluate_arrays
     from cnnlab.train.fit import fit
 
@@ -142,7 +147,20 @@ def train_run(
 
     # 3. The config is written before training, so a crashed run still says what it was.
     config_dict = dataclasses.asdict(config) | {"out": str(run_dir)}
-    (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
+    config_text = json.dumps(config_dict, indent=2) + "\n"
+    _atomic_write(run_dir / "config.json", lambda f: f.write(config_text.encode("utf-8")))
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    initial_state = None
+    if resume:
+        remove_stale_temp_files(run_dir)  # from a write that was killed
+        if checkpoint_path.exists():
+            initial_state = load_checkpoint(checkpoint_path, model, optimizer)
+    saved_epochs = [initial_state.epoch if initial_state else 0]  # the last checkpointed epoch
+
+    def write_checkpoint(state: Any) -> None:
+        save_checkpoint(checkpoint_path, state)
+        saved_epochs[0] = state.epoch
+
     all_callbacks: list[Any] = [CSVLogger(run_dir / "history.csv"), *callbacks]
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
@@ -160,8 +178,16 @@ def train_run(
             model, loss, optimizer, (x_train, y_train),
             val_split=config.val_split, epochs=config.epochs, batch_size=config.batch_size,
             callbacks=all_callbacks, seed=config.seed, schedule=schedule, transform=transform,
-            verbose=verbose,
+            verbose=verbose, initial_state=initial_state,
+            checkpoint_fn=write_checkpoint,
         )
+    except KeyboardInterrupt:
+        done = saved_epochs[0]
+        raise TrainingInterrupted(
+            f"cnnlab train: interrupted; {done} of {config.epochs} epochs are saved in {run_dir} "
+            f"(model.npz, {CHECKPOINT_NAME}). Resume with: cnnlab train --resume {run_dir}",
+            run_dir, done,
+        ) from None
     finally:
         # Whatever happened (including a NaN stop, which restores the last good weights),
         # the weights we have are saved: nothing trained is lost.
