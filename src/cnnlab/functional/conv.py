@@ -1,0 +1,266 @@
+"""Stateless 2-D convolution kernels (im2col + GEMM), forward and backward.
+
+Forward:   y = weight (C_out, C_in*KH*KW) @ cols (C_in*KH*KW, N*H_out*W_out) + bias
+Backward (chain rule through that product):
+    db = sum of dy over batch and positions
+    dW = dy (C_out, N*H_out*W_out) @ cols.T
+    dcols = weight.T (C_in*KH*KW, C_out) @ dy; then for each kernel offset (i, j) its
+         rows are added back at the input pixels that offset touched: KH*KW strided
+         slice adds into a padded buffer (never a scatter with ``np.add.at``)
+
+Speed notes (a 2-core CPU, float32): all work is in BLAS GEMMs and a few whole-array
+copies; the padded input and the column matrix live in a ``ConvWorkspace`` that is
+reused between steps (reallocated only when shape or dtype change); the column matrix is
+built with one ``sliding_window_view`` copy; channel-first (CNHW) buffers make the GEMM
+output already in (C_out, N, H_out, W_out) order, so the NCHW result is a transposed view.
+For dx, one GEMM into the (now free) column buffer followed by KH*KW strided adds measured
+~25% faster than KH*KW per-offset GEMMs + adds (32->64 channels, 3x3, 128x14x14, 2 cores).
+
+Memory: the column matrix is C_in*KH*KW times larger than the input. Above
+``WORKSPACE_BUDGET_BYTES`` the batch is processed in chunks of samples; results equal the
+unchunked ones (up to float summation order in ``dW``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from cnnlab.functional.im2col import col2im_add, im2col, out_size, pad_into
+
+Pair = tuple[int, int]
+Pads = tuple[int, int, int, int]  # (top, bottom, left, right)
+
+#: Bytes the per-chunk workspace (columns + padded input) of one call may use.
+WORKSPACE_BUDGET_BYTES = 256 * 2**20
+
+
+def set_workspace_budget(nbytes: int) -> int:
+    """Set ``WORKSPACE_BUDGET_BYTES`` (bytes per conv call) and return the previous value."""
+    global WORKSPACE_BUDGET_BYTES
+    if int(nbytes) <= 0:
+        raise ValueError(f"set_workspace_budget: nbytes must be positive. Received: nbytes={nbytes!r}")
+    previous, WORKSPACE_BUDGET_BYTES = WORKSPACE_BUDGET_BYTES, int(nbytes)
+    return previous
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
+_THREADS = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+
+
+def split_channels(fn: Callable[[int, int], Any], channels: int, work: int) -> None:
+    """Run ``fn(c0, c1)`` over channel ranges covering ``range(channels)``, on all cores.
+
+    The copies and adds around the GEMMs are single-threaded NumPy loops, but NumPy
+    releases the GIL inside them, so threads over disjoint channels run them in parallel
+    (the col2im adds of a 32-channel 3x3 layer, batch 128x14x14: 7.8 -> 4.3 ms on 2 cores). Each channel is
+    handled by exactly one call, so results do not depend on the split. Small jobs
+    (``work`` elements) run inline.
+    """
+    global _POOL
+    parts = min(_THREADS, channels)
+    if parts <= 1 or work < 2**17:
+        fn(0, channels)
+        return
+    if _POOL is None or _POOL[0] != os.getpid():  # a forked child inherits no live threads
+        _POOL = (os.getpid(), ThreadPoolExecutor(_THREADS, thread_name_prefix="cnnlab-conv"))
+    bounds = [channels * k // parts for k in range(parts + 1)]
+    for future in [_POOL[1].submit(fn, bounds[k], bounds[k + 1]) for k in range(parts)]:
+        future.result()
+
+
+class ConvWorkspace:
+    """Buffers one conv layer reuses between steps, keyed on name, shape, pads and dtype."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, tuple[Any, np.ndarray]] = {}
+        # What the "cols" buffer currently holds: (input object, key); lets backward reuse
+        # forward's columns when the whole batch fit in one chunk.
+        self.cols_for: tuple[Any, Any] | None = None
+
+    def flat(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """An uninitialized C-contiguous array of ``shape``, carved from a reused buffer."""
+        size = int(np.prod(shape))
+        _, buf = self._buffers.get(name, (None, np.empty(0, dtype)))
+        if buf.dtype != dtype or buf.size < size:
+            buf = np.empty(size, dtype)
+            self._buffers[name] = (None, buf)
+        return buf[:size].reshape(shape)
+
+    def padded(self, shape: tuple[int, ...], pads: Pads, dtype: np.dtype) -> np.ndarray:
+        """A CNHW buffer with a zero border of ``pads`` (only the interior is ever written)."""
+        key = (shape, pads, dtype)
+        old_key, buf = self._buffers.get("xp", (None, None))
+        if buf is None or old_key != key:
+            buf = np.zeros(shape, dtype)
+            self._buffers["xp"] = (key, buf)
+        return buf
+
+
+def chunk_size(C_in: int, kernel: Pair, in_hw: Pair, out_hw: Pair, itemsize: int) -> int:
+    """Samples per chunk so that columns + padded input stay within the budget."""
+    per_sample = (
+        C_in * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] + C_in * in_hw[0] * in_hw[1]
+    ) * itemsize
+    return max(1, WORKSPACE_BUDGET_BYTES // max(per_sample, 1))
+
+
+def _columns(
+    x: np.ndarray,
+    n0: int,
+    n1: int,
+    chunk: int,
+    kernel: Pair,
+    pads: Pads,
+    stride: Pair,
+    dilation: Pair,
+    ws: ConvWorkspace,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """im2col of samples n0:n1 of NCHW ``x`` into the workspace: (C_in*KH*KW, n*H_out*W_out)."""
+    N, C_in, H, W = x.shape
+    top, bottom, left, right = pads
+    Hp, Wp = H + top + bottom, W + left + right
+    n = n1 - n0
+    if any(pads):
+        # The buffer holds a full chunk; a shorter last chunk uses its first n samples.
+        xp = ws.padded((C_in, min(chunk, N), Hp, Wp), pads, dtype)[:, :n]  # (C_in, n, Hp, Wp)
+        pad_into(x[n0:n1], xp, pads)
+    else:
+        xp = x[n0:n1].transpose(1, 0, 2, 3)  # (C_in, n, H, W), a view: no padding to add
+    H_out = out_size(Hp, 0, kernel[0], stride[0], dilation[0])
+    W_out = out_size(Wp, 0, kernel[1], stride[1], dilation[1])
+    cols = ws.flat("cols", (C_in * kernel[0] * kernel[1], n * H_out * W_out), dtype)
+    KK = kernel[0] * kernel[1]
+    split_channels(
+        lambda c0, c1: im2col(xp[c0:c1], kernel, stride, dilation, cols[c0 * KK : c1 * KK]), C_in, cols.size
+    )
+    return cols
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    pads: Pads = (0, 0, 0, 0),
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    workspace: ConvWorkspace | None = None,
+) -> np.ndarray:
+    """2-D cross-correlation (what deep learning calls convolution), NCHW.
+
+    Computes in ``weight.dtype``. The result is a transposed view of a (C_out, N, ...)
+    array; call ``np.ascontiguousarray`` if you need NCHW memory order.
+
+    Args:
+        x: input (N, C_in, H, W).
+        weight: filters (C_out, C_in, KH, KW).
+        bias: (C_out,) or None.
+        pads: zero padding (top, bottom, left, right).
+        stride, dilation: (along H, along W).
+        workspace: buffers to reuse between calls (a fresh one when None).
+
+    Returns:
+        y (N, C_out, H_out, W_out), H_out = floor((H + top + bottom - DH*(KH-1) - 1) / SH) + 1.
+
+    Example:
+        >>> x = np.ones((1, 1, 5, 5), np.float32)
+        >>> conv2d_forward(x, np.ones((1, 1, 3, 3), np.float32), None, (1, 1, 1, 1))[0, 0, 0]
+        array([4., 6., 6., 6., 4.], dtype=float32)
+    """
+    N, C_in, H, W = x.shape
+    C_out, _, KH, KW = weight.shape
+    ws = workspace if workspace is not None else ConvWorkspace()
+    dtype = weight.dtype
+    H_out = out_size(H, pads[0] + pads[1], KH, stride[0], dilation[0])
+    W_out = out_size(W, pads[2] + pads[3], KW, stride[1], dilation[1])
+    in_hw = (H + pads[0] + pads[1], W + pads[2] + pads[3])
+    chunk = chunk_size(C_in, (KH, KW), in_hw, (H_out, W_out), dtype.itemsize)
+    w2 = weight.reshape(C_out, C_in * KH * KW)  # (C_out, C_in*KH*KW)
+    y = np.empty((C_out, N, H_out, W_out), dtype)  # (C_out, N, H_out, W_out)
+    for n0 in range(0, N, chunk):
+        n1 = min(N, n0 + chunk)
+        cols = _columns(x, n0, n1, chunk, (KH, KW), pads, stride, dilation, ws, dtype)
+        np.matmul(w2, cols, out=y[:, n0:n1].reshape(C_out, (n1 - n0) * H_out * W_out))
+    if bias is not None:
+        y += bias.astype(dtype, copy=False)[:, None, None, None]
+    # Backward may reuse the columns only if they hold the whole batch.
+    ws.cols_for = (x, (pads, stride, dilation, KH, KW, dtype)) if chunk >= N else None
+    return y.transpose(1, 0, 2, 3)  # (N, C_out, H_out, W_out), a view
+
+
+def conv2d_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    pads: Pads = (0, 0, 0, 0),
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    need_dx: bool = True,
+    workspace: ConvWorkspace | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of ``conv2d_forward`` given dL/dy: returns (dx or None, dW, db).
+
+    Pass the same ``workspace`` as the forward call to reuse its column matrix.
+
+    Example:
+        >>> x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
+        >>> dx, dW, db = conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
+        >>> dx[0, 0]  # how many windows covered each input pixel
+        array([[1., 2., 1.],
+               [2., 4., 2.],
+               [1., 2., 1.]])
+        >>> dW[0, 0], db
+        (array([[4., 4.],
+               [4., 4.]]), array([4.]))
+    """
+    N, C_in, H, W = x.shape
+    C_out, _, KH, KW = weight.shape
+    top, bottom, left, right = pads
+    ws = workspace if workspace is not None else ConvWorkspace()
+    dtype = weight.dtype
+    _, _, H_out, W_out = dy.shape
+    Hp, Wp = H + top + bottom, W + left + right
+    chunk = chunk_size(C_in, (KH, KW), (Hp, Wp), (H_out, W_out), dtype.itemsize)
+    dy_t = dy.transpose(1, 0, 2, 3)  # (C_out, N, H_out, W_out); free if dy came from forward
+    reuse = ws.cols_for is not None and ws.cols_for[0] is x
+    reuse = reuse and ws.cols_for[1] == (pads, stride, dilation, KH, KW, dtype)  # type: ignore[index]
+
+    db = dy_t.sum(axis=(1, 2, 3), dtype=dtype)  # (C_out,)
+    dW = np.zeros((C_out, C_in * KH * KW), dtype) if N == 0 else None  # (C_out, C_in*KH*KW)
+    dxp = np.zeros((C_in, N, Hp, Wp), dtype) if need_dx else None  # (C_in, N, Hp, Wp)
+    w2 = weight.reshape(C_out, C_in * KH * KW)  # (C_out, C_in*KH*KW)
+    for n0 in range(0, N, chunk):
+        n1 = min(N, n0 + chunk)
+        m = (n1 - n0) * H_out * W_out
+        dy2 = np.ascontiguousarray(dy_t[:, n0:n1], dtype=dtype).reshape(C_out, m)  # (C_out, n*H_out*W_out)
+        if reuse:
+            cols = ws.flat("cols", (C_in * KH * KW, m), dtype)
+        else:
+            cols = _columns(x, n0, n1, chunk, (KH, KW), pads, stride, dilation, ws, dtype)
+        # Weight sharing: one filter is applied at every position of every sample, so its
+        # gradient is the SUM over all of them; the product's inner axis, n*H_out*W_out, is that sum.
+        part = dy2 @ cols.T  # (C_out, C_in*KH*KW)
+        dW = part if dW is None else dW + part
+        if dxp is None:
+            continue
+        # dL/dcols = weight.T @ dy, written over the columns (dW no longer needs them).
+        ws.cols_for = None
+        dcols = np.matmul(w2.T, dy2, out=cols)  # (C_in*KH*KW, n*H_out*W_out)
+        dcols6 = dcols.reshape(C_in, KH, KW, n1 - n0, H_out, W_out)  # (C_in, KH, KW, n, H_out, W_out)
+
+        def add_back(c0: int, c1: int, dxp: np.ndarray = dxp, d6: np.ndarray = dcols6, n0: int = n0) -> None:
+            for i in range(KH):
+                for j in range(KW):
+                    col2im_add(dxp[c0:c1, n0 : n0 + d6.shape[3]], d6[c0:c1, i, j], (i, j), stride, dilation)
+
+        split_channels(add_back, C_in, dcols.size)
+    dx = None
+    if dxp is not None:
+        dx = dxp[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3)  # (N, C_in, H, W)
+    assert dW is not None
+    return dx, dW.reshape(weight.shape), db

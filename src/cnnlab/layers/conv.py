@@ -1,0 +1,214 @@
+"""Conv2D: the convolution layer (filters slid over the input, one feature map each)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.conv import ConvWorkspace, conv2d_backward, conv2d_forward
+from cnnlab.init import RngLike, make_rng, torch_default_uniform
+from cnnlab.layers.base import Layer
+
+PADDING_MODES = ("valid", "same")
+
+
+def _pair(where: str, arg: str, value: Any, minimum: int) -> tuple[int, int]:
+    """Normalize an int or a pair (tuple/list) of ints >= ``minimum`` to a tuple."""
+    items = list(value) if isinstance(value, (tuple, list)) else [value, value]
+    ok = len(items) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items)
+    if not ok or min(items) < minimum:
+        expected = "a positive int or pair" if minimum > 0 else "an int >= 0, a pair of them"
+        if arg == "padding":
+            expected += ", or one of " + ", ".join(repr(m) for m in PADDING_MODES)
+        raise arg_error(where, arg, expected, value)
+    return int(items[0]), int(items[1])
+
+
+class Conv2D(Layer):
+    """2-D convolution over NCHW input (cross-correlation, as in every DL framework).
+
+    Each of the ``out_channels`` filters (C_in x KH x KW) slides over the zero-padded
+    input with the given stride; at each location the dot product of window and filter,
+    plus the bias, is one pixel of that filter's feature map.
+
+    Args:
+        in_channels: channels of the input (C_in).
+        out_channels: number of filters, i.e. channels of the output (C_out).
+        kernel_size: filter size, int or (KH, KW).
+        stride: step of the filter, int or (SH, SW).
+        padding: zeros added around the input: int, (PH, PW), "valid" (none) or "same"
+            (output = ceil(input / stride), TensorFlow/Keras rule: total padding
+            max((out-1)*S + D*(K-1) + 1 - H, 0), the odd one extra at the bottom/right).
+        dilation: spacing between filter taps, int or pair; the effective kernel is D*(K-1)+1.
+        bias: add a learned bias per filter.
+        rng: seed or Generator for the initial weights.
+
+    Weights: ``weight`` (C_out, C_in, KH, KW) and ``bias`` (C_out,), float32, drawn from
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C_in*KH*KW (PyTorch's default).
+
+    Attributes:
+        needs_input_grad: when False (the first layer of a network) ``backward`` skips
+            dL/dx, still writes the weight gradients, and returns None.
+
+    Shape:
+        - Input: (N, C_in, H, W)
+        - Output: (N, C_out, H_out, W_out) with
+          H_out = floor((H + 2*P - D*(K-1) - 1) / S) + 1, for D=1: floor((H - K + 2*P) / S) + 1
+          (W_out alike); with padding="same": H_out = ceil(H / S).
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab.layers.conv import Conv2D
+        >>> conv = Conv2D(1, 32, kernel_size=3, padding=1, rng=0)
+        >>> conv
+        Conv2D(1, 32, kernel_size=3, padding=1)
+        >>> conv.forward(np.zeros((2, 1, 28, 28), np.float32)).shape
+        (2, 32, 28, 28)
+        >>> conv.formula((2, 1, 28, 28))
+        'floor((28 - 3 + 2*1) / 1) + 1 = 28'
+    """
+
+    needs_input_grad: bool = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        bias: bool = True,
+        rng: RngLike = None,
+    ) -> None:
+        super().__init__()
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                raise arg_error("Conv2D", arg, "a positive int", value)
+        self._kernel = _pair("Conv2D", "kernel_size", kernel_size, 1)
+        self._stride = _pair("Conv2D", "stride", stride, 1)
+        self._dilation = _pair("Conv2D", "dilation", dilation, 1)
+        if isinstance(padding, str):
+            if padding.lower() not in PADDING_MODES:
+                expected = "an int >= 0, a pair of them, or one of " + ", ".join(map(repr, PADDING_MODES))
+                raise arg_error("Conv2D", "padding", expected, padding)
+            padding = padding.lower()
+            self._padding: tuple[int, int] | str = padding if padding == "same" else (0, 0)
+        else:
+            self._padding = _pair("Conv2D", "padding", padding, 0)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        # Stored as given (lists from JSON configs become tuples), so repr shows the user's words.
+        self.kernel_size, self.stride, self.padding, self.dilation = (
+            tuple(v) if isinstance(v, list) else v for v in (kernel_size, stride, padding, dilation)
+        )
+        self.bias = bool(bias)
+        self.needs_input_grad = True
+        self._workspace = ConvWorkspace()
+
+        KH, KW = self._kernel
+        fan_in = self.in_channels * KH * KW
+        gen = make_rng(rng)
+        self.params["weight"] = torch_default_uniform(
+            (self.out_channels, self.in_channels, KH, KW), fan_in, gen
+        )
+        if self.bias:
+            self.params["bias"] = torch_default_uniform((self.out_channels,), fan_in, gen)
+
+    def __repr__(self) -> str:
+        # PyTorch's style: channels positional, kernel_size named, other options only if not default.
+        config = self.get_config()
+        parts = [str(config.pop("in_channels")), str(config.pop("out_channels"))]
+        parts.append(f"kernel_size={config.pop('kernel_size')!r}")
+        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True}
+        parts += [f"{k}={v!r}" for k, v in config.items() if v != defaults.get(k)]
+        return f"Conv2D({', '.join(parts)})"
+
+    # ---- sizes ------------------------------------------------------------------------
+    def _pads(self, H: int, W: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) for an H x W input."""
+        if not isinstance(self._padding, str):  # "same" is the only string kept here
+            PH, PW = self._padding
+            return PH, PH, PW, PW
+        pads = []
+        for size, k, s, d in zip((H, W), self._kernel, self._stride, self._dilation, strict=True):
+            out = -(-size // s)  # ceil(size / s)
+            total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
+            pads += [total // 2, total - total // 2]  # the odd one goes bottom/right (TF/Keras)
+        return pads[0], pads[1], pads[2], pads[3]
+
+    def _sizes(self, input_shape: tuple[int, ...]) -> list[tuple[int, str]]:
+        """(output size, formula text) for H and W; raises ShapeError when the kernel does not fit."""
+        self._check_input(
+            np.broadcast_to(np.float32(0), tuple(input_shape)), ndims=(4,), channels=self.in_channels
+        )
+        H, W = input_shape[2], input_shape[3]
+        pads = self._pads(H, W)
+        result = []
+        for axis, size, p, k, s, d in zip(
+            "HW", (H, W), (pads[0], pads[2]), self._kernel, self._stride, self._dilation, strict=True
+        ):
+            if self._padding == "same":
+                out = math.ceil(size / s)
+                result.append((out, f"same: ceil({size} / {s}) = {out}"))
+                continue
+            eff = d * (k - 1) + 1
+            if size + 2 * p < eff:
+                raise ShapeError(
+                    f"Conv2D: kernel (effective size {eff}) is larger than the padded input: "
+                    f"{axis} + 2P = {size} + 2*{p} = {size + 2 * p} < {eff}. Received: input shape "
+                    f"{tuple(input_shape)}"
+                )
+            out = (size - eff + 2 * p) // s + 1
+            text = f"floor(({size} - {eff} + 2*{p}) / {s}) + 1 = {out}"
+            if d > 1:
+                text += f" (effective kernel {d}*({k}-1)+1 = {eff})"
+            result.append((out, text))
+        return result
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        (H_out, _), (W_out, _) = self._sizes(input_shape)
+        return (input_shape[0], self.out_channels, H_out, W_out)
+
+    def formula(self, input_shape: tuple[int, ...]) -> str | None:
+        (_, fh), (_, fw) = self._sizes(input_shape)
+        return fh if fh == fw else f"H: {fh}, W: {fw}"
+
+    # ---- the two phases -------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = conv(x, weight) + bias; the result is an NCHW view of CNHW memory."""
+        self.output_shape(x.shape)  # checks rank, channels and that the kernel fits
+        H, W = x.shape[2:]
+        pads = self._pads(H, W)
+        y = conv2d_forward(
+            x,
+            self.params["weight"],
+            self.params.get("bias"),
+            pads,
+            self._stride,
+            self._dilation,
+            self._workspace,
+        )  # (N, C_out, H_out, W_out)
+        self._cache = (x, pads)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
+        """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""
+        x, pads = self._cached()
+        dx, dW, db = conv2d_backward(
+            dy,
+            x,
+            self.params["weight"],
+            pads,
+            self._stride,
+            self._dilation,
+            need_dx=self.needs_input_grad,
+            workspace=self._workspace,
+        )
+        # Weight sharing: dW and db are sums over every position and every sample.
+        self.grads["weight"] = dW  # (C_out, C_in, KH, KW)
+        if self.bias:
+            self.grads["bias"] = db.astype(self.params["bias"].dtype, copy=False)  # (C_out,)
+        return dx  # (N, C_in, H, W) or None
