@@ -17,7 +17,7 @@ from cnnlab.cli.main import main
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "r1"
-    assert main(["train", "--epochs", "2", "--out", str(out), "--quiet", "--seed", "3"]) == 0
+    assert main(["train", "--epochs", "2", "--out", str(out), "--quiet", "--seed", "3", "--no-plots"]) == 0
     return out
 
 
@@ -35,7 +35,7 @@ def test_train_writes_run_folder(run_dir: Path) -> None:
 
 def test_train_is_deterministic_and_config_reruns(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r2"
-    assert main(["train", "--config", str(run_dir / "config.json"), "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "--config", str(run_dir / "config.json"), "--out", str(out), "--quiet", "--no-plots"]) == 0
     a, b = np.load(run_dir / "model.npz"), np.load(out / "model.npz")
     assert sorted(a.files) == sorted(b.files)
     for key in a.files:

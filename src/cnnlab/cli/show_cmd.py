@@ -1,0 +1,54 @@
+"""``cnnlab show MODEL IMAGE``: feature maps and the top-k prediction for one of your images.
+
+Writes ``<out>/<image name>_feature_maps.png`` (the image after every conv/pool layer) and
+``<out>/<image name>_prediction.png`` (the top-k class probabilities), and prints the top-k.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.cli.common import load_image, load_model, normalize
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("show", help="draw feature maps and the prediction for one image", description=__doc__)
+    p.add_argument("model", help="run folder or model file")
+    p.add_argument("image", help="a PNG or JPEG file")
+    p.add_argument("--top-k", type=int, default=5, help="how many classes to show")
+    p.add_argument("--out", default=".", help="folder for the PNGs (default .)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.functional.activations import softmax
+    from cnnlab.viz.images import plot_feature_maps
+    from cnnlab.viz.prediction import plot_prediction
+    from cnnlab.viz.probe import feature_maps
+
+    model, extra = load_model(args.model)
+    channels, height, width = extra.get("input_shape") or (1, 28, 28)
+    classes = [str(c) for c in extra.get("classes") or range(10)]
+    image = load_image(args.image, channels, (height, width))  # (C, H, W)
+    x = normalize(image[None], extra)  # (1, C, H, W)
+    probs = softmax(model.predict(x).astype(np.float64))[0]  # (K,)
+    k = max(1, min(args.top_k, len(probs)))
+    top = np.argsort(-probs, kind="stable")[:k]
+    print(f"{args.image}: " + ", ".join(f"{classes[i]} {probs[i]:.3f}" for i in top))
+    out, stem = Path(args.out), Path(args.image).stem
+    maps = feature_maps(model, x)
+    if maps:
+        print(
+            plot_feature_maps(
+                image,
+                maps,
+                out / f"{stem}_feature_maps.png",
+                title=f"Feature maps of {Path(args.image).name}",
+            )
+        )
+    print(plot_prediction(image, probs, classes, out / f"{stem}_prediction.png", top_k=k))
+    return 0

@@ -1,0 +1,14 @@
+"""Pictures of a run: learning curves, confusion matrix, filters, feature maps, HTML report.
+
+Modules, one concept each (matplotlib is imported lazily, inside the functions):
+
+- ``figure``: a matplotlib ``Figure`` on the Agg canvas (no display, no global pyplot state);
+- ``curves``: loss, accuracy and learning rate per epoch, best epoch marked;
+- ``confusion``: confusion-matrix heatmap and per-class accuracy bars;
+- ``probe``: run a model layer by layer (feature maps, penultimate features);
+- ``images``: misclassified test images, first-layer filters, feature maps;
+- ``projection``: PCA (NumPy) and t-SNE (scikit-learn) of penultimate-layer features;
+- ``activations``: the lecture's six activation functions and their derivatives;
+- ``run_plots``: every plot of a run folder (``plot_run``);
+- ``report``: one self-contained ``report.html`` per run (``write_report``).
+"""
