@@ -12,12 +12,17 @@ from cnnlab.cli import (
     diagnose_cmd,
     evaluate_cmd,
     explain_cmd,
+    export_cmd,
+    plot_cmd,
     predict_cmd,
+    show_cmd,
     summary_cmd,
     train_cmd,
+    tune_cmd,
 )
 
-COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, diagnose_cmd, explain_cmd, bench_cmd)
+COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, diagnose_cmd, explain_cmd, bench_cmd, tune_cmd,
+            plot_cmd, show_cmd, export_cmd)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv[1:]:  # accepted after the command too: `cnnlab train ... --debug`
+        argv = ["--debug", *(a for a in argv if a != "--debug")]
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

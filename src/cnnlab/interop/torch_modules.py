@@ -1,0 +1,109 @@
+"""The few PyTorch modules cnnlab needs that ``torch.nn`` lacks.
+
+``to_torch`` maps most layers to a standard ``torch.nn`` module; these four cover the rest:
+
+- ``Conv2dSame``: TensorFlow/Keras "same" padding at any stride (``nn.Conv2d`` allows
+  ``padding="same"`` only at stride 1). It pads ``ceil``-style, the odd pixel at the
+  bottom/right, exactly like cnnlab's ``Conv2D(padding="same")``.
+- ``Maxout``: the max over groups of ``pieces`` consecutive channels.
+- ``GlobalAvgPool2d``: ``(N, C, H, W) -> (N, C)`` in one module, so ``Sequential`` indices
+  (and so the state_dict keys) stay the same as cnnlab's.
+- ``Residual``: ``block(x) + shortcut(x)`` with attributes ``block`` and ``shortcut``, so
+  the keys are ``"block.0.weight"`` and ``"shortcut.0.weight"`` as in cnnlab.
+
+PyTorch is optional, so the classes are built on first use by ``torch_modules()`` (importing
+``cnnlab.interop`` never imports torch). ``cnnlab export --to torch`` copies their source
+into the generated ``model.py``, so keep them plain PyTorch code.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+
+
+def import_torch() -> Any:
+    """Import and return ``torch``, or raise the error that says how to install it."""
+    try:
+        import torch
+    except ImportError:
+        raise CnnlabError(
+            "the PyTorch bridge needs PyTorch: pip install 'cnnlab[torch]' (or pip install torch)"
+        ) from None
+    return torch
+
+
+@functools.cache
+def torch_modules() -> SimpleNamespace:
+    """Build (once) and return the classes: ``.Conv2dSame``, ``.Maxout``, ``.GlobalAvgPool2d``, ``.Residual``.
+
+    Example:
+        >>> import pytest; torch = pytest.importorskip("torch")
+        >>> from cnnlab.interop.torch_modules import torch_modules
+        >>> M = torch_modules()
+        >>> M.Maxout(2)(torch.arange(8.0).reshape(1, 8)).tolist()
+        [[1.0, 3.0, 5.0, 7.0]]
+        >>> M.Conv2dSame(1, 1, 3, stride=2)(torch.zeros(1, 1, 7, 7)).shape
+        torch.Size([1, 1, 4, 4])
+    """
+    import_torch()
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Conv2dSame(nn.Conv2d):
+        """nn.Conv2d with TensorFlow's "same" padding at any stride: H_out = ceil(H / stride).
+
+        Total padding per axis: max((H_out - 1)*stride + dilation*(kernel - 1) + 1 - H, 0),
+        half before, the odd one extra after (bottom/right).
+        """
+
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, dilation=1, bias=True):
+            super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, bias=bias)
+
+        def forward(self, x):
+            pads = []
+            for size, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation, strict=True):
+                out = -(-size // s)  # ceil(size / s)
+                total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
+                pads.append((total // 2, total - total // 2))
+            (top, bottom), (left, right) = pads
+            return super().forward(F.pad(x, (left, right, top, bottom)))
+
+    class Maxout(nn.Module):
+        """Max over groups of `pieces` consecutive channels: (N, C*pieces, ...) -> (N, C, ...)."""
+
+        def __init__(self, pieces=2):
+            super().__init__()
+            self.pieces = pieces
+
+        def forward(self, x):
+            groups = x.unflatten(1, (-1, self.pieces))  # (N, C, pieces, ...)
+            return groups.max(dim=2).values  # on ties the gradient goes to the first piece
+
+        def extra_repr(self):
+            return f"pieces={self.pieces}"
+
+    class GlobalAvgPool2d(nn.Module):
+        """The mean of each feature map: (N, C, H, W) -> (N, C)."""
+
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    class Residual(nn.Module):
+        """y = block(x) + shortcut(x); shortcut None is the identity (He et al., 2016)."""
+
+        def __init__(self, block, shortcut=None):
+            super().__init__()
+            self.block = block
+            self.shortcut = shortcut
+
+        def forward(self, x):
+            skip = x if self.shortcut is None else self.shortcut(x)
+            return self.block(x) + skip
+
+    return SimpleNamespace(
+        Conv2dSame=Conv2dSame, Maxout=Maxout, GlobalAvgPool2d=GlobalAvgPool2d, Residual=Residual
+    )
