@@ -6,21 +6,73 @@ The table of contents:
   (Sigmoid, Tanh, ReLU, LeakyReLU, ELU, Maxout) and Softmax, Dense, Flatten, Dropout,
   BatchNorm1D/2D, Residual, Sequential
 - losses: SoftmaxCrossEntropy, MSELoss
+- optimizers: SGD, Adam, AdamW (schedules in cnnlab.optim)
+- training: fit, History, callbacks (cnnlab.train), datasets (cnnlab.data),
+  models (cnnlab.models), save/load (cnnlab.io)
 - gradcheck: float64 finite-difference checks of any layer
+
+``import cnnlab`` loads NumPy and the standard library only.
 """
 
 from cnnlab.errors import CnnlabError, ShapeError
+from cnnlab.gradcheck import gradcheck
+from cnnlab.io import load, save
+from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
 from cnnlab.layers.base import Layer, Param, from_config, to_config
+from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
+from cnnlab.layers.conv import Conv2D
+from cnnlab.layers.dense import Dense
+from cnnlab.layers.dropout import Dropout
+from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from cnnlab.layers.reshape import Flatten
+from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
+from cnnlab.losses import MSELoss, SoftmaxCrossEntropy
+from cnnlab.optim import SGD, Adam, AdamW
+from cnnlab.train.callbacks import CSVLogger, EarlyStopping, JSONLogger, ModelCheckpoint
+from cnnlab.train.fit import TrainingDiverged, fit
+from cnnlab.train.history import History
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ELU",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "AvgPool2D",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "CSVLogger",
     "CnnlabError",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "History",
+    "JSONLogger",
     "Layer",
+    "LeakyReLU",
+    "MSELoss",
+    "MaxPool2D",
+    "Maxout",
+    "ModelCheckpoint",
     "Param",
+    "ReLU",
+    "Residual",
     "Sequential",
     "ShapeError",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "TrainingDiverged",
+    "fit",
     "from_config",
+    "gradcheck",
+    "load",
+    "save",
     "to_config",
 ]
