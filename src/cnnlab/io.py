@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import secrets
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -299,7 +301,14 @@ def _parse_header(raw: bytes, path: Path) -> dict[str, Any]:
     return header
 
 
-def _model_from_header(header: dict[str, Any], path: Path, max_parameters: int) -> Layer:
+def _model_from_header(header: dict[str, Any], path: Path, max_parameters: int, stored: int) -> Layer:
+    """Build the header's architecture; ``stored``: how many values the file's arrays hold."""
+    declared = config_parameter_count(header["architecture"])
+    if max_parameters >= declared > stored:  # checked before building: nothing allocated yet
+        raise CnnlabError(
+            f"load: {str(path)!r}: the architecture declares {declared:,} parameters but the "
+            f"file stores only {stored:,} values (corrupt or crafted header)"
+        )
     try:
         model = build_from_config(header["architecture"], max_parameters)
     except CnnlabError as exc:
@@ -336,18 +345,56 @@ def _check_declared(
         )
 
 
+#: Largest deflate expansion (about 1032:1): a member can never hold more than this.
+_MAX_DEFLATE_RATIO = 1100
+
+
+def npz_member_declared(npz: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype an .npz member declares, checked against the bytes it holds.
+
+    Reads only the member's .npy header. Refuses members that are not .npy arrays, object
+    dtypes, and declared sizes larger than the member (numpy would allocate the declared
+    size before noticing the data is missing), so nothing is allocated from a lie.
+    """
+    name = key + ".npy"
+    if name not in npz.zip.NameToInfo:
+        raise CnnlabError(f"load: member `{key}` is not an .npy array")
+    info = npz.zip.getinfo(name)
+    with npz.zip.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise CnnlabError(f"load: array `{key}` uses unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise CnnlabError(
+            f"load: array `{key}` has dtype {dtype}; object arrays would need pickle, which "
+            "cnnlab never uses"
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
+    if declared > min(info.file_size, info.compress_size * ratio):
+        raise CnnlabError(
+            f"load: array `{key}` declares shape {tuple(shape)} ({declared:,} bytes) but its "
+            f"member holds only {info.file_size:,} bytes (truncated, corrupt or crafted file)"
+        )
+    return tuple(shape), dtype
+
+
+def check_crc(npz: Any, where: str) -> None:
+    """Verify every member's CRC-32 (numpy's reader stops before the check would run)."""
+    bad = npz.zip.testzip()  # reads each member in 1 MiB blocks
+    if bad is not None:
+        raise CnnlabError(f"{where}: member {bad!r} fails its CRC check (corrupt file: bytes changed)")
+
+
 def _npz_declared(npz: Any) -> Iterator[tuple[str, tuple[int, ...], np.dtype]]:
     for key in npz.files:
         if key == HEADER_KEY:
             continue
-        with npz.zip.open(key + ".npy") as member:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-            else:
-                raise CnnlabError(f"load: array `{key}` uses unsupported .npy version {version}")
+        shape, dtype = npz_member_declared(npz, key)
         yield key, shape, dtype
 
 
@@ -357,29 +404,49 @@ def _npz_header(npz: Any, where: str) -> bytes:
             f"{where}: no {HEADER_KEY!r} header array; this .npz was not written by "
             "cnnlab.save (for bare weights use np.load and model.load_state_dict)"
         )
-    raw = npz[HEADER_KEY]
-    if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
+    shape, dtype = npz_member_declared(npz, HEADER_KEY)  # before reading: it may lie
+    if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
         raise CnnlabError(f"{where}: the {HEADER_KEY!r} header must be a 1-D uint8 array")
-    return bytes(raw.tobytes())
+    return bytes(npz[HEADER_KEY].tobytes())
+
+
+#: What zipfile and numpy raise on damaged archives (bad CRC, unknown zip versions or
+#: compression, encrypted flags, short reads); CnnlabError (a RuntimeError) is re-raised as is.
+ZIP_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
+    ValueError, struct.error, UnicodeDecodeError, zlib.error,
+)  # fmt: skip
 
 
 def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
     where = f"load: {str(path)!r}"
     try:
         npz = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise CnnlabError(f"{where} is not a readable .npz file (truncated or corrupt?): {exc}") from None
     with npz:
         try:
             raw = _npz_header(npz, where)
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        except CnnlabError:
+            raise
+        except ZIP_ERRORS as exc:
             raise CnnlabError(f"{where}: corrupt header data: {exc}") from None
         header = _parse_header(raw, path)
-        model = _model_from_header(header, path, max_parameters)
         try:
-            _check_declared(model, _npz_declared(npz), path)
+            declared = list(_npz_declared(npz))
+        except CnnlabError:
+            raise
+        except ZIP_ERRORS as exc:
+            raise CnnlabError(f"{where}: corrupt or unreadable array data: {exc}") from None
+        stored = sum(math.prod(shape) for _, shape, _ in declared)
+        model = _model_from_header(header, path, max_parameters, stored)
+        try:
+            _check_declared(model, iter(declared), path)
+            check_crc(npz, where)
             state = {key: npz[key] for key in npz.files if key != HEADER_KEY}
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        except CnnlabError:
+            raise
+        except ZIP_ERRORS as exc:
             raise CnnlabError(f"{where}: corrupt or unreadable array data: {exc}") from None
     model.load_state_dict(state)
     return model, header.get("extra", {})
@@ -413,12 +480,17 @@ def _load_safetensors(path: Path, max_parameters: int) -> tuple[Layer, dict[str,
     if not isinstance(meta, dict) or HEADER_KEY not in meta:
         raise CnnlabError(f"{where}: no {HEADER_KEY!r} entry in the safetensors metadata")
     header = _parse_header(str(meta[HEADER_KEY]).encode("utf-8"), path)
-    model = _model_from_header(header, path, max_parameters)
-    declared = (
+    declared = [
         (key, tuple(info.get("shape", ())), np.dtype(_SAFETENSORS_DTYPES.get(info.get("dtype"), "O")))
         for key, info in table.items()
-    )
-    _check_declared(model, declared, path)
+    ]
+    dims = [d for _, shape, _ in declared for d in shape]
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise CnnlabError(f"{where}: safetensors shapes must be lists of non-negative ints")
+    # A tensor can hold no more values than the file has bytes.
+    stored = min(sum(math.prod(shape) for _, shape, _ in declared), len(data))
+    model = _model_from_header(header, path, max_parameters, stored)
+    _check_declared(model, iter(declared), path)
     try:
         state = _safetensors("load")(data)
     except Exception as exc:  # safetensors raises its own SafetensorError

@@ -27,6 +27,8 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "--augment": ("augment", str, "training augmentation: none or a list of shift,crop,flip,rotate,erase,noise"),
     "--seed": ("seed", int, "seed for weights, shuffling and augmentation"),
     "--out": ("out", str, "run folder (default runs/<timestamp>)"),
+    "--backend": ("backend", str, "numpy (cnnlab's engine) or torch (PyTorch; also under torchrun)"),
+    "--device": ("device", str, "cpu or cuda (with --backend torch)"),
 }
 MODEL_FLAGS = {"--depth": int, "--width": int, "--dropout": float}
 
@@ -38,7 +40,10 @@ def add_parser(sub: Any) -> None:
     for flag, kind in MODEL_FLAGS.items():
         p.add_argument(flag, type=kind, default=None, help=f"model option {flag[2:]} (vgg/resnet)")
     p.add_argument("--config", type=str, default=None, help="a config.json to start from")
+    p.add_argument("--resume", type=str, default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from RUN_DIR/checkpoint.npz (same config)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-plots", action="store_true", help="skip RUN_DIR/plots/ and report.html")
     p.set_defaults(func=run)
 
 
@@ -64,16 +69,53 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(values)
 
 
+def resume_config(run_dir: str, args: argparse.Namespace) -> TrainConfig:
+    """The saved config of ``run_dir``; options that would change the run are refused."""
+    flags = [*FLAGS, *MODEL_FLAGS, "--config"]
+    given = [f for f in flags if getattr(args, f[2:].replace("-", "_")) is not None]
+    if given:
+        raise ValueError(f"--resume continues the saved config unchanged; drop {', '.join(given)}")
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no config.json in {run_dir} (is it a run folder?)")
+    values = json.loads(path.read_text())
+    values["out"] = str(run_dir)
+    return TrainConfig.from_dict(values)
+
+
 def run(args: argparse.Namespace) -> int:
-    config = resolve_config(args)
-    print("cnnlab train: " + ", ".join(
-        f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {})
-    ))
-    result = train_run(config, verbose=not args.quiet)
+    import sys
+
+    from cnnlab.train.checkpoint import TrainingInterrupted
+    from cnnlab.train.distributed import is_main_process
+
+    config = resume_config(args.resume, args) if args.resume else resolve_config(args)
+    # Under torchrun every process runs this command; only rank 0 reports.
+    main = config.backend != "torch" or is_main_process()
+    if main:
+        print("cnnlab train: " + ", ".join(
+            f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {})
+        ))
+    try:
+        result = train_run(config, verbose=not args.quiet, resume=bool(args.resume))
+    except TrainingInterrupted as exc:  # Ctrl-C: the last finished epoch is saved
+        print(str(exc), file=sys.stderr)
+        return 130
+    if not main:
+        return 0
     print(f"test accuracy: {result.test_accuracy:.4f}  test loss: {result.test_loss:.4f}  "
           f"({result.seconds:.1f} s)")
     print(f"run folder: {result.run_dir}")
     from cnnlab.train.diagnose import diagnose_run
 
     print(diagnose_run(result.run_dir))
+    if not args.no_plots:
+        from cnnlab.errors import CnnlabError
+        from cnnlab.viz.report import write_report
+
+        try:
+            # PCA keeps this quick; `cnnlab plot RUN_DIR` adds t-SNE when scikit-learn is there.
+            print(f"report: {write_report(result.run_dir, tsne=False)}")
+        except CnnlabError as exc:  # e.g. matplotlib not installed: the run itself is saved
+            print(f"plots skipped: {exc}", file=sys.stderr)
     return 0

@@ -14,7 +14,9 @@ on the test split, and write the run folder::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -47,6 +49,8 @@ class TrainConfig:
     augment: str = "none"
     seed: int = 0
     out: str | None = None
+    backend: str = "numpy"  # "torch": cnnlab.train.torch_backend (also under torchrun)
+    device: str = "cpu"  # "cuda" needs backend "torch"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -69,6 +73,10 @@ class TrainConfig:
             raise arg_error("train", "val_split", "in [0, 1)", self.val_split)
         if self.schedule not in SCHEDULES:
             raise arg_error("train", "schedule", f"one of {', '.join(SCHEDULES)}", self.schedule)
+        if self.backend not in ("numpy", "torch"):
+            raise arg_error("train", "backend", "numpy or torch", self.backend)
+        if self.device not in ("cpu", "cuda") or (self.device == "cuda" and self.backend != "torch"):
+            raise arg_error("train", "device", "cpu, or cuda with --backend torch", self.device)
 
 
 SCHEDULES = ("none", "cosine", "step", "plateau")
@@ -106,8 +114,13 @@ def train_run(
     from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
     from cnnlab.train.callbacks import CSVLogger, EarlyStopping
     from cnnlab.train.checkpoint import (
-        CHECKPOINT_NAME, TrainingInterrupted, load_checkpoint, remove_stale_temp_files, save_checkpoint,
+        CHECKPOINT_NAME,
+        TrainingInterrupted,
+        load_checkpoint,
+        remove_stale_temp_files,
+        save_checkpoint,
     )
+    from cnnlab.train.distributed import is_main_process
     from cnnlab.train.evaluate import evaluate_arrays
     from cnnlab.train.fit import fit
 
@@ -148,7 +161,10 @@ def train_run(
     # 3. The config is written before training, so a crashed run still says what it was.
     config_dict = dataclasses.asdict(config) | {"out": str(run_dir)}
     config_text = json.dumps(config_dict, indent=2) + "\n"
-    _atomic_write(run_dir / "config.json", lambda f: f.write(config_text.encode("utf-8")))
+    # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
+    is_main = config.backend != "torch" or is_main_process()
+    if is_main:
+        _atomic_write(run_dir / "config.json", lambda f: f.write(config_text.encode("utf-8")))
     checkpoint_path = run_dir / CHECKPOINT_NAME
     initial_state = None
     if resume:
@@ -158,7 +174,8 @@ def train_run(
     saved_epochs = [initial_state.epoch if initial_state else 0]  # the last checkpointed epoch
 
     def write_checkpoint(state: Any) -> None:
-        save_checkpoint(checkpoint_path, state)
+        if is_main:  # under torchrun, one writer
+            save_checkpoint(checkpoint_path, state)
         saved_epochs[0] = state.epoch
 
     all_callbacks: list[Any] = [CSVLogger(run_dir / "history.csv"), *callbacks]
@@ -173,8 +190,13 @@ def train_run(
         "normalization": normalizer.state(),
         "dataset": config.data,
     }
+    train_fn: Any = fit
+    if config.backend == "torch":
+        from cnnlab.train.torch_backend import fit_torch
+
+        train_fn = functools.partial(fit_torch, device=config.device)
     try:
-        history = fit(
+        history = train_fn(
             model, loss, optimizer, (x_train, y_train),
             val_split=config.val_split, epochs=config.epochs, batch_size=config.batch_size,
             callbacks=all_callbacks, seed=config.seed, schedule=schedule, transform=transform,
@@ -191,7 +213,10 @@ def train_run(
     finally:
         # Whatever happened (including a NaN stop, which restores the last good weights),
         # the weights we have are saved: nothing trained is lost.
-        save(model, run_dir / "model.npz", extra=extra)
+        if is_main:
+            save(model, run_dir / "model.npz", extra=extra)
+    if not is_main:
+        return RunResult(run_dir, math.nan, math.nan, time.perf_counter() - start, history)
 
     # 4. Test: the test split is used once, here, never for model selection.
     metrics = evaluate_arrays(model, x_test, y_test, splits.classes)

@@ -1,0 +1,291 @@
+"""Training checkpoints: everything needed to continue a run exactly where it stopped.
+
+A checkpoint is written at the end of every epoch (``RUN_DIR/checkpoint.npz``) and holds:
+
+- ``model/<key>``: every weight and buffer of ``model.state_dict()``;
+- ``optimizer/<param path>/<buffer>``: the optimizer's per-parameter arrays (momentum, Adam
+  moments);
+- ``__checkpoint__``: a JSON header (UTF-8 bytes as a ``uint8`` array) with the epochs
+  finished, the History rows, the optimizer's ``lr``/``t``/settings, the schedule's
+  ``state_dict()`` and the state of every random generator (numpy
+  ``bit_generator.state`` dicts: the split, shuffle and augmentation streams of ``fit``
+  and each Dropout layer's generator).
+
+Like model files it is an ``.npz`` read with ``allow_pickle=False`` (no file can run code),
+every declared array shape is checked before any array is read, and it is written
+atomically (temp file in the same folder, flush, fsync, ``os.replace``), so a crash or a
+full disk never leaves a half-written checkpoint in place of the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+CHECKPOINT_NAME = "checkpoint.npz"
+HEADER_KEY = "__checkpoint__"
+FORMAT = "cnnlab-checkpoint"
+FORMAT_VERSION = 1
+#: Tests set this (seconds) to widen the window between writing and renaming a checkpoint.
+SLOW_ENV = "CNNLAB_TEST_SLOW_CHECKPOINT"
+
+
+@dataclass
+class TrainState:
+    """The state of a training run after ``epoch`` finished epochs (what a checkpoint holds).
+
+    Attributes:
+        epoch: epochs finished; training continues with epoch ``epoch + 1``.
+        history: the History rows of those epochs.
+        model: ``model.state_dict()`` (weights and buffers).
+        optimizer: ``optimizer.state_dict()`` (None when the optimizer has none).
+        schedule: ``schedule.state_dict()`` (None without a schedule).
+        rngs: name -> ``Generator.bit_generator.state`` for every random stream.
+        stopped: a callback (EarlyStopping) ended training after this epoch.
+    """
+
+    epoch: int
+    history: list[dict[str, Any]]
+    model: dict[str, np.ndarray]
+    optimizer: dict[str, Any] | None = None
+    schedule: dict[str, Any] | None = None
+    rngs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopped: bool = False
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the last finished epoch is saved; the message says how to resume."""
+
+    def __init__(self, message: str, run_dir: Path, epoch: int) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.epoch = epoch
+
+
+# ---- capture and restore (used by fit) -----------------------------------------------------
+def layer_rngs(model: Any) -> dict[str, np.random.Generator]:
+    """The random generators inside the model (Dropout masks), by ``layer:<dotted path>``."""
+    named = getattr(model, "named_layers", None)
+    if named is None:
+        return {}
+    return {
+        f"layer:{prefix.rstrip('.')}": layer._rng
+        for prefix, layer in named()
+        if isinstance(getattr(layer, "_rng", None), np.random.Generator)
+    }
+
+
+def capture_state(
+    epoch: int,
+    model: Any,
+    optimizer: Any,
+    schedule: Any,
+    history: Any,
+    rngs: dict[str, np.random.Generator],
+    stopped: bool = False,
+) -> TrainState:
+    """Snapshot everything ``fit`` needs to continue after ``epoch`` (arrays are copies)."""
+    return TrainState(
+        epoch=epoch,
+        history=[dict(row) for row in history.rows],
+        model=model.state_dict(),
+        optimizer=optimizer.state_dict() if hasattr(optimizer, "state_dict") else None,
+        schedule=schedule.state_dict() if hasattr(schedule, "state_dict") else None,
+        rngs={name: dict(gen.bit_generator.state) for name, gen in rngs.items()},
+        stopped=stopped,
+    )
+
+
+def restore_state(
+    state: TrainState, model: Any, optimizer: Any, schedule: Any, rngs: dict[str, np.random.Generator]
+) -> None:
+    """Load ``state`` into the model, optimizer, schedule and generators (in that order)."""
+    missing = sorted(set(rngs) - set(state.rngs))
+    if missing:
+        raise CnnlabError(f"resume: the checkpoint has no state for the random stream(s) {missing}")
+    model.load_state_dict(state.model)
+    if state.optimizer is not None:
+        optimizer.load_state_dict(state.optimizer)
+    if state.schedule is not None and schedule is not None:
+        schedule.load_state_dict(state.schedule)  # sets optimizer.lr to the saved rate
+    for name, gen in rngs.items():
+        try:
+            gen.bit_generator.state = state.rngs[name]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CnnlabError(f"resume: invalid state for the random stream {name!r}: {exc}") from None
+
+
+# ---- write -----------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
+    """Write ``state`` to ``path`` atomically (never pickle). Returns the path."""
+    from cnnlab.io import _atomic_write
+
+    path = Path(path)
+    optimizer = dict(state.optimizer) if state.optimizer is not None else None
+    arrays: dict[str, Any] = {f"model/{k}": v for k, v in state.model.items()}
+    if optimizer is not None:
+        per_param = optimizer.pop("state", {})
+        optimizer["buffers"] = {p: sorted(bufs) for p, bufs in per_param.items()}
+        for p, bufs in per_param.items():
+            arrays.update({f"optimizer/{p}/{name}": arr for name, arr in bufs.items()})
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "epoch": state.epoch,
+        "history": state.history,
+        "optimizer": optimizer,
+        "schedule": state.schedule,
+        "rngs": state.rngs,
+        "stopped": state.stopped,
+    }
+    raw = json.dumps(header).encode("utf-8")  # NaN (no validation yet) is written as NaN
+    arrays[HEADER_KEY] = np.frombuffer(raw, np.uint8)
+
+    def write(f: Any) -> None:
+        np.savez(f, **arrays)
+        pause = os.environ.get(SLOW_ENV)
+        if pause:  # test hook: a window in which a kill lands mid-write
+            time.sleep(float(pause))
+
+    try:
+        _atomic_write(path, write)
+    except OSError as exc:
+        raise CnnlabError(
+            f"checkpoint: cannot write {str(path)!r}: {exc.strerror or exc}; "
+            "the previous checkpoint (if any) is unchanged. Free disk space or choose another --out"
+        ) from exc
+    return path
+
+
+def remove_stale_temp_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete temp files left by a write that was killed (``.<name>.<hex>.tmp``)."""
+    removed = [p for p in Path(run_dir).glob(".*.tmp") if p.is_file()]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
+# ---- read ------------------------------------------------------------------------------------
+def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = None) -> TrainState:
+    """Read a checkpoint written by ``save_checkpoint`` for ``model`` (and ``optimizer``).
+
+    Every array's declared shape and dtype is compared with the model's (and the
+    optimizer's parameters') before any array data is read.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CnnlabError: not a cnnlab checkpoint, a corrupt/truncated file, or arrays that do
+            not match the model.
+    """
+    from cnnlab.io import ZIP_ERRORS, _npz_declared, check_crc, npz_member_declared
+
+    path = Path(path)
+    where = f"resume: checkpoint {str(path)!r}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if HEADER_KEY not in npz.files:
+                raise CnnlabError(f"{where} is not a cnnlab checkpoint (no {HEADER_KEY!r} header)")
+            shape, dtype = npz_member_declared(npz, HEADER_KEY)  # before reading: it may lie
+            if dtype != np.uint8 or len(shape) != 1:
+                raise CnnlabError(f"{where}: the {HEADER_KEY!r} header must be a 1-D uint8 array")
+            header = _read_header(npz[HEADER_KEY].tobytes(), where)
+            expected = {f"model/{k}": (v.shape, "model") for k, v in model.state_dict().items()}
+            shapes = {p.path: p.value.shape for p in getattr(optimizer, "params", [])}
+            for p, names in (header.get("optimizer") or {}).get("buffers", {}).items():
+                for name in names:
+                    if p not in shapes:
+                        raise CnnlabError(f"{where}: optimizer state for unknown parameter {p!r}")
+                    expected[f"optimizer/{p}/{name}"] = (shapes[p], "optimizer")
+            declared = {key: (tuple(shape), dtype) for key, shape, dtype in _npz_declared(_Without(npz))}
+            _check_arrays(expected, declared, where)
+            check_crc(npz, where)
+            arrays = {key: npz[key] for key in declared}
+    except CnnlabError:
+        raise
+    except ZIP_ERRORS as exc:
+        raise CnnlabError(f"{where} is unreadable (truncated or corrupt?): {exc}") from None
+    optimizer_state = header.get("optimizer")
+    if optimizer_state is not None:
+        buffers = optimizer_state.pop("buffers", {})
+        optimizer_state["state"] = {
+            p: {name: arrays[f"optimizer/{p}/{name}"] for name in names} for p, names in buffers.items()
+        }
+    return TrainState(
+        epoch=header["epoch"],
+        history=header["history"],
+        model={k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")},
+        optimizer=optimizer_state,
+        schedule=header.get("schedule"),
+        rngs=header["rngs"],
+        stopped=header.get("stopped") is True,
+    )
+
+
+class _Without:
+    """The npz as ``_npz_declared`` sees it, with the header member skipped."""
+
+    def __init__(self, npz: Any) -> None:
+        self.files = [k for k in npz.files if k != HEADER_KEY]
+        self.zip = npz.zip
+
+
+def _read_header(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CnnlabError(f"{where}: the header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CnnlabError(f"{where}: the header does not say format {FORMAT!r}")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise CnnlabError(f"{where}: unsupported format_version {header.get('format_version')!r}")
+    epoch, history, rngs = header.get("epoch"), header.get("history"), header.get("rngs")
+    if not (isinstance(epoch, int) and epoch >= 0 and isinstance(history, list) and len(history) == epoch):
+        raise CnnlabError(f"{where}: `epoch` and `history` do not agree (corrupt header)")
+    optimizer = header.get("optimizer") or {}
+    if not isinstance(rngs, dict) or not isinstance(optimizer, dict):
+        raise CnnlabError(f"{where}: `rngs` and `optimizer` must be JSON objects")
+    buffers = optimizer.get("buffers", {})
+    if not isinstance(buffers, dict) or not all(
+        isinstance(names, list) and all(isinstance(n, str) for n in names) for names in buffers.values()
+    ):
+        raise CnnlabError(f"{where}: optimizer `buffers` must map parameter paths to lists of names")
+    for row in history:
+        if not isinstance(row, dict):
+            raise CnnlabError(f"{where}: every history row must be a JSON object")
+        for key, value in row.items():
+            if not isinstance(value, int | float) or (key == "epoch" and math.isnan(value)):
+                raise CnnlabError(f"{where}: history value {key}={value!r} is not a number")
+    return header
+
+
+def _check_arrays(
+    expected: dict[str, tuple[tuple[int, ...], str]],
+    declared: dict[str, tuple[tuple[int, ...], np.dtype]],
+    where: str,
+) -> None:
+    for key, (shape, dtype) in declared.items():
+        if dtype.kind != "f":
+            raise CnnlabError(f"{where}: array `{key}` has dtype {dtype}; only float arrays are accepted")
+        if key in expected and shape != expected[key][0]:
+            raise CnnlabError(
+                f"{where}: array `{key}` does not match the {expected[key][1]}: "
+                f"expected shape {expected[key][0]}. Received: shape {shape}"
+            )
+    missing = [k for k in expected if k not in declared]
+    unexpected = [k for k in declared if k not in expected]
+    if missing or unexpected:
+        raise CnnlabError(
+            f"{where}: the arrays do not match this model (another architecture?). "
+            f"Missing: {missing or 'none'}. Unexpected: {unexpected or 'none'}"
+        )
