@@ -14,7 +14,7 @@ from cnnlab.cli.main import main
 from cnnlab.train.diagnose import diagnose
 
 
-def rows(train_loss, val_loss, train_acc, val_acc):  # noqa: ANN001, ANN201
+def rows(train_loss, val_loss, train_acc, val_acc):
     return [
         {"epoch": i + 1, "train_loss": tl, "val_loss": vl, "train_accuracy": ta, "val_accuracy": va, "lr": 0.01}
         for i, (tl, vl, ta, va) in enumerate(zip(train_loss, val_loss, train_acc, val_acc, strict=True))
@@ -65,3 +65,24 @@ def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert out["verdict"] == "overfitting" and out["evidence"] and out["advice"]
     assert main(["diagnose", str(tmp_path / "missing")]) == 1
     assert "no history" in capsys.readouterr().err
+
+
+def test_one_epoch_is_too_few_to_call_a_fit() -> None:
+    result = diagnose(rows([0.9], [0.2], [0.75], [0.94]))
+    assert result.verdict == "undertrained" and "only 1 epoch" in result.reasons[0]
+
+
+def test_recipes_resolve_and_unknown_is_listed() -> None:
+    import argparse
+
+    from cnnlab.cli.train_cmd import add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    from cnnlab.cli.train_cmd import resolve_config
+
+    cfg = resolve_config(parser.parse_args(["train", "--recipe", "fashion", "--epochs", "3"]))
+    assert (cfg.data, cfg.model, cfg.epochs, cfg.augment) == ("fashion-mnist", "vgg", 3, "shift,flip")
+    assert cfg.model_args == {"depth": 2, "width": 32, "dropout": 0.3}
+    with pytest.raises(ValueError, match="Valid recipes: fashion, digits"):
+        resolve_config(parser.parse_args(["train", "--recipe", "nope"]))

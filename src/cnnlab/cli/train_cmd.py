@@ -40,6 +40,7 @@ def add_parser(sub: Any) -> None:
     for flag, kind in MODEL_FLAGS.items():
         p.add_argument(flag, type=kind, default=None, help=f"model option {flag[2:]} (vgg/resnet)")
     p.add_argument("--config", type=str, default=None, help="a config.json to start from")
+    p.add_argument("--recipe", type=str, default=None, help="a named starting point: fashion, digits")
     p.add_argument("--resume", type=str, default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from RUN_DIR/checkpoint.npz (same config)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -48,13 +49,15 @@ def add_parser(sub: Any) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then the --config file, then the flags given on the command line."""
-    values: dict[str, Any] = {}
+    """Defaults, then a --recipe, then the --config file, then the flags given."""
+    from cnnlab.train.recipes import recipe
+
+    values: dict[str, Any] = recipe(args.recipe) if args.recipe else {}
     if args.config:
         path = Path(args.config)
         if not path.exists():
             raise FileNotFoundError(f"--config: no such file {path}")
-        values = json.loads(path.read_text())
+        values |= json.loads(path.read_text())
         values.pop("out", None)  # a re-run writes a new run folder unless --out says otherwise
     for flag, (name, _, _) in FLAGS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
@@ -71,7 +74,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def resume_config(run_dir: str, args: argparse.Namespace) -> TrainConfig:
     """The saved config of ``run_dir``; options that would change the run are refused."""
-    flags = [*FLAGS, *MODEL_FLAGS, "--config"]
+    flags = [*FLAGS, *MODEL_FLAGS, "--config", "--recipe"]
     given = [f for f in flags if getattr(args, f[2:].replace("-", "_")) is not None]
     if given:
         raise ValueError(f"--resume continues the saved config unchanged; drop {', '.join(given)}")

@@ -9,7 +9,8 @@ One verdict per run, checked in this order (the first that holds wins):
   points.
 - ``undertrained``: both losses are still falling at the end (more than 1%/epoch for the
   training loss and 0.5%/epoch for the validation loss over the last epochs) and the
-  training accuracy is below 98% (there is still something to learn).
+  training accuracy is below 98% (there is still something to learn); also any run of
+  fewer than 3 epochs below 98% training accuracy.
 - ``underfitting``: training accuracy is below 90% and validation accuracy is within 3
   points of it: the model cannot even fit its training data.
 - ``good_fit``: none of the above.
@@ -140,6 +141,8 @@ def diagnose(rows: list[dict[str, Any]]) -> Diagnosis:
             return verdict("overfitting",
                            f"training accuracy exceeds validation accuracy by {100 * ev['accuracy_gap']:.1f} points")
     # 3. undertrained
+    if n < 3 and ta[-1] < 0.98:
+        return verdict("undertrained", f"only {n} epoch(s) ran: too few to see where the curves are going")
     still_train = ev["train_loss_trend_per_epoch"] < -0.01
     still_val = (not has_val) or ev["val_loss_trend_per_epoch"] < -0.005
     if n >= 2 and still_train and still_val and ta[-1] < 0.98:
