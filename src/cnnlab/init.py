@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 
-
 from cnnlab.layers.base import DEFAULT_DTYPE
 
 RngLike = np.random.Generator | int | None

@@ -370,8 +370,7 @@ def npz_member_declared(npz: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
             raise CnnlabError(f"load: array `{key}` uses unsupported .npy version {version}")
     if dtype.hasobject:
         raise CnnlabError(
-            f"load: array `{key}` has dtype {dtype}; object arrays would need pickle, which "
-            "cnnlab never uses"
+            f"load: array `{key}` has dtype {dtype}; object arrays would need pickle, which cnnlab never uses"
         )
     declared = math.prod(shape) * dtype.itemsize
     ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO

@@ -35,7 +35,10 @@ def test_train_writes_run_folder(run_dir: Path) -> None:
 
 def test_train_is_deterministic_and_config_reruns(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r2"
-    assert main(["train", "--config", str(run_dir / "config.json"), "--out", str(out), "--quiet", "--no-plots"]) == 0
+    assert (
+        main(["train", "--config", str(run_dir / "config.json"), "--out", str(out), "--quiet", "--no-plots"])
+        == 0
+    )
     a, b = np.load(run_dir / "model.npz"), np.load(out / "model.npz")
     assert sorted(a.files) == sorted(b.files)
     for key in a.files:
@@ -88,8 +91,9 @@ def test_unknown_names_list_valid_ones(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_unknown_option_is_one_line() -> None:
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epoch", "1"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "train", "--epoch", "1"], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--epoch" in proc.stderr
 

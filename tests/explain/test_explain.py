@@ -27,8 +27,14 @@ def test_value_graph_accumulates_reused_nodes() -> None:
 def test_backprop_text(capsys: pytest.CaptureFixture[str]) -> None:
     text, ok = explain_backprop()
     assert ok
-    for line in ("q = x + y = -2 + 5 = 3", "f = q * z = 3 * -4 = -12", "df/dz = q = 3",
-                 "df/dq = z = -4", "df/dx = df/dq * dq/dx = -4 * 1 = -4", "df/dy = df/dq * dq/dy = -4 * 1 = -4"):
+    for line in (
+        "q = x + y = -2 + 5 = 3",
+        "f = q * z = 3 * -4 = -12",
+        "df/dz = q = 3",
+        "df/dq = z = -4",
+        "df/dx = df/dq * dq/dx = -4 * 1 = -4",
+        "df/dy = df/dq * dq/dy = -4 * 1 = -4",
+    ):
         assert line in text
     assert "weights" in text and "deltas" in text and "agree" in text and "DISAGREE" not in text
     assert main(["explain", "backprop"]) == 0

@@ -41,8 +41,8 @@ def load_image(path: str, channels: int, size: tuple[int, int]) -> np.ndarray:
     except ImportError:
         raise CnnlabError("reading images needs Pillow: pip install pillow") from None
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as opened:
+            img = opened.convert("L" if channels == 1 else "RGB")
             img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.float32) / 255.0
     except OSError as exc:

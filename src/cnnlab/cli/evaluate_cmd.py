@@ -35,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import numpy as np
 
-    print(f"accuracy: {metrics['accuracy']:.4f}  loss: {metrics['test_loss']:.4f}  "
-          f"({metrics['num_examples']} test images of {name})")
+    print(
+        f"accuracy: {metrics['accuracy']:.4f}  loss: {metrics['test_loss']:.4f}  "
+        f"({metrics['num_examples']} test images of {name})"
+    )
     print(classification_report(np.array(metrics["confusion_matrix"]), classes))
     print("confusion matrix (rows: true, columns: predicted):")
     for row_name, row in zip(classes, metrics["confusion_matrix"], strict=True):

@@ -52,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--padding must be >= 0. Received: {args.padding}")
         h, w, d = parse_volume(args.input)
         values = [float(v) for v in args.values.split(",")] if args.values else None
-        text, ok = explain_conv(h, w, d, args.kernel, args.stride, args.padding, args.filters,
-                                args.seed, values)
+        text, ok = explain_conv(
+            h, w, d, args.kernel, args.stride, args.padding, args.filters, args.seed, values
+        )
     elif args.topic == "pool":
         from cnnlab.explain.pool import explain_pool
 

@@ -21,8 +21,19 @@ from cnnlab.cli import (
     tune_cmd,
 )
 
-COMMANDS = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, diagnose_cmd, explain_cmd, bench_cmd, tune_cmd,
-            plot_cmd, show_cmd, export_cmd)
+COMMANDS = (
+    train_cmd,
+    evaluate_cmd,
+    predict_cmd,
+    summary_cmd,
+    diagnose_cmd,
+    explain_cmd,
+    bench_cmd,
+    tune_cmd,
+    plot_cmd,
+    show_cmd,
+    export_cmd,
+)
 
 
 class _Parser(argparse.ArgumentParser):

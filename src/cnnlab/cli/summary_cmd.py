@@ -23,7 +23,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
         shape = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
         shape = ()
-    if len(shape) not in (1, 3) or min(shape) < 1:
+    if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"--input-shape must be C,H,W (e.g. 1,28,28). Received: {text!r}")
     return shape
 
@@ -35,26 +35,37 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.model)
     if args.model not in MODELS and not target.exists():
         raise ValueError(
-            f"unknown model {args.model!r}: not a file or folder, and not a zoo name "
-            f"({', '.join(MODELS)})"
+            f"unknown model {args.model!r}: not a file or folder, and not a zoo name ({', '.join(MODELS)})"
         )
     if args.model in MODELS:
         shape = shape or (1, 28, 28)
         kwargs = {k: v for k, v in (("depth", args.depth), ("width", args.width)) if v is not None}
-        model = build_model(args.model, in_channels=shape[0], input_size=shape[1:],
-                            num_classes=args.classes, rng=0, **kwargs)
+        model = build_model(
+            args.model,
+            in_channels=shape[0],
+            input_size=(shape[1], shape[2]),
+            num_classes=args.classes,
+            rng=0,
+            **kwargs,
+        )
     elif target.suffix.lower() in (".yaml", ".yml") or (
         target.suffix.lower() == ".json" and "model_args" not in target.read_text()
     ):
         shape = shape or (1, 28, 28)
-        model = model_from_file(target, shape[0], shape[1:], args.classes)
+        model = model_from_file(target, shape[0], (shape[1], shape[2]), args.classes)
     elif target.suffix.lower() == ".json":  # a run's config.json
         from cnnlab.train.run import TrainConfig
 
         cfg = TrainConfig.from_dict({k: v for k, v in json.loads(target.read_text()).items()})
         shape = shape or (1, 28, 28)
-        model = build_model(cfg.model, in_channels=shape[0], input_size=shape[1:],
-                            num_classes=args.classes, rng=0, **cfg.model_args)
+        model = build_model(
+            cfg.model,
+            in_channels=shape[0],
+            input_size=(shape[1], shape[2]),
+            num_classes=args.classes,
+            rng=0,
+            **cfg.model_args,
+        )
     else:
         from cnnlab.cli.common import load_model
 

@@ -24,7 +24,11 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "--schedule": ("schedule", str, f"learning-rate schedule: {', '.join(SCHEDULES)}"),
     "--val-split": ("val_split", float, "fraction of the training split held out for validation"),
     "--early-stopping": ("early_stopping", int, "patience in epochs (0: off)"),
-    "--augment": ("augment", str, "training augmentation: none or a list of shift,crop,flip,rotate,erase,noise"),
+    "--augment": (
+        "augment",
+        str,
+        "training augmentation: none or a list of shift,crop,flip,rotate,erase,noise",
+    ),
     "--seed": ("seed", int, "seed for weights, shuffling and augmentation"),
     "--out": ("out", str, "run folder (default runs/<timestamp>)"),
     "--backend": ("backend", str, "numpy (cnnlab's engine) or torch (PyTorch; also under torchrun)"),
@@ -41,8 +45,13 @@ def add_parser(sub: Any) -> None:
         p.add_argument(flag, type=kind, default=None, help=f"model option {flag[2:]} (vgg/resnet)")
     p.add_argument("--config", type=str, default=None, help="a config.json to start from")
     p.add_argument("--recipe", type=str, default=None, help="a named starting point: fashion, digits")
-    p.add_argument("--resume", type=str, default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run from RUN_DIR/checkpoint.npz (same config)")
+    p.add_argument(
+        "--resume",
+        type=str,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue an interrupted run from RUN_DIR/checkpoint.npz (same config)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-plots", action="store_true", help="skip RUN_DIR/plots/ and report.html")
     p.set_defaults(func=run)
@@ -96,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
     # Under torchrun every process runs this command; only rank 0 reports.
     main = config.backend != "torch" or is_main_process()
     if main:
-        print("cnnlab train: " + ", ".join(
-            f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {})
-        ))
+        print(
+            "cnnlab train: "
+            + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {}))
+        )
     try:
         result = train_run(config, verbose=not args.quiet, resume=bool(args.resume))
     except TrainingInterrupted as exc:  # Ctrl-C: the last finished epoch is saved
@@ -106,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if not main:
         return 0
-    print(f"test accuracy: {result.test_accuracy:.4f}  test loss: {result.test_loss:.4f}  "
-          f"({result.seconds:.1f} s)")
+    print(
+        f"test accuracy: {result.test_accuracy:.4f}  test loss: {result.test_loss:.4f}  "
+        f"({result.seconds:.1f} s)"
+    )
     print(f"run folder: {result.run_dir}")
     from cnnlab.train.diagnose import diagnose_run
 

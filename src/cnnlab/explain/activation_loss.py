@@ -21,8 +21,13 @@ FORMULAS = {
 def _layer(name: str) -> Any:
     from cnnlab.layers import activations as act
 
-    return {"sigmoid": act.Sigmoid, "tanh": act.Tanh, "relu": act.ReLU,
-            "leaky_relu": act.LeakyReLU, "elu": act.ELU}[name]()
+    return {
+        "sigmoid": act.Sigmoid,
+        "tanh": act.Tanh,
+        "relu": act.ReLU,
+        "leaky_relu": act.LeakyReLU,
+        "elu": act.ELU,
+    }[name]()
 
 
 def explain_activation(name: str) -> str:
@@ -69,9 +74,12 @@ def explain_loss(seed: int = 0) -> tuple[str, bool]:
     lines = [
         "Cross-entropy loss for n = 3 inputs and K = 4 classes: L = 1/n * sum_i L_i,",
         "L_i = -sum_k y_ik * log(S(f(x_i))_k), y_i one-hot, S the softmax S(z)_k = e^z_k / sum_j e^z_j",
-        "Logits f(x_i), one row per input:", grid(logits),
-        "Softmax probabilities S(f(x_i)):", grid(probs, decimals=4),
-        f"Labels: {labels.tolist()}; one-hot y_i:", grid(onehot),
+        "Logits f(x_i), one row per input:",
+        grid(logits),
+        "Softmax probabilities S(f(x_i)):",
+        grid(probs, decimals=4),
+        f"Labels: {labels.tolist()}; one-hot y_i:",
+        grid(onehot),
         "Per-input loss L_i = -log(probability of the true class):",
     ]
     lines += [f"  L_{i} = -log({probs[i, labels[i]]:.4f}) = {per[i]:.4f}" for i in range(3)]
@@ -79,6 +87,7 @@ def explain_loss(seed: int = 0) -> tuple[str, bool]:
         f"L = (1/3) * ({' + '.join(f'{v:.4f}' for v in per)}) = {mean:.4f}",
         f"cnnlab.SoftmaxCrossEntropy (fused, log-sum-exp) gives {fused:.4f} -> "
         f"{'same' if ok else 'DIFFERENT'}",
-        "Its gradient dL/dlogits = (softmax - one-hot) / n:", grid((probs - onehot) / 3, decimals=4),
+        "Its gradient dL/dlogits = (softmax - one-hot) / n:",
+        grid((probs - onehot) / 3, decimals=4),
     ]
     return "\n".join(lines), ok

@@ -68,8 +68,17 @@ def chain_rule_example(x: float = -2.0, y: float = 5.0, z: float = -4.0) -> dict
     q = vx + vy
     f = q * vz
     f.backward()
-    return {"x": x, "y": y, "z": z, "q": q.data, "f": f.data, "df/dq": q.grad, "df/dz": vz.grad,
-            "df/dx": vx.grad, "df/dy": vy.grad}
+    return {
+        "x": x,
+        "y": y,
+        "z": z,
+        "q": q.data,
+        "f": f.data,
+        "df/dq": q.grad,
+        "df/dz": vz.grad,
+        "df/dx": vx.grad,
+        "df/dy": vy.grad,
+    }
 
 
 def explain_backprop(x: float = -2.0, y: float = 5.0, z: float = -4.0, seed: int = 0) -> tuple[str, bool]:
@@ -96,7 +105,7 @@ def explain_backprop(x: float = -2.0, y: float = 5.0, z: float = -4.0, seed: int
         f"  q = x + y = {x:g} + {y:g} = {r['q']:g}",
         f"  f = q * z = {r['q']:g} * {z:g} = {r['f']:g}",
         "Backward (local derivatives times the gradient arriving from above):",
-        f"  df/df = 1",
+        "  df/df = 1",
         f"  df/dz = q = {r['df/dz']:g}",
         f"  df/dq = z = {r['df/dq']:g}",
         f"  df/dx = df/dq * dq/dx = {r['df/dq']:g} * 1 = {r['df/dx']:g}",
@@ -115,15 +124,21 @@ def explain_backprop(x: float = -2.0, y: float = 5.0, z: float = -4.0, seed: int
     out = layer.forward(xin)
     dout = rng.integers(-1, 2, size=out.shape).astype(np.float64)
     dx = layer.backward(dout)
+    assert dx is not None  # needs_input_grad is on by default
     check = gradcheck(layer, xin)
     ok &= check.ok(1e-6)
     lines += [
         "",
         "The same story for a conv layer (3x3 input, one 2x2 filter, stride 1): two updates are",
         "computed in the backward phase, one for the weights and one for the deltas (dL/dinput).",
-        "Input:", grid(xin[0, 0]), "Filter:", grid(layer.params["weight"][0, 0]),
-        "Forward, feature map:", grid(out[0, 0]),
-        "Gradient arriving from above, dL/dout:", grid(dout[0, 0]),
+        "Input:",
+        grid(xin[0, 0]),
+        "Filter:",
+        grid(layer.params["weight"][0, 0]),
+        "Forward, feature map:",
+        grid(out[0, 0]),
+        "Gradient arriving from above, dL/dout:",
+        grid(dout[0, 0]),
         "Weights: dL/dw[a,b] = sum over every output position (i,j) of dL/dout[i,j] * input[i+a, j+b]",
         "  (the filter is shared by all positions, so their contributions add up):",
         grid(layer.grads["weight"][0, 0]),

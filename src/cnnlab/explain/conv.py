@@ -14,8 +14,15 @@ def size_line(n: int, f: int, p: int, s: int) -> tuple[str, int]:
 
 
 def explain_conv(
-    h: int, w: int, d: int, kernel: int, stride: int = 1, padding: int = 0,
-    filters: int = 1, seed: int = 0, values: list[float] | None = None,
+    h: int,
+    w: int,
+    d: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    filters: int = 1,
+    seed: int = 0,
+    values: list[float] | None = None,
 ) -> tuple[str, bool]:
     """Return (text, ok) walking through one convolution on small integer numbers.
 
@@ -43,14 +50,17 @@ def explain_conv(
     w_line, w_out = size_line(w, kernel, padding, stride)
     lines += [f"  height: {h_line}", f"  width:  {w_line}", f"  output volume: {h_out} x {w_out} x {filters}"]
     if (h - kernel + 2 * padding) % stride:
-        lines.append(f"  ({h} - {kernel} + 2*{padding}) is not divisible by {stride}: the floor drops "
-                     "the last rows/columns the filter cannot reach.")
+        lines.append(
+            f"  ({h} - {kernel} + 2*{padding}) is not divisible by {stride}: the floor drops "
+            "the last rows/columns the filter cannot reach."
+        )
 
     rng = np.random.default_rng(seed)
     if values is not None:
         if len(values) != h * w * d:
-            raise ValueError(f"--values must have h*w*d = {h}*{w}*{d} = {h * w * d} numbers. "
-                             f"Received: {len(values)}")
+            raise ValueError(
+                f"--values must have h*w*d = {h}*{w}*{d} = {h * w * d} numbers. Received: {len(values)}"
+            )
         x = np.array(values, dtype=np.float64).reshape(1, d, h, w)
     else:
         x = rng.integers(0, 4, size=(1, d, h, w)).astype(np.float64)  # (1, D, H, W)
@@ -66,8 +76,11 @@ def explain_conv(
             lines += [f"Padded with {padding} ring(s) of zeros:", grid(xp[0, c])]
     for k in range(filters):
         for c in range(d):
-            lines += ["", f"Filter {k}, channel {c} (the same weights at every position: weight sharing):",
-                      grid(layer.params["weight"][k, c])]
+            lines += [
+                "",
+                f"Filter {k}, channel {c} (the same weights at every position: weight sharing):",
+                grid(layer.params["weight"][k, c]),
+            ]
     ok = True
     for k in range(filters):
         lines += ["", f"Filter {k}: at each output position, the dot product of the window and the filter"]
@@ -78,11 +91,18 @@ def explain_conv(
                 window = xp[0, :, r : r + kernel, q : q + kernel]  # (D, F, F)
                 terms = window * layer.params["weight"][k]
                 fmap[i, j] = terms.sum()
-                shown = " + ".join(f"{a:g}*{b:g}" for a, b in
-                                   zip(window.ravel(), layer.params["weight"][k].ravel(), strict=True)
-                                   if a != 0 and b != 0) or "0"
-                lines.append(f"  out[{i},{j}]: padded rows {r}-{r + kernel - 1}, cols {q}-{q + kernel - 1}: "
-                             f"{shown} = {fmap[i, j]:g}")
+                shown = (
+                    " + ".join(
+                        f"{a:g}*{b:g}"
+                        for a, b in zip(window.ravel(), layer.params["weight"][k].ravel(), strict=True)
+                        if a != 0 and b != 0
+                    )
+                    or "0"
+                )
+                lines.append(
+                    f"  out[{i},{j}]: padded rows {r}-{r + kernel - 1}, cols {q}-{q + kernel - 1}: "
+                    f"{shown} = {fmap[i, j]:g}"
+                )
         ok &= bool(np.allclose(fmap, y[0, k]))
         lines += [f"Feature map {k} ({h_out}x{w_out}):", grid(fmap)]
     lines += ["", f"Same numbers as cnnlab.Conv2D.forward: {'yes' if ok else 'NO'}"]

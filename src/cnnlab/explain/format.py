@@ -9,8 +9,10 @@ def grid(a: np.ndarray, indent: str = "  ", decimals: int = 2) -> str:
     """A 2-D array as aligned rows; integers without decimals, -inf as '-inf'."""
     a = np.asarray(a, dtype=np.float64)
     is_int = np.all(np.isfinite(a) & (a == np.round(a)) | np.isinf(a))
-    cells = [["-inf" if v == -np.inf else (f"{v:.0f}" if is_int else f"{v:.{decimals}f}") for v in row]
-             for row in a]
+    cells = [
+        ["-inf" if v == -np.inf else (f"{v:.0f}" if is_int else f"{v:.{decimals}f}") for v in row]
+        for row in a
+    ]
     width = max((len(c) for row in cells for c in row), default=1)
     return "\n".join(indent + " ".join(c.rjust(width) for c in row) for row in cells)
 

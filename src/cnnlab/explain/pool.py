@@ -8,8 +8,9 @@ from cnnlab.explain.conv import size_line
 from cnnlab.explain.format import grid
 
 
-def explain_pool(h: int, w: int, kernel: int, stride: int | None = None, mode: str = "max",
-                 seed: int = 0) -> tuple[str, bool]:
+def explain_pool(
+    h: int, w: int, kernel: int, stride: int | None = None, mode: str = "max", seed: int = 0
+) -> tuple[str, bool]:
     """Return (text, ok) for max or average pooling of one small channel."""
     from cnnlab.layers.pooling import AvgPool2D, MaxPool2D
 
@@ -18,17 +19,23 @@ def explain_pool(h: int, w: int, kernel: int, stride: int | None = None, mode: s
     stride = stride or kernel
     lines = [f"{mode} pooling of a {h}x{w} channel, window {kernel}x{kernel}, stride {stride}", ""]
     if kernel > h or kernel > w:
-        lines.append(f"  the window does not fit: {kernel} > input size {min(h, w)}; "
-                     f"floor(({min(h, w)} - {kernel}) / {stride}) + 1 < 1")
+        lines.append(
+            f"  the window does not fit: {kernel} > input size {min(h, w)}; "
+            f"floor(({min(h, w)} - {kernel}) / {stride}) + 1 < 1"
+        )
         return "\n".join(lines), False
     h_line, h_out = size_line(h, kernel, 0, stride)
     w_line, w_out = size_line(w, kernel, 0, stride)
     lines += [f"Output size: height {h_line}, width {w_line}", ""]
     x = np.random.default_rng(seed).integers(0, 10, size=(1, 1, h, w)).astype(np.float64)
-    layer = (MaxPool2D(kernel, stride=stride) if mode == "max" else AvgPool2D(kernel, stride=stride))
+    layer = MaxPool2D(kernel, stride=stride) if mode == "max" else AvgPool2D(kernel, stride=stride)
     y = layer.forward(x)
-    lines += ["Input:", grid(x[0, 0]), "", "Forward: each window and its " +
-              ("largest value" if mode == "max" else "average")]
+    lines += [
+        "Input:",
+        grid(x[0, 0]),
+        "",
+        "Forward: each window and its " + ("largest value" if mode == "max" else "average"),
+    ]
     for i in range(h_out):
         for j in range(w_out):
             r, q = i * stride, j * stride
@@ -38,7 +45,10 @@ def explain_pool(h: int, w: int, kernel: int, stride: int | None = None, mode: s
     lines += ["Output:", grid(y[0, 0])]
     dx = layer.backward(np.ones_like(y))
     lines += ["", "Backward with dL/dout = 1 everywhere: where each gradient goes"]
-    lines.append("  max: all of it to the (first) largest value of the window; the others get 0"
-                 if mode == "max" else f"  avg: split equally, 1/{kernel * kernel} to every value of the window")
+    lines.append(
+        "  max: all of it to the (first) largest value of the window; the others get 0"
+        if mode == "max"
+        else f"  avg: split equally, 1/{kernel * kernel} to every value of the window"
+    )
     lines += ["dL/dinput:", grid(dx[0, 0])]
     return "\n".join(lines), True

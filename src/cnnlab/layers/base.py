@@ -108,9 +108,7 @@ class Layer:
             )
         return self._cache
 
-    def _check_input(
-        self, x: np.ndarray, ndims: tuple[int, ...], channels: int | None = None
-    ) -> None:
+    def _check_input(self, x: np.ndarray, ndims: tuple[int, ...], channels: int | None = None) -> None:
         """Raise ShapeError unless ``x`` has one of ``ndims`` and ``channels`` at axis 1."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: input must be a numpy.ndarray. Received: {type(x).__name__}")
@@ -183,9 +181,7 @@ class Layer:
     def parameters(self) -> list[Param]:
         """Handles on every trainable tensor, in state_dict order (for optimizers)."""
         return [
-            Param(layer, key, prefix + key)
-            for prefix, layer in self.named_layers()
-            for key in layer.params
+            Param(layer, key, prefix + key) for prefix, layer in self.named_layers() for key in layer.params
         ]
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -291,9 +287,7 @@ def from_config(config: dict[str, Any]) -> Layer:
         raise ValueError(f"layer config must be a dict with a 'type' key. Received: {config!r}")
     kind = config["type"]
     if kind not in LAYER_TYPES:
-        raise ValueError(
-            f"unknown layer type {kind!r}. Known types: {', '.join(sorted(LAYER_TYPES))}"
-        )
+        raise ValueError(f"unknown layer type {kind!r}. Known types: {', '.join(sorted(LAYER_TYPES))}")
 
     def decode(value: Any) -> Any:
         if isinstance(value, dict) and "type" in value:

@@ -62,8 +62,12 @@ class Diagnosis:
     advice: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "evidence": self.evidence, "reasons": self.reasons,
-                "advice": self.advice}
+        return {
+            "verdict": self.verdict,
+            "evidence": self.evidence,
+            "reasons": self.reasons,
+            "advice": self.advice,
+        }
 
     def __str__(self) -> str:
         lines = [f"diagnosis: {self.verdict}"]
@@ -80,7 +84,7 @@ def _fmt(v: Any) -> str:
 
 def _trend(values: list[float], k: int) -> float:
     """Mean relative change per epoch over the last ``k`` epochs (negative = falling)."""
-    tail = values[-(k + 1):]
+    tail = values[-(k + 1) :]
     if len(tail) < 2 or tail[0] == 0:
         return 0.0
     return (tail[-1] - tail[0]) / abs(tail[0]) / (len(tail) - 1)
@@ -110,9 +114,14 @@ def diagnose(rows: list[dict[str, Any]]) -> Diagnosis:
     if has_val:
         finite_vl = [v if math.isfinite(v) else math.inf for v in vl]
         best = min(range(n), key=lambda i: finite_vl[i])
-        ev |= {"final_val_loss": vl[-1], "final_val_accuracy": va[-1],
-               "best_epoch": best + 1, "best_val_loss": vl[best],
-               "accuracy_gap": ta[-1] - va[-1], "loss_ratio_val_train": vl[-1] / max(tl[-1], 1e-12)}
+        ev |= {
+            "final_val_loss": vl[-1],
+            "final_val_accuracy": va[-1],
+            "best_epoch": best + 1,
+            "best_val_loss": vl[best],
+            "accuracy_gap": ta[-1] - va[-1],
+            "loss_ratio_val_train": vl[-1] / max(tl[-1], 1e-12),
+        }
     ev |= {"train_loss_trend_per_epoch": _trend(tl, k)}
     if has_val:
         ev["val_loss_trend_per_epoch"] = _trend(vl, k)
@@ -134,26 +143,35 @@ def diagnose(rows: list[dict[str, Any]]) -> Diagnosis:
     if has_val:
         best = ev["best_epoch"] - 1
         if best < n - 1 and vl[-1] > 1.10 * vl[best] and tl[-1] < tl[best]:
-            return verdict("overfitting",
-                           f"validation loss rose from {vl[best]:.4g} (epoch {best + 1}) to {vl[-1]:.4g} "
-                           "while the training loss kept falling")
+            return verdict(
+                "overfitting",
+                f"validation loss rose from {vl[best]:.4g} (epoch {best + 1}) to {vl[-1]:.4g} "
+                "while the training loss kept falling",
+            )
         if ev["accuracy_gap"] > 0.10:
-            return verdict("overfitting",
-                           f"training accuracy exceeds validation accuracy by {100 * ev['accuracy_gap']:.1f} points")
+            return verdict(
+                "overfitting",
+                f"training accuracy exceeds validation accuracy by {100 * ev['accuracy_gap']:.1f} points",
+            )
     # 3. undertrained
     if n < 3 and ta[-1] < 0.98:
         return verdict("undertrained", f"only {n} epoch(s) ran: too few to see where the curves are going")
     still_train = ev["train_loss_trend_per_epoch"] < -0.01
     still_val = (not has_val) or ev["val_loss_trend_per_epoch"] < -0.005
     if n >= 2 and still_train and still_val and ta[-1] < 0.98:
-        return verdict("undertrained", "both losses were still falling at the end "
-                       f"(train {100 * ev['train_loss_trend_per_epoch']:.1f}%/epoch"
-                       + (f", val {100 * ev['val_loss_trend_per_epoch']:.1f}%/epoch)" if has_val else ")"))
+        return verdict(
+            "undertrained",
+            "both losses were still falling at the end "
+            f"(train {100 * ev['train_loss_trend_per_epoch']:.1f}%/epoch"
+            + (f", val {100 * ev['val_loss_trend_per_epoch']:.1f}%/epoch)" if has_val else ")"),
+        )
     # 4. underfitting
     if ta[-1] < 0.90 and (not has_val or abs(ev["accuracy_gap"]) < 0.03):
-        return verdict("underfitting",
-                       f"training accuracy is only {100 * ta[-1]:.1f}% and the curves have flattened"
-                       + (f", with validation within {100 * abs(ev['accuracy_gap']):.1f} points" if has_val else ""))
+        return verdict(
+            "underfitting",
+            f"training accuracy is only {100 * ta[-1]:.1f}% and the curves have flattened"
+            + (f", with validation within {100 * abs(ev['accuracy_gap']):.1f} points" if has_val else ""),
+        )
     return verdict("good_fit", "validation follows training closely and both have settled")
 
 

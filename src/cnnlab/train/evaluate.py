@@ -29,7 +29,7 @@ def evaluate_arrays(
         "test_accuracy": accuracy,
         "accuracy": accuracy,
         "test_loss": float(loss),
-        "num_examples": int(len(y)),
+        "num_examples": len(y),
     }
     if len(classes) > 5:
         result["top5_accuracy"] = float(top_k_accuracy(logits, y, k=5))

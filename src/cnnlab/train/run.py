@@ -19,9 +19,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -57,9 +57,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(
-                f"config: unknown key(s) {unknown}. Valid keys: {', '.join(sorted(names))}"
-            )
+            raise ValueError(f"config: unknown key(s) {unknown}. Valid keys: {', '.join(sorted(names))}")
         return cls(**values)
 
     def validate(self) -> None:
@@ -143,17 +141,26 @@ def train_run(
         model = model_from_file(config.model, channels, (height, width), num_classes, rng=rng)
     else:
         model = build_model(
-            config.model, in_channels=channels, input_size=(height, width),
-            num_classes=num_classes, rng=rng, **config.model_args,
+            config.model,
+            in_channels=channels,
+            input_size=(height, width),
+            num_classes=num_classes,
+            rng=rng,
+            **config.model_args,
         )
     loss = SoftmaxCrossEntropy()
     optimizer = make_optimizer(
-        config.optimizer, model.parameters(), lr=config.lr,
-        weight_decay=config.weight_decay, momentum=config.momentum,
+        config.optimizer,
+        model.parameters(),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        momentum=config.momentum,
     )
     schedule: Any = {
         "none": lambda: None,
-        "cosine": lambda: CosineWarmup(optimizer, total_epochs=config.epochs, warmup_epochs=min(1, config.epochs - 1)),
+        "cosine": lambda: CosineWarmup(
+            optimizer, total_epochs=config.epochs, warmup_epochs=min(1, config.epochs - 1)
+        ),
         "step": lambda: StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1),
         "plateau": lambda: ReduceLROnPlateau(optimizer, factor=0.5, patience=2),
     }[config.schedule]()
@@ -197,10 +204,19 @@ def train_run(
         train_fn = functools.partial(fit_torch, device=config.device)
     try:
         history = train_fn(
-            model, loss, optimizer, (x_train, y_train),
-            val_split=config.val_split, epochs=config.epochs, batch_size=config.batch_size,
-            callbacks=all_callbacks, seed=config.seed, schedule=schedule, transform=transform,
-            verbose=verbose, initial_state=initial_state,
+            model,
+            loss,
+            optimizer,
+            (x_train, y_train),
+            val_split=config.val_split,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            callbacks=all_callbacks,
+            seed=config.seed,
+            schedule=schedule,
+            transform=transform,
+            verbose=verbose,
+            initial_state=initial_state,
             checkpoint_fn=write_checkpoint,
         )
     except KeyboardInterrupt:
@@ -208,7 +224,8 @@ def train_run(
         raise TrainingInterrupted(
             f"cnnlab train: interrupted; {done} of {config.epochs} epochs are saved in {run_dir} "
             f"(model.npz, {CHECKPOINT_NAME}). Resume with: cnnlab train --resume {run_dir}",
-            run_dir, done,
+            run_dir,
+            done,
         ) from None
     finally:
         # Whatever happened (including a NaN stop, which restores the last good weights),
