@@ -1,11 +1,12 @@
 """Speed of a training step: cnnlab against PyTorch, in one process, as ratios.
 
 Used by ``benchmarks/bench_train_step.py`` and ``cnnlab bench``. Method: build the same
-model in both libraries with the same weights, warm up, then time interleaved rounds
-(cnnlab, torch NCHW, torch channels_last, ...) with a short pause between libraries so
-their thread pools do not fight, and report the median of many steps. A float32 GEMM
-timed in the same run gives the machine's attainable GFLOP/s. Peak RSS is measured in a
-fresh subprocess per library (a shared process cannot tell whose memory is whose).
+model in both libraries with the same weights (``cnnlab.interop.to_torch``), warm up, then
+time interleaved rounds (cnnlab, torch NCHW, torch channels_last) with a short pause
+between libraries so their thread pools do not fight, and report the median of many
+steps. A float32 GEMM timed in the same run gives the machine's attainable GFLOP/s. Peak
+RSS is measured in a fresh subprocess per library (a shared process cannot tell whose
+memory is whose). Reference models: ``small`` on 1x28x28 and ``resnet`` on 3x32x32.
 """
 
 from __future__ import annotations
@@ -21,22 +22,44 @@ from typing import Any
 
 import numpy as np
 
-
-def _small_torch(torch: Any) -> Any:
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10),
-    )
+#: name -> input shape (C, H, W) of the reference models.
+MODELS: dict[str, tuple[int, int, int]] = {"small": (1, 28, 28), "resnet": (3, 32, 32)}
 
 
-def small_flops(batch: int) -> float:
-    """Multiply-adds x2 of the `small` model's forward pass on 1x28x28 inputs."""
-    conv1 = 28 * 28 * 32 * 9 * 1
-    conv2 = 14 * 14 * 64 * 9 * 32
-    dense = 3136 * 128 + 128 * 10
-    return 2.0 * batch * (conv1 + conv2 + dense)
+def cores() -> int:
+    """CPU cores this process may run on (respects taskset / container limits)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def build(model: str) -> Any:
+    """The cnnlab reference model (seeded), float32."""
+    from cnnlab.models import build_model
+
+    c, h, w = MODELS[model]
+    return build_model(model, in_channels=c, input_size=(h, w), num_classes=10, rng=0)
+
+
+def forward_flops(model: str, batch: int) -> float:
+    """2 x multiply-adds of the conv and dense layers in one forward pass."""
+    from cnnlab.layers.conv import Conv2D
+    from cnnlab.layers.dense import Dense
+
+    net = build(model)
+    total = 0.0
+    for _, layer in net.named_layers():
+        if isinstance(layer, (Conv2D, Dense)):
+            original = layer.forward
+
+            def counting(x: np.ndarray, layer: Any = layer, original: Any = original) -> np.ndarray:
+                nonlocal total
+                y = original(x)
+                fan_in = layer.params["weight"][0].size  # C_in*KH*KW or in_features
+                total += 2.0 * fan_in * y.size
+                return y
+
+            layer.forward = counting  # type: ignore[method-assign]
+    net.forward(np.zeros((1, *MODELS[model]), np.float32))
+    return total * batch
 
 
 def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
@@ -52,72 +75,78 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def _cnnlab_step(batch: int, train: bool) -> Callable[[], None]:
+def _cnnlab_step(batch: int, train: bool, model: str = "small") -> Callable[[], None]:
     from cnnlab.losses import SoftmaxCrossEntropy
-    from cnnlab.models import build_model
     from cnnlab.optim import SGD
 
-    model = build_model("small", in_channels=1, input_size=(28, 28), num_classes=10, rng=0)
+    net = build(model)
     loss = SoftmaxCrossEntropy()
-    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = SGD(net.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
-    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    x = rng.random((batch, *MODELS[model]), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    if hasattr(model.layers[0], "needs_input_grad"):
-        model.layers[0].needs_input_grad = False  # the data needs no gradient
+    if hasattr(net.layers[0], "needs_input_grad"):
+        net.layers[0].needs_input_grad = False  # the data needs no gradient (torch: x.requires_grad=False)
 
     def step() -> None:
         if train:
-            loss.forward(model.forward(x), y)
-            model.backward(loss.backward())
+            loss.forward(net.forward(x), y)
+            net.backward(loss.backward())
             opt.step()
         else:
-            model.forward(x)
+            net.forward(x)
 
     if not train:
-        model.eval()
+        net.eval()
     return step
 
 
-def _torch_step(batch: int, train: bool, channels_last: bool) -> Callable[[], None]:
+def _torch_model(torch: Any, model: str) -> Any:
+    from cnnlab.interop.torch import to_torch
+
+    return to_torch(build(model)).float()
+
+
+def _torch_step(batch: int, train: bool, channels_last: bool, model: str = "small") -> Callable[[], None]:
     import torch
 
-    torch.manual_seed(0)
-    model = _small_torch(torch)
-    x = torch.rand(batch, 1, 28, 28)
+    net = _torch_model(torch, model)
+    x = torch.rand(batch, *MODELS[model])
     y = torch.randint(0, 10, (batch,))
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     lossf = torch.nn.CrossEntropyLoss()
+    net.train(train)
 
     def step() -> None:
         if train:
             opt.zero_grad(set_to_none=True)
-            lossf(model(x), y).backward()
+            lossf(net(x), y).backward()
             opt.step()
         else:
             with torch.no_grad():
-                model(x)
+                net(x)
 
     return step
 
 
-def make_steps(batch: int, train: bool, libs: list[str]) -> dict[str, Callable[[], None]]:
+def make_steps(
+    batch: int, train: bool, libs: list[str], model: str = "small"
+) -> dict[str, Callable[[], None]]:
     steps: dict[str, Callable[[], None]] = {}
     for lib in libs:
         if lib == "cnnlab":
-            steps[lib] = _cnnlab_step(batch, train)
-        elif lib == "torch":
-            steps[lib] = _torch_step(batch, train, channels_last=False)
-        elif lib == "torch_cl":
-            steps[lib] = _torch_step(batch, train, channels_last=True)
+            steps[lib] = _cnnlab_step(batch, train, model)
+        elif lib in ("torch", "torch_cl"):
+            steps[lib] = _torch_step(batch, train, lib == "torch_cl", model)
     return steps
 
 
-def time_interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: int,
-                     warmup: int = 3, pause: float = 0.05) -> dict[str, float]:
+def time_interleaved(
+    steps: dict[str, Callable[[], None]], rounds: int, per_round: int, warmup: int = 3, pause: float = 0.05
+) -> dict[str, float]:
     """Median seconds per step of each callable, timed in interleaved rounds."""
     for step in steps.values():
         for _ in range(warmup):
@@ -133,13 +162,19 @@ def time_interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_roun
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
-def peak_rss_mb(lib: str, batch: int, steps: int = 5) -> float:
+def peak_rss_mb(lib: str, batch: int, model: str = "small", steps: int = 5) -> float:
     """Peak resident memory (MiB) of a fresh process running ``steps`` train steps."""
+    # VmHWM, not ru_maxrss: on Linux ru_maxrss survives fork+exec, so the child would report
+    # the (larger) parent's peak.
     code = (
-        "import resource, sys; from cnnlab.benchmark import make_steps;"
-        f"s = make_steps({batch}, True, [{lib!r}])[{lib!r}]\n"
+        "import resource; from cnnlab.benchmark import make_steps\n"
+        f"s = make_steps({batch}, True, [{lib!r}], {model!r})[{lib!r}]\n"
         f"for _ in range({steps}): s()\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "try:\n"
+        "    line = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "    print(int(line.split()[1]))\n"
+        "except (OSError, IndexError):\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
@@ -150,94 +185,145 @@ def blas_info() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "unknown (pip install threadpoolctl)"
-    infos = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-             f"threads={i.get('num_threads')}" for i in threadpool_info()]
+    infos = [
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} threads={i.get('num_threads')}"
+        for i in threadpool_info()
+    ]
     return "; ".join(infos)
 
 
-def run(batches: tuple[int, ...] = (32, 128, 512), rounds: int = 5, libs: list[str] | None = None,
-        memory: bool = True, print_fn: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def run(
+    batches: tuple[int, ...] = (32, 128, 512),
+    rounds: int = 5,
+    libs: list[str] | None = None,
+    memory: bool = True,
+    models: tuple[str, ...] = ("small", "resnet"),
+    modes: tuple[str, ...] = ("train", "forward"),
+    print_fn: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
     """Time cnnlab against torch and print the ratio table; returns the rows."""
     try:
         import torch
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(cores())
         libs = libs or ["cnnlab", "torch", "torch_cl"]
-        torch_version = torch.__version__
+        torch_version = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         libs, torch_version = ["cnnlab"], "not installed"
     gflops = gemm_gflops()
-    print_fn(f"machine: {os.cpu_count()} cores; BLAS: {blas_info()}")
+    print_fn(f"machine: {cores()} cores; BLAS: {blas_info()}")
     print_fn(f"numpy {np.__version__}, torch {torch_version}; float32 GEMM: {gflops:.0f} GFLOP/s")
-    print_fn(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    env = ", ".join(
+        f"{k}={os.environ.get(k, '(unset)')}" for k in ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")
+    )
+    print_fn(env)
     rows = []
-    for train in (True, False):
-        for batch in batches:
-            per_round = max(2, 256 // batch)
-            times = time_interleaved(make_steps(batch, train, libs), rounds, per_round)
-            flops = small_flops(batch) * (3 if train else 1)
-            for lib, sec in times.items():
-                rows.append({
-                    "mode": "train" if train else "forward", "batch": batch, "lib": lib,
-                    "ms": sec * 1e3, "images_per_s": batch / sec,
-                    "gflops": flops / sec / 1e9, "vs_gemm": flops / sec / 1e9 / gflops,
-                    "ratio_vs_torch": sec / times["torch"] if "torch" in times else float("nan"),
-                })
-    if memory:
-        for lib in libs:
-            mb = peak_rss_mb(lib, 128)
-            for row in rows:
-                if row["lib"] == lib:
-                    row["peak_rss_mb_b128"] = mb
+    for model in models:
+        for mode in modes:
+            train = mode == "train"
+            for batch in batches:
+                per_round = max(2, 256 // batch)
+                times = time_interleaved(make_steps(batch, train, libs, model), rounds, per_round)
+                flops = forward_flops(model, batch) * (3 if train else 1)
+                for lib, sec in times.items():
+                    rows.append(
+                        {
+                            "model": model,
+                            "mode": mode,
+                            "batch": batch,
+                            "lib": lib,
+                            "ms": sec * 1e3,
+                            "images_per_s": batch / sec,
+                            "gflops": flops / sec / 1e9,
+                            "vs_gemm": flops / sec / 1e9 / gflops,
+                            "ratio_vs_torch": sec / times["torch"] if "torch" in times else float("nan"),
+                        }
+                    )
+        if memory:
+            for lib in libs:
+                mb = peak_rss_mb(lib, 128, model)
+                for row in rows:
+                    if row["lib"] == lib and row["model"] == model:
+                        row["peak_rss_mb_b128"] = mb
     print_fn(format_table(rows))
     return rows
 
 
-def profile(batch: int = 128, steps: int = 20) -> str:
-    """Per-layer median forward and backward milliseconds of a cnnlab train step."""
-    from cnnlab.losses import SoftmaxCrossEntropy
-    from cnnlab.models import build_model
+def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
+    """Per-layer median forward and backward milliseconds of a cnnlab train step.
 
-    model = build_model("small", in_channels=1, input_size=(28, 28), num_classes=10, rng=0)
-    if hasattr(model.layers[0], "needs_input_grad"):
-        model.layers[0].needs_input_grad = False
+    Top-level layers as ``Sequential`` runs them: a ReLU -> MaxPool2D(2) pair it fuses is
+    one row.
+    """
+    from cnnlab.layers.sequential import _one_line, _relu_then_pool
+    from cnnlab.losses import SoftmaxCrossEntropy
+
+    net = build(model)
+    if hasattr(net.layers[0], "needs_input_grad"):
+        net.layers[0].needs_input_grad = False
     loss = SoftmaxCrossEntropy()
     rng = np.random.default_rng(0)
-    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    x = rng.random((batch, *MODELS[model]), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    fwd: dict[int, list[float]] = {i: [] for i in range(len(model.layers))}
-    bwd: dict[int, list[float]] = {i: [] for i in range(len(model.layers))}
+    groups: list[list[int]] = []
+    h = x[:1]
+    i = 0
+    while i < len(net.layers):  # the same grouping as Sequential.forward
+        fused = net.fuse and i + 1 < len(net.layers) and _relu_then_pool(net.layers[i], net.layers[i + 1], h)
+        group = [i, i + 1] if fused else [i]
+        for j in group:
+            h = net.layers[j].forward(h)
+        groups.append(group)
+        i += len(group)
+    fwd: list[list[float]] = [[] for _ in groups]
+    bwd: list[list[float]] = [[] for _ in groups]
     for _ in range(steps):
         h = x
-        for i, layer in enumerate(model.layers):
+        for g, group in enumerate(groups):
             t = time.perf_counter()
-            h = layer.forward(h)
-            fwd[i].append(time.perf_counter() - t)
+            if len(group) == 2:
+                h = net.layers[group[1]].forward_after_relu(net.layers[group[0]], h)
+            else:
+                h = net.layers[group[0]].forward(h)
+            fwd[g].append(time.perf_counter() - t)
         loss.forward(h, y)
-        g = loss.backward()
-        for i in reversed(range(len(model.layers))):
+        d = loss.backward()
+        for g in reversed(range(len(groups))):
+            group = groups[g]
             t = time.perf_counter()
-            g = model.layers[i].backward(g)
-            bwd[i].append(time.perf_counter() - t)
-            if g is None:
+            if len(group) == 2:
+                d = net.layers[group[1]].backward_through_relu(d)
+            else:
+                d = net.layers[group[0]].backward(d)
+            bwd[g].append(time.perf_counter() - t)
+            if d is None:
                 break
-    med = {i: (statistics.median(fwd[i]) * 1e3, statistics.median(bwd[i] or [0.0]) * 1e3)
-           for i in fwd}
-    total = sum(f + b for f, b in med.values())
-    lines = [f"per-layer profile, batch {batch} (median of {steps} steps; total {total:.1f} ms)",
-             f"{'layer':<40}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}"]
-    for i, (f, b) in med.items():
-        lines.append(f"{i}: {model.layers[i]!r:<37}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
+    med = [
+        (statistics.median(f[2:] or f) * 1e3, statistics.median(b[2:] or b or [0.0]) * 1e3)
+        for f, b in zip(fwd, bwd, strict=True)
+    ]
+    total = sum(f + b for f, b in med)
+    lines = [
+        f"per-layer profile, {model}, batch {batch} (median of {steps} steps; total {total:.1f} ms)",
+        f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}",
+    ]
+    for group, (f, b) in zip(groups, med, strict=True):
+        name = " + ".join(f"{j}: {_one_line(net.layers[j])}" for j in group)
+        name = name if len(name) <= 47 else name[:44] + "..."
+        lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
     return "\n".join(lines)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'mode':<8}{'batch':>6}  {'library':<10}{'ms/step':>9}{'img/s':>9}{'GFLOP/s':>9}" \
-           f"{'%GEMM':>7}{'x torch':>9}{'RSS MiB':>9}"
+    head = (
+        f"{'model':<8}{'mode':<8}{'batch':>6}  {'library':<10}{'ms/step':>9}{'img/s':>9}{'GFLOP/s':>9}"
+        f"{'%GEMM':>7}{'x torch':>9}{'RSS MiB':>9}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['mode']:<8}{r['batch']:>6}  {r['lib']:<10}{r['ms']:>9.1f}{r['images_per_s']:>9.0f}"
+            f"{r['model']:<8}{r['mode']:<8}{r['batch']:>6}  {r['lib']:<10}"
+            f"{r['ms']:>9.1f}{r['images_per_s']:>9.0f}"
             f"{r['gflops']:>9.1f}{100 * r['vs_gemm']:>6.0f}%{r['ratio_vs_torch']:>9.2f}"
             f"{r.get('peak_rss_mb_b128', float('nan')):>9.0f}"
         )
@@ -247,17 +333,30 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--batches", default="32,128,512")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--models", default="small,resnet", help=f"comma-separated, from {', '.join(MODELS)}")
+    p.add_argument("--modes", default="train,forward")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--profile", action="store_true", help="per-layer forward/backward breakdown")
     args = p.parse_args(argv)
+    models = tuple(m for m in args.models.split(",") if m)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        p.error(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
     if args.profile:
-        print(profile(int(args.batches.split(",")[0])))
+        for model in models:
+            print(profile(int(args.batches.split(",")[0]), model=model))
         return 0
-    rows = run(tuple(int(b) for b in args.batches.split(",")), args.rounds, memory=not args.no_memory)
+    rows = run(
+        tuple(int(b) for b in args.batches.split(",")),
+        args.rounds,
+        memory=not args.no_memory,
+        models=models,
+        modes=tuple(args.modes.split(",")),
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

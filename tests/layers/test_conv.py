@@ -116,7 +116,7 @@ def test_fast_path_matches_loop_reference(case) -> None:
 
 @pytest.fixture
 def tiny_budget():
-    old = fconv.set_workspace_budget(3000)  # a few samples' columns per chunk
+    old = fconv.set_workspace_budget(4000)  # 1-2 samples per chunk (less than one is refused)
     yield
     fconv.set_workspace_budget(old)
 

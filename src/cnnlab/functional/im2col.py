@@ -97,3 +97,61 @@ def col2im_add(
     rows = slice(i * DH, i * DH + SH * (H_out - 1) + 1, SH)
     columns = slice(j * DW, j * DW + SW * (W_out - 1) + 1, SW)
     dxp[:, :, rows, columns] += block
+
+
+def _clip(offset: int, step: int, n_out: int, size: int) -> tuple[int, int]:
+    """Output indices [lo, hi) whose input index ``offset + step*r`` lies in [0, size)."""
+    lo = 0 if offset >= 0 else (-offset + step - 1) // step  # ceil(-offset / step)
+    hi = min(n_out, (size - 1 - offset) // step + 1) if offset < size else 0
+    return lo, max(lo, hi)
+
+
+def col2im_into(
+    dx: np.ndarray,
+    dcols6: np.ndarray,
+    pads: tuple[int, int, int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> np.ndarray:
+    """Sum the kernel-offset blocks of ``dcols6`` back into the UNPADDED CNHW ``dx`` (overwritten).
+
+    ``dcols6`` is dL/dcols as (C, KH, KW, N, H_out, W_out). Offset (i, j) of output (r, s)
+    read input pixel (i*DH - top + SH*r, j*DW - left + SW*s); cells that fell in the zero
+    padding get no gradient, so each block is clipped to the input instead of adding into
+    a padded buffer and cropping. When one offset covers every input pixel (stride 1,
+    output as large as the input, e.g. 3x3 with padding 1) it is copied first, which
+    replaces the zero fill and one add; ``dx`` is then never zero-filled.
+
+    Example:
+        >>> d6 = np.ones((1, 2, 2, 1, 2, 2))  # 2x2 kernel over a 3x3 input, no padding
+        >>> col2im_into(np.empty((1, 1, 3, 3)), d6, (0, 0, 0, 0), (1, 1), (1, 1))[0, 0]
+        array([[1., 2., 1.],
+               [2., 4., 2.],
+               [1., 2., 1.]])
+    """
+    _, KH, KW, _, H_out, W_out = dcols6.shape  # (C, KH, KW, N, H_out, W_out)
+    H, W = dx.shape[2:]
+    top, _, left, _ = pads
+    (SH, SW), (DH, DW) = stride, dilation
+    pieces = []
+    for i in range(KH):
+        r0, r1 = _clip(i * DH - top, SH, H_out, H)
+        for j in range(KW):
+            c0, c1 = _clip(j * DW - left, SW, W_out, W)
+            if r1 > r0 and c1 > c0:
+                rows = slice(i * DH - top + SH * r0, i * DH - top + SH * (r1 - 1) + 1, SH)
+                cols = slice(j * DW - left + SW * c0, j * DW - left + SW * (c1 - 1) + 1, SW)
+                full = r1 - r0 == H and c1 - c0 == W
+                pieces.append((not full, rows, cols, dcols6[:, i, j, :, r0:r1, c0:c1]))
+    pieces.sort(key=lambda piece: piece[0])  # a full-cover block (if any) first
+    if not pieces or pieces[0][0]:
+        dx[...] = 0
+        first = False
+    else:
+        first = True
+    for k, (_, rows, cols, block) in enumerate(pieces):
+        if k == 0 and first:
+            np.copyto(dx, block)
+        else:
+            dx[:, :, rows, cols] += block
+    return dx

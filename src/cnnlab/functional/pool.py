@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlab.errors import ShapeError
+from cnnlab.functional.conv import split_channels
 
 Pair = tuple[int, int]
 
@@ -144,6 +145,115 @@ def _max_pool_2x2(x: np.ndarray, out: Pair) -> tuple[np.ndarray, np.ndarray]:
     return y, arg
 
 
+def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """2x2 / stride-2 max pooling in two pairwise steps; returns ``y`` and the routing masks.
+
+    Step 1 takes the max of each pair of columns, step 2 of each pair of rows of that. Each
+    step's mask says where the SECOND candidate won (strictly larger), so ties go to the first
+    one in row-major order, as in PyTorch. Two ``maximum`` and two ``greater`` over strided
+    views: about 2x cheaper than building a window index (``_max_pool_2x2``). Outputs keep
+    the memory order of ``x`` (a CNHW-backed input gives CNHW-backed outputs), and the work
+    is split over channels on all cores. An odd last row/column is in no window.
+
+    With ``relu=True`` it returns ``maxpool(relu(x))`` = ``relu(maxpool(x))`` (max commutes
+    with a monotone function) at a quarter of the cost of a ReLU over ``x``; the masks are
+    those of pooling ``x`` (see ``relu_pool_masks`` for those of pooling ``relu(x)``).
+
+    Example:
+        >>> y, masks = max_pool2d_2x2(np.array([[[[1., 3.], [3., 0.]]]]))
+        >>> y.ravel().tolist(), max_pool2d_2x2_backward(np.ones_like(y), masks, (1, 1, 2, 2)).ravel().tolist()
+        ([3.0], [0.0, 1.0, 0.0, 0.0])
+    """
+    N, C, H, W = x.shape
+    x = x[:, :, : H - H % 2, : W - W % 2]  # (N, C, 2*H_out, 2*W_out)
+    half = x[..., 0::2]  # (N, C, 2*H_out, W_out): the shape of step 1's results
+    h = _alloc_like(x, half.shape, x.dtype, zero=False)  # (N, C, 2*H_out, W_out)
+    right_wins = _alloc_like(x, half.shape, np.dtype(bool), zero=False)
+    out = (N, C, H // 2, W // 2)
+    y = _alloc_like(x, out, x.dtype, zero=False)  # (N, C, H_out, W_out)
+    bottom_wins = _alloc_like(x, out, np.dtype(bool), zero=False)
+
+    def work(c0: int, c1: int) -> None:
+        xs = x[:, c0:c1]
+        left, right = xs[..., 0::2], xs[..., 1::2]
+        hs = np.maximum(left, right, out=h[:, c0:c1])
+        np.greater(right, left, out=right_wins[:, c0:c1])
+        top, bottom = hs[:, :, 0::2], hs[:, :, 1::2]
+        ys = np.maximum(top, bottom, out=y[:, c0:c1])
+        np.greater(bottom, top, out=bottom_wins[:, c0:c1])
+        if relu:
+            np.maximum(ys, 0, out=ys)
+
+    split_channels(work, C, x.size)
+    return y, (right_wins, bottom_wins)
+
+
+def relu_pool_masks(masks: tuple[np.ndarray, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of ``max_pool2d_2x2(relu(x))`` from those of ``max_pool2d_2x2(x, relu=True)``.
+
+    They differ only in windows with no positive value: pooling ``relu(x)`` sees four tied
+    zeros there and routes to the first cell. (The fused backward never needs this: ReLU's
+    rule zeroes the gradient of those windows anyway.)
+    """
+    right_wins, bottom_wins = masks[0].copy(), masks[1].copy()
+    positive = y > 0  # (N, C, H_out, W_out)
+    bottom_wins &= positive
+    right_wins[:, :, 0::2] &= positive
+    right_wins[:, :, 1::2] &= positive
+    return right_wins, bottom_wins
+
+
+def max_pool2d_2x2_backward(
+    dy: np.ndarray,
+    masks: tuple[np.ndarray, np.ndarray],
+    x_shape: tuple[int, ...],
+    relu_y: np.ndarray | None = None,
+) -> np.ndarray:
+    """Gradient of ``max_pool2d_2x2``: route ``dy`` back through the two steps' masks.
+
+    No zero fill and no read of the result: the four strided writes cover every cell of
+    the even part. ``dx`` has the memory order of the masks (that of the forward input).
+    Pass the forward output of ``relu=True`` as ``relu_y`` to get the gradient with respect
+    to the input of the ReLU (dy is zeroed where ``relu_y == 0``, before routing).
+    """
+    right_wins, bottom_wins = masks
+    N, C, H, W = x_shape
+    if _axis_order(dy) != _axis_order(bottom_wins):  # e.g. dy from Flatten: one small copy
+        moved = _alloc_like(bottom_wins, dy.shape, dy.dtype, zero=False)
+        moved[...] = dy
+        dy = moved
+    dh = np.empty_like(right_wins, dtype=dy.dtype)  # (N, C, 2*H_out, W_out)
+    # An odd last row/column gets no gradient: zero-fill only then.
+    dx = _alloc_like(right_wins, (N, C, H, W), dy.dtype, zero=bool(H % 2 or W % 2))  # (N, C, H, W)
+    dxe = dx[:, :, : H - H % 2, : W - W % 2]  # (N, C, 2*H_out, 2*W_out)
+
+    def work(c0: int, c1: int) -> None:
+        g = dy[:, c0:c1]
+        if relu_y is not None:  # ReLU's rule, on the pooled (4x smaller) array
+            g = g * (relu_y[:, c0:c1] > 0)
+        bw, rw, d = bottom_wins[:, c0:c1], right_wins[:, c0:c1], dh[:, c0:c1]
+        # The winner gets g, the other cell g - g = 0 (exact for finite g; cheaper than a NOT).
+        win = np.multiply(g, bw, out=d[:, :, 1::2])
+        np.subtract(g, win, out=d[:, :, 0::2])
+        win = np.multiply(d, rw, out=dxe[:, c0:c1, :, 1::2])
+        np.subtract(d, win, out=dxe[:, c0:c1, :, 0::2])
+
+    split_channels(work, C, dx.size)
+    return dx
+
+
+def _axis_order(a: np.ndarray) -> list[int]:
+    """Axes from outermost to innermost in memory (the layout, whatever the shape says)."""
+    return sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis]))
+
+
+def _alloc_like(ref: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, zero: bool) -> np.ndarray:
+    """A new array of ``shape`` whose axes are laid out in memory in the order of ``ref``'s."""
+    order = _axis_order(ref)
+    buf = (np.zeros if zero else np.empty)([shape[a] for a in order], dtype)
+    return buf.transpose(np.argsort(order))
+
+
 def _max_pool_windows(
     x: np.ndarray, kernel: Pair, step: Pair, pad: Pair, out: Pair, padded: Pair
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +285,7 @@ def max_pool2d_backward(
     """
     kernel, step, pad, out, padded = _geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     N, C = x_shape[0], x_shape[1]
-    dxp = np.zeros((N, C, *padded), dtype=dy.dtype)  # (N, C, Hp, Wp)
+    dxp = _alloc_like(arg, (N, C, *padded), dy.dtype, zero=True)  # (N, C, Hp, Wp), arg's memory order
     overlap = step[0] < kernel[0] or step[1] < kernel[1]
     for i in range(kernel[0]):
         for j in range(kernel[1]):

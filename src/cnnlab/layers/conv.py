@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error
+from cnnlab.errors import CnnlabError, ShapeError, arg_error
+from cnnlab.functional import conv as conv_kernels
 from cnnlab.functional.conv import ConvWorkspace, conv2d_backward, conv2d_forward
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
 from cnnlab.layers.base import Layer
@@ -182,6 +183,7 @@ class Conv2D(Layer):
         self.output_shape(x.shape)  # checks rank, channels and that the kernel fits
         H, W = x.shape[2:]
         pads = self._pads(H, W)
+        self._check_workspace(x.shape, pads, self.params["weight"].dtype)
         y = conv2d_forward(
             x,
             self.params["weight"],
@@ -193,6 +195,25 @@ class Conv2D(Layer):
         )  # (N, C_out, H_out, W_out)
         self._cache = (x, pads)
         return y
+
+    def _check_workspace(self, shape: tuple[int, ...], pads: tuple[int, int, int, int], dtype: Any) -> None:
+        """Refuse up front when ONE example's im2col workspace exceeds the budget.
+
+        Larger batches are split into chunks by the kernel; a single example cannot be.
+        """
+        C_in, H, W = shape[1:]
+        (H_out, _), (W_out, _) = self._sizes(shape)
+        (KH, KW), (Hp, Wp) = self._kernel, (H + pads[0] + pads[1], W + pads[2] + pads[3])
+        need = (C_in * KH * KW * H_out * W_out + C_in * Hp * Wp) * np.dtype(dtype).itemsize
+        budget = conv_kernels.WORKSPACE_BUDGET_BYTES
+        if need > budget:
+            raise CnnlabError(
+                f"{self!r}: one example needs a {need / 2**20:,.1f} MiB im2col workspace "
+                f"(columns {C_in}*{KH}*{KW} x {H_out}*{W_out} + padded input {C_in} x {Hp}*{Wp}, "
+                f"{np.dtype(dtype)}) for input shape {tuple(shape)}, more than the budget of "
+                f"{budget / 2**20:,.1f} MiB. Use less padding or smaller inputs, or raise the budget "
+                "with cnnlab.functional.conv.set_workspace_budget"
+            )
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
         """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""

@@ -78,7 +78,7 @@ class Dense(Layer):
         self._cache = x
         y = x @ self.params["weight"].T  # (N, out_features)
         if self.bias:
-            y = y + self.params["bias"]
+            y += self.params["bias"]  # in place: y is a fresh array
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:

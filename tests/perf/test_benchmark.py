@@ -1,0 +1,42 @@
+"""Smoke tests of the benchmark harness (no timings asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab import benchmark
+
+
+def test_forward_flops_of_small_by_hand():
+    conv1 = 28 * 28 * 32 * (1 * 9)
+    conv2 = 14 * 14 * 64 * (32 * 9)
+    dense = 3136 * 128 + 128 * 10
+    assert benchmark.forward_flops("small", 3) == 2.0 * 3 * (conv1 + conv2 + dense)
+
+
+def test_profile_rows_follow_sequential_fusion():
+    text = benchmark.profile(batch=2, steps=3, model="small")
+    assert "1: ReLU() + 2: MaxPool2D(2)" in text
+    assert "0: Conv2D(1, 32, kernel_size=3, padding=1)" in text
+
+
+def test_interleaved_timing_and_table():
+    times = benchmark.time_interleaved({"a": lambda: None, "b": lambda: None}, rounds=2, per_round=2, pause=0)
+    assert set(times) == {"a", "b"}
+    row = {
+        "model": "small",
+        "mode": "train",
+        "batch": 8,
+        "lib": "a",
+        "ms": 1.0,
+        "images_per_s": 8000.0,
+        "gflops": 1.0,
+        "vs_gemm": 0.01,
+        "ratio_vs_torch": 1.0,
+    }
+    assert "small   train" in benchmark.format_table([row])
+
+
+def test_unknown_model_is_refused():
+    with pytest.raises(SystemExit):
+        benchmark.main(["--models", "nope", "--profile"])
