@@ -14,6 +14,15 @@ The table of contents:
 ``import cnnlab`` loads NumPy and the standard library only.
 """
 
+import os
+
+# OpenBLAS's worker threads spin for a long while after each matrix product; on a 2-core
+# laptop they fight cnnlab's own copy/pool threads (measured: 63-79 -> 48-58 ms per train
+# step, docs/performance.md). OpenBLAS reads this when NumPy is first imported, so it only
+# takes effect when cnnlab is imported first (as by the `cnnlab` command); a value the user
+# set wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.gradcheck import gradcheck
 from cnnlab.io import load, save

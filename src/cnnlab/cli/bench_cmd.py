@@ -13,6 +13,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--profile", action="store_true", help="per-layer breakdown of a cnnlab step")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--models", default="small,resnet", help="comma-separated: small, resnet")
+    p.add_argument("--modes", default=None, help="comma-separated: train, forward (default both)")
     p.set_defaults(func=run)
 
 
@@ -22,4 +24,5 @@ def run(args: argparse.Namespace) -> int:
     argv = ["--batches", args.batches, "--rounds", str(args.rounds)]
     argv += ["--no-memory"] * args.no_memory + ["--profile"] * args.profile
     argv += ["--json", args.json] if args.json else []
+    argv += ["--models", args.models] + (["--modes", args.modes] if args.modes else [])
     return main(argv)

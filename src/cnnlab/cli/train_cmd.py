@@ -34,7 +34,19 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "--backend": ("backend", str, "numpy (cnnlab's engine) or torch (PyTorch; also under torchrun)"),
     "--device": ("device", str, "cpu or cuda (with --backend torch)"),
 }
-MODEL_FLAGS = {"--depth": int, "--width": int, "--dropout": float}
+
+
+def on_off(text: str) -> bool:
+    """`on`/`off` (also 1/0, true/false, yes/no) for switches such as --batch-norm."""
+    value = text.strip().lower()
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off. Received: {text!r}")
+
+
+MODEL_FLAGS: dict[str, Any] = {"--depth": int, "--width": int, "--dropout": float, "--batch-norm": on_off}
 
 
 def add_parser(sub: Any) -> None:
@@ -42,7 +54,7 @@ def add_parser(sub: Any) -> None:
     for flag, (_, kind, text) in FLAGS.items():
         p.add_argument(flag, type=kind, default=None, help=text)
     for flag, kind in MODEL_FLAGS.items():
-        p.add_argument(flag, type=kind, default=None, help=f"model option {flag[2:]} (vgg/resnet)")
+        p.add_argument(flag, type=kind, default=None, help=f"model option {flag[2:]} (zoo models)")
     p.add_argument("--config", type=str, default=None, help="a config.json to start from")
     p.add_argument("--recipe", type=str, default=None, help="a named starting point: fashion, digits")
     p.add_argument(
@@ -74,9 +86,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             values[name] = value
     model_args = dict(values.get("model_args", {}))
     for flag in MODEL_FLAGS:
-        value = getattr(args, flag[2:])
+        key = flag[2:].replace("-", "_")
+        value = getattr(args, key)
         if value is not None:
-            model_args[flag[2:]] = value
+            model_args[key] = value
     values["model_args"] = model_args
     return TrainConfig.from_dict(values)
 

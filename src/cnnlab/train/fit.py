@@ -131,6 +131,11 @@ def fit(
     last_good = model.state_dict()  # copies: what we restore on NaN loss or Ctrl-C
     for cb in callbacks:
         cb.on_train_begin(ctx)
+    # The data needs no gradient: the first conv skips computing dL/dx (docs/performance.md).
+    first: Any = model.layers[0] if getattr(model, "layers", None) else None
+    first_flag = getattr(first, "needs_input_grad", None)
+    if first_flag is not None:
+        first.needs_input_grad = False
     try:
         for epoch in range(first_epoch, epochs + 1):
             ctx.epoch = epoch
@@ -193,6 +198,8 @@ def fit(
         raise
     finally:
         progress.close()
+        if first_flag is not None:
+            first.needs_input_grad = first_flag
     for cb in callbacks:
         cb.on_train_end(ctx)
     return history
