@@ -13,7 +13,7 @@ from cnnlab.layers.dense import Dense
 from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.residual import Residual
-from cnnlab.layers.sequential import Sequential, format_summary
+from cnnlab.layers.sequential import Sequential, _human, format_summary
 
 
 def _cnnlab_net() -> Sequential:
@@ -168,17 +168,25 @@ def test_summary_printed_table():
     lines = printed[0].splitlines()
     assert printed[0] == format_summary(rows, (1, 28, 28))
     assert lines[0] == "input: 1x28x28"
-    assert lines[1].split() == ["layer", "output", "shape", "params", "size", "formula"]
+    assert lines[1].split() == ["layer", "output", "shape", "params", "FLOPs", "size", "formula"]
     assert set(lines[2].replace(" ", "")) == {"-"}
-    assert len(lines) == 3 + len(rows) + 1
+    assert len(lines) == 3 + len(rows) + 2
     conv = lines[3]
     assert conv.startswith("0: Conv2D(1, 8, ") and conv.endswith("floor((28 - 3 + 2*1) / 1) + 1 = 28")
     assert "8x28x28" in conv and " 80 " in conv
-    assert lines[6].endswith("8x14x14       0       floor((28 - 2 + 2*0) / 2) + 1 = 14")
+    assert lines[6].endswith("8x14x14       0       6.27k  floor((28 - 2 + 2*0) / 2) + 1 = 14")
     # columns line up: every row's output shape starts where the header's does
     column = lines[1].index("output shape")
-    assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines[3:-1])
-    assert lines[-1] == f"total parameters: {80 + 16 + 15690:,}" == "total parameters: 15,786"
+    assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines[3:-2])
+    assert lines[-2] == f"total parameters: {80 + 16 + 15690:,}" == "total parameters: 15,786"
+    assert lines[-1].startswith(f"forward FLOPs per example: {_human(sum(r['flops'] for r in rows))} (")
+
+
+def test_summary_counts_flops_of_conv_and_dense():
+    rows = _mnist_net().summary((1, 28, 28), print_fn=None)
+    assert rows[0]["flops"] == 2 * 1 * 3 * 3 * 8 * 28 * 28 + 8 * 28 * 28  # multiply-adds + bias
+    assert rows[3]["flops"] == 8 * 14 * 14 * 2 * 2  # one op per window element
+    assert rows[5]["flops"] == 2 * 1568 * 10 + 10
 
 
 def test_summary_shape_error_names_the_layer():

@@ -107,15 +107,18 @@ class Sequential(Layer):
         return "Sequential(\n" + "\n".join(lines) + "\n)"
 
     def summary(self, input_shape: tuple[int, ...], print_fn: Any = print) -> list[dict[str, Any]]:
-        """Print and return a table: layer, output shape, parameters, size formula.
+        """Print and return a table: layer, output shape, parameters, FLOPs, size formula.
 
         Args:
             input_shape: one example's shape, ``(C, H, W)`` or ``(F,)`` (no batch axis).
             print_fn: where the table goes (``None`` to print nothing).
 
         Returns:
-            One dict per layer with keys ``layer``, ``output_shape``, ``params``, ``formula``.
+            One dict per layer with keys ``layer``, ``output_shape``, ``params``, ``flops``
+            (forward, one example; see ``cnnlab.layers.flops``) and ``formula``.
         """
+        from cnnlab.layers.flops import layer_flops
+
         shape: tuple[int, ...] = (1, *input_shape)
         rows = []
         for i, layer in enumerate(self.layers):
@@ -130,6 +133,7 @@ class Sequential(Layer):
                     "layer": f"{i}: {_one_line(layer)}",
                     "output_shape": out[1:],
                     "params": count,
+                    "flops": layer_flops(layer, shape),
                     "formula": formula,
                 }
             )
@@ -159,12 +163,18 @@ def _one_line(layer: Layer) -> str:
 
 def format_summary(rows: list[dict[str, Any]], input_shape: tuple[int, ...]) -> str:
     """Render summary rows as a plain-text table."""
-    head = ("layer", "output shape", "params", "size formula")
+    head = ("layer", "output shape", "params", "FLOPs", "size formula")
     body = [
-        (r["layer"], "x".join(map(str, r["output_shape"])), f"{r['params']:,}", r["formula"] or "")
+        (
+            r["layer"],
+            "x".join(map(str, r["output_shape"])),
+            f"{r['params']:,}",
+            _human(r.get("flops", 0)),
+            r["formula"] or "",
+        )
         for r in rows
     ]
-    widths = [max(len(row[c]) for row in [head, *body]) for c in range(4)]
+    widths = [max(len(row[c]) for row in [head, *body]) for c in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     total = sum(r["params"] for r in rows)
     lines = [
@@ -174,4 +184,14 @@ def format_summary(rows: list[dict[str, Any]], input_shape: tuple[int, ...]) -> 
     ]
     lines += [fmt.format(*row).rstrip() for row in body]
     lines.append(f"total parameters: {total:,}")
+    flops = sum(r.get("flops", 0) for r in rows)
+    lines.append(f"forward FLOPs per example: {_human(flops)} ({flops:,}); a train step is about 3x")
     return "\n".join(lines)
+
+
+def _human(flops: int) -> str:
+    """1234567 -> '1.23M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if flops >= scale:
+            return f"{flops / scale:.3g}{unit}"
+    return str(flops)
