@@ -211,6 +211,12 @@ def fit_torch(
     finally:
         progress.close()
     if dist is not None:
+        # Let gloo's worker threads finish and free their last work first: a work that
+        # holds a tensor needs the GIL to be freed, and tearing down the group while one is
+        # pending deadlocks (the main thread joins the worker while holding the GIL).
+        # A barrier is queued after every earlier work and holds no tensor.
+        dist.barrier()
+        del net
         dist.destroy_process_group()
     for cb in own_callbacks:
         cb.on_train_end(ctx)
