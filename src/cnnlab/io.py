@@ -23,16 +23,16 @@ import importlib
 import json
 import math
 import os
-import secrets
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from cnnlab.atomic import atomic_write
 from cnnlab.errors import CnnlabError
 from cnnlab.layers.base import LAYER_TYPES, Layer, from_config, to_config
 
@@ -180,29 +180,6 @@ def _version() -> str:
         return "unknown"
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write via a temp file in the same directory, fsync, then os.replace over ``path``."""
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    # os.open with mode 0o666 (not mkstemp's 0o600), so the umask applies as for open().
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def save(model: Layer, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
     """Save ``model``'s architecture and weights (params and buffers) to one file.
 
@@ -231,10 +208,10 @@ def save(model: Layer, path: str | os.PathLike[str], extra: dict[str, Any] | Non
     if path.suffix == ".safetensors":
         save_st = _safetensors("save")
         data = save_st({k: np.ascontiguousarray(v) for k, v in arrays.items()}, {HEADER_KEY: header})
-        _atomic_write(path, lambda f: f.write(data))
+        atomic_write(path, lambda f: f.write(data))
     else:
         members: dict[str, Any] = {**arrays, HEADER_KEY: np.frombuffer(header.encode("utf-8"), np.uint8)}
-        _atomic_write(path, lambda f: np.savez(f, **members))
+        atomic_write(path, lambda f: np.savez(f, **members))
     return path
 
 

@@ -127,7 +127,7 @@ def restore_state(
 # ---- write -----------------------------------------------------------------------------------
 def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
     """Write ``state`` to ``path`` atomically (never pickle). Returns the path."""
-    from cnnlab.io import _atomic_write
+    from cnnlab.atomic import atomic_write
 
     path = Path(path)
     optimizer = dict(state.optimizer) if state.optimizer is not None else None
@@ -157,7 +157,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
             time.sleep(float(pause))
 
     try:
-        _atomic_write(path, write)
+        atomic_write(path, write)
     except OSError as exc:
         raise CnnlabError(
             f"checkpoint: cannot write {str(path)!r}: {exc.strerror or exc}; "

@@ -15,12 +15,11 @@ import io
 import json
 import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnnlab.atomic import write_text_atomic
 from cnnlab.errors import arg_error
 
 COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -29,20 +28,8 @@ PathLike = str | os.PathLike[str]
 
 
 def write_atomic(path: PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``.
-
-    A reader (or a crash) never sees a half-written file: the rename is atomic.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (see ``cnnlab.atomic``): never half-written."""
+    write_text_atomic(path, text)
 
 
 def resolve_mode(monitor: str, mode: str, where: str) -> str:

@@ -102,10 +102,11 @@ def train_run(
     hyperparameter search's pruning reporter. With ``resume`` the run continues from
     ``config.out``/checkpoint.npz (from epoch 1 when there is none yet), bit for bit.
     """
+    from cnnlab.atomic import write_text_atomic
     from cnnlab.data import load_dataset
     from cnnlab.data.loader import Normalizer
     from cnnlab.data.transforms import parse_augment
-    from cnnlab.io import _atomic_write, save
+    from cnnlab.io import save
     from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.models import build_model, model_from_file
     from cnnlab.optim import make_optimizer
@@ -171,7 +172,7 @@ def train_run(
     # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
     is_main = config.backend != "torch" or is_main_process()
     if is_main:
-        _atomic_write(run_dir / "config.json", lambda f: f.write(config_text.encode("utf-8")))
+        write_text_atomic(run_dir / "config.json", config_text)
     checkpoint_path = run_dir / CHECKPOINT_NAME
     initial_state = None
     if resume:
