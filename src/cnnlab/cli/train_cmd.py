@@ -1,4 +1,4 @@
-"""``cnnlab train``: train a CNN and write a run folder (defaults: `small` on `digits`)."""
+"""``cnnlab train``: train a CNN and write a run folder (defaults: `small_bn` on `digits`)."""
 
 from __future__ import annotations
 
