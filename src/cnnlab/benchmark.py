@@ -253,7 +253,8 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     """Per-layer median forward and backward milliseconds of a cnnlab train step.
 
     Top-level layers as ``Sequential`` runs them: a ReLU -> MaxPool2D(2) pair it fuses is
-    one row.
+    one row. A container (e.g. a ``Residual`` block) is followed by indented rows for its
+    leaf layers; the container's own time includes theirs (and the residual add).
     """
     from cnnlab.layers.sequential import _one_line, _relu_then_pool
     from cnnlab.losses import SoftmaxCrossEntropy
@@ -277,6 +278,7 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         i += len(group)
     fwd: list[list[float]] = [[] for _ in groups]
     bwd: list[list[float]] = [[] for _ in groups]
+    leaves = {g: _time_leaves(net.layers[group[0]]) for g, group in enumerate(groups) if len(group) == 1}
     for _ in range(steps):
         h = x
         for g, group in enumerate(groups):
@@ -307,11 +309,49 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         f"per-layer profile, {model}, batch {batch} (median of {steps} steps; total {total:.1f} ms)",
         f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}",
     ]
-    for group, (f, b) in zip(groups, med, strict=True):
+    for g, (group, (f, b)) in enumerate(zip(groups, med, strict=True)):
         name = " + ".join(f"{j}: {_one_line(net.layers[j])}" for j in group)
         name = name if len(name) <= 47 else name[:44] + "..."
         lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
+        for path, (leaf, lf, lb) in leaves.get(g, {}).items():
+            f, b = (statistics.median(v[2:] or v or [0.0]) * 1e3 for v in (lf, lb))
+            name = f"  {group[0]}.{path}: {_one_line(leaf)}"
+            name = name if len(name) <= 47 else name[:44] + "..."
+            lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
     return "\n".join(lines)
+
+
+def _time_leaves(layer: Any) -> dict[str, tuple[Any, list[float], list[float]]]:
+    """Wrap every leaf inside a container so that its forward/backward times are recorded.
+
+    Returns {dotted path: (leaf, forward seconds, backward seconds)}; empty for a leaf.
+    The wrappers are instance attributes of a profiling-only model.
+    """
+    found: dict[str, tuple[Any, list[float], list[float]]] = {}
+    for path, leaf in layer.named_layers():
+        if not path or leaf.children():
+            continue
+        f_times: list[float] = []
+        b_times: list[float] = []
+        found[path.rstrip(".")] = (leaf, f_times, b_times)
+        for method, sink in (
+            ("forward", f_times),
+            ("forward_after_relu", f_times),
+            ("backward", b_times),
+            ("backward_through_relu", b_times),
+        ):
+            original = getattr(leaf, method, None)
+            if original is None:
+                continue
+
+            def timed(*args: Any, original: Any = original, sink: list[float] = sink) -> Any:
+                t = time.perf_counter()
+                out = original(*args)
+                sink.append(time.perf_counter() - t)
+                return out
+
+            setattr(leaf, method, timed)
+    return found
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

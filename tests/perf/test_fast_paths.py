@@ -210,3 +210,84 @@ def test_conv_chunked_equals_whole_batch(rng, monkeypatch, threads):
         np.testing.assert_allclose(layer.grads["weight"], dW, rtol=0, atol=1e-10)
     finally:
         fconv.set_workspace_budget(old)
+
+
+# ---- 1x1 convolution without im2col ------------------------------------------------------------
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1), (3, 2)])
+@pytest.mark.parametrize("layout", ["nchw", "cnhw"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_1x1_fast_path_equals_loop_and_torch(rng, torch, stride, layout, bias):
+    x = rng.standard_normal((3, 4, 7, 6))
+    x = _cnhw(x) if layout == "cnhw" else x
+    w, b = rng.standard_normal((5, 4, 1, 1)), rng.standard_normal(5)
+    ws = fconv.ConvWorkspace()
+    y = fconv.conv2d_forward(x, w, b if bias else None, (0, 0, 0, 0), stride, (1, 1), ws)
+    np.testing.assert_allclose(
+        y, conv2d_forward_loop(x, w, b if bias else None, (0, 0, 0, 0), stride), atol=1e-12
+    )
+    dy = rng.standard_normal(y.shape)
+    dx, dW, db = fconv.conv2d_backward(dy, x, w, (0, 0, 0, 0), stride, (1, 1), True, ws)
+    assert ws.cols_1x1 is None  # the cached columns are released after backward
+    xt, wt = torch.tensor(np.asarray(x), requires_grad=True), torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True) if bias else None
+    yt = torch.nn.functional.conv2d(xt, wt, bt, stride=stride)
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-10)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(dW, wt.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), atol=1e-10)
+    # backward without the forward's columns (another input object) and without dx
+    dx2, dW2, _ = fconv.conv2d_backward(dy, x.copy(), w, (0, 0, 0, 0), stride, (1, 1), False, ws)
+    assert dx2 is None
+    np.testing.assert_allclose(dW2, dW, atol=1e-12)
+
+
+def test_conv_1x1_layer_float32_matches_padded_general_path(rng):
+    # padding 1 takes the im2col path; its interior equals the 1x1 fast path's output
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    fast, general = Conv2D(3, 4, 1, rng=0), Conv2D(3, 4, 1, padding=1, rng=0)
+    y = fast.forward(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, general.forward(x)[:, :, 1:-1, 1:-1], rtol=1e-5, atol=1e-6)
+
+
+# ---- BatchNorm2D on channel-first data ---------------------------------------------------------
+@pytest.mark.parametrize("layout", ["nchw", "cnhw"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batchnorm2d_matches_torch_in_both_layouts(rng, torch, monkeypatch, layout, threads):
+    from cnnlab.layers.batchnorm import BatchNorm2D
+
+    monkeypatch.setattr(fconv, "_THREADS", threads)
+    # 8*5*64*64 elements are above split_channels' inline limit (2**17): two channel ranges
+    x = rng.normal(3.0, 2.0, (8, 5, 64, 64) if threads == 2 else (6, 5, 16, 16))
+    x = _cnhw(x) if layout == "cnhw" else x
+    bn = BatchNorm2D(5, momentum=0.3).astype(np.float64)
+    bn.params["weight"][:] = rng.standard_normal(5)
+    bn.params["bias"][:] = rng.standard_normal(5)
+    ref = torch.nn.BatchNorm2d(5, momentum=0.3).double()
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(bn.params["weight"]))
+        ref.bias.copy_(torch.tensor(bn.params["bias"]))
+    for training in (True, False):
+        bn.train(training)
+        ref.train(training)
+        xt = torch.tensor(np.asarray(x), requires_grad=True)
+        yt = ref(xt)
+        y = bn.forward(x)
+        np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-10)
+        dy = rng.standard_normal(y.shape)
+        dy = _cnhw(dy) if layout == "cnhw" else dy
+        yt.backward(torch.tensor(dy))
+        dx = bn.backward(dy)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-10)
+        np.testing.assert_allclose(bn.grads["weight"], ref.weight.grad.numpy(), atol=1e-9)
+        np.testing.assert_allclose(bn.grads["bias"], ref.bias.grad.numpy(), atol=1e-9)
+        np.testing.assert_allclose(bn.buffers["running_mean"], ref.running_mean.numpy(), atol=1e-12)
+        np.testing.assert_allclose(bn.buffers["running_var"], ref.running_var.numpy(), atol=1e-12)
+        ref.weight.grad = ref.bias.grad = None
+
+
+@pytest.mark.parametrize("K", [3, 8, 20])
+def test_weight_grad_gemm_equals_plain_product_in_both_orientations(rng, K):
+    dy2, cols = rng.standard_normal((8, 50)), rng.standard_normal((K, 50))
+    np.testing.assert_allclose(fconv.weight_grad_gemm(dy2, cols), dy2 @ cols.T, atol=1e-12)

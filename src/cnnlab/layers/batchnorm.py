@@ -11,7 +11,10 @@ the running statistics with the UNBIASED variance (as PyTorch does):
     running = (1 - momentum) * running + momentum * batch_statistic
 
 Eval mode normalizes with the running statistics. BatchNorm1D and BatchNorm2D differ only
-in the input rank they accept: both call the same two kernels below.
+in the input rank they accept. The layers compute on a (C, N*H*W) matrix (a free view of
+a conv's channel-first output) and cache ``x - mean`` instead of ``x_hat``: fewer passes
+over the data than the reference kernels ``batchnorm_forward``/``batchnorm_backward``
+below, which compute the same in the textbook form.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numbers
 import numpy as np
 
 from cnnlab.errors import arg_error, shape_error
+from cnnlab.functional.conv import split_channels
 from cnnlab.layers.base import DEFAULT_DTYPE, Layer
 
 
@@ -32,6 +36,21 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
 def _reduce_axes(ndim: int) -> tuple[int, ...]:
     """Every axis but the channel axis 1: (0,), (0, 2) or (0, 2, 3)."""
     return (0, *range(2, ndim))
+
+
+def channels_first(x: np.ndarray) -> np.ndarray:
+    """``x`` (N, C, ...) as a (C, N*...) matrix: a view when the memory is channel-first.
+
+    Conv2D returns NCHW views of (C, N, H, W) memory, so after a conv this costs nothing
+    and every per-channel reduction below runs over one contiguous row. Other layouts
+    are copied once.
+    """
+    return np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)  # (C, N*H*W)
+
+
+def from_channels_first(x2: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of ``channels_first``: the (C, N*...) matrix as an (N, C, ...) view."""
+    return np.moveaxis(x2.reshape((shape[1], shape[0], *shape[2:])), 0, 1)  # (N, C, ...)
 
 
 def batchnorm_forward(
@@ -68,6 +87,70 @@ def batchnorm_backward(
     # and sum(g) = weight * dbias, sum(g * x_hat) = weight * dweight.
     dx = scale / m * (m * dy - _per_channel(dbias, dy.ndim) - x_hat * _per_channel(dweight, dy.ndim))
     return dx, dweight, dbias
+
+
+def _forward_rows(
+    x2: np.ndarray,
+    centered: np.ndarray,
+    y2: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    inv_std: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    eps: float,
+    batch_stats: bool,
+    c0: int,
+    c1: int,
+) -> None:
+    """Forward of channels c0:c1 of the (C, M) matrix ``x2``, written into the other arrays.
+
+    With ``batch_stats`` the mean and the biased variance are computed (two passes, each a
+    pairwise sum over one contiguous row: no E[x^2] - E[x]^2 cancellation) into ``mean``
+    and ``var``; else those hold the running statistics. x_hat is never materialized:
+    y = (x - mean) * (weight * inv_std) + bias.
+    """
+    rows = slice(c0, c1)
+    if batch_stats:
+        mean[rows] = x2[rows].mean(axis=1)
+    cen = np.subtract(x2[rows], mean[rows, None], out=centered[rows])  # (c, M)
+    y = y2[rows]  # (c, M)
+    if batch_stats:
+        var[rows] = np.multiply(cen, cen, out=y).mean(axis=1)  # the squares, in y's memory
+    inv_std[rows] = 1.0 / np.sqrt(var[rows] + eps)
+    np.multiply(cen, (weight[rows] * inv_std[rows])[:, None], out=y)
+    y += bias[rows, None]
+
+
+def _backward_rows(
+    dy2: np.ndarray,
+    centered: np.ndarray,
+    inv_std: np.ndarray,
+    weight: np.ndarray,
+    dx2: np.ndarray,
+    dweight: np.ndarray,
+    dbias: np.ndarray,
+    batch_stats: bool,
+    c0: int,
+    c1: int,
+) -> None:
+    """Backward of channels c0:c1: fills those rows of ``dx2``, ``dweight``, ``dbias``.
+
+    The same algebra as ``batchnorm_backward`` with x_hat = centered * inv_std:
+    dx = scale * (dy - dbias/m - x_hat * dweight/m), scale = weight * inv_std.
+    """
+    rows = slice(c0, c1)
+    dy, cen, dx, s = dy2[rows], centered[rows], dx2[rows], inv_std[rows]
+    m = dy.shape[1]
+    dbias[rows] = dy.sum(axis=1)
+    dweight[rows] = np.multiply(dy, cen, out=dx).sum(axis=1) * s  # sum(dy * x_hat); dx is scratch
+    scale = weight[rows] * s
+    if batch_stats:
+        np.multiply(cen, (-scale * s * dweight[rows] / m)[:, None], out=dx)
+        dx += (-scale * dbias[rows] / m)[:, None]
+        dx += dy * scale[:, None]
+    else:
+        np.multiply(dy, scale[:, None], out=dx)  # the statistics were constants
 
 
 class _BatchNorm(Layer):
@@ -114,34 +197,44 @@ class _BatchNorm(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, ndims=self._ndims)
         self._check_shape(x.shape)
-        axes = _reduce_axes(x.ndim)
         weight, bias = self.params["weight"], self.params["bias"]
+        x2 = channels_first(x)  # (C, M): a view when x came from a conv (CNHW memory)
+        C, m = x2.shape  # m: elements per channel
+        if self.training and m < 2:
+            raise shape_error(self.name, "input in training mode", "more than 1 value per channel", x.shape)
+        dtype = np.result_type(x2.dtype, weight.dtype)
+        centered = np.empty((C, m), dtype)  # (C, M): x - mean, what backward needs
+        y2 = np.empty((C, m), dtype)  # (C, M)
         if self.training:
-            m = x.size // x.shape[1]  # elements per channel
-            if m < 2:
-                raise shape_error(
-                    self.name, "input in training mode", "more than 1 value per channel", x.shape
-                )
-            mean = x.mean(axis=axes)  # (C,)
-            var = x.var(axis=axes)  # (C,) biased: normalizes the batch
+            mean, var = np.empty(C, dtype), np.empty(C, dtype)
+        else:
+            mean = self.buffers["running_mean"].astype(dtype)
+            var = self.buffers["running_var"].astype(dtype)
+        inv_std = np.empty(C, dtype)
+        stats = (x2, centered, y2, mean, var, inv_std, weight, bias)
+        split_channels(lambda c0, c1: _forward_rows(*stats, self.eps, self.training, c0, c1), C, x2.size)
+        if self.training:
             # Running statistics use the unbiased variance (PyTorch semantics).
             running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
             running_mean *= 1 - self.momentum
             running_mean += self.momentum * mean
             running_var *= 1 - self.momentum
             running_var += self.momentum * var * (m / (m - 1))
-        else:
-            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        y, x_hat, inv_std = batchnorm_forward(x, weight, bias, mean, var, self.eps)
-        self._cache = (x_hat, inv_std, self.training)
-        return y
+        self._cache = (centered, inv_std, self.training)
+        return from_channels_first(y2, x.shape)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        x_hat, inv_std, batch_stats = self._cached()
-        dx, dweight, dbias = batchnorm_backward(dy, x_hat, self.params["weight"], inv_std, batch_stats)
-        self.grads["weight"] = dweight.astype(self.params["weight"].dtype, copy=False)
+        centered, inv_std, batch_stats = self._cached()
+        weight = self.params["weight"]
+        dy2 = channels_first(dy)  # (C, M)
+        C = dy2.shape[0]
+        dx2 = np.empty(centered.shape, centered.dtype)  # (C, M)
+        dweight, dbias = np.empty(C, centered.dtype), np.empty(C, centered.dtype)
+        parts = (dy2, centered, inv_std, weight, dx2, dweight, dbias)
+        split_channels(lambda c0, c1: _backward_rows(*parts, batch_stats, c0, c1), C, dy2.size)
+        self.grads["weight"] = dweight.astype(weight.dtype, copy=False)
         self.grads["bias"] = dbias.astype(self.params["bias"].dtype, copy=False)
-        return dx
+        return from_channels_first(dx2, dy.shape)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self._check_shape(tuple(input_shape))
