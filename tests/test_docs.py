@@ -17,3 +17,14 @@ def test_tutorial_code_blocks_run() -> None:
             exec(compile(block, f"{TUTORIAL.name}[block {i}]", "exec"), namespace)
         except Exception as exc:  # pragma: no cover - the message says which block
             raise AssertionError(f"tutorial block {i} failed: {exc!r}\n{block}") from exc
+
+
+def test_readme_example_runs(capsys) -> None:
+    readme = (TUTORIAL.parents[1] / "README.md").read_text()
+    engine_part = readme.split("## Moving to PyTorch")[0]  # later blocks need torch and files
+    blocks = re.findall(r"```python\n(.*?)```", engine_part, flags=re.S)
+    assert blocks, "README lost its example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    loss = float(capsys.readouterr().out.split()[-1])
+    assert 0 < loss < 10
