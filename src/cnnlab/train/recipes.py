@@ -7,7 +7,8 @@ test split never used) from a sweep of 26 configurations run with PyTorch on the
 architectures, augmentations and schedule (see docs/performance.md, "Recipes"): a VGG-style
 network of two blocks of two 3x3 convolutions with BatchNorm, random shifts and horizontal
 flips, Adam with a cosine schedule. On that sweep it reached 93.9% validation / 93.6% test
-accuracy after 15 epochs.
+accuracy after 15 epochs; on the NumPy engine (2 cores) it reached 93.73% test accuracy in
+29 minutes (seed 0).
 """
 
 from __future__ import annotations
