@@ -5,23 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cnnlab.data.datasets import FASHION_CLASSES
 from cnnlab.errors import CnnlabError
 from cnnlab.train.history import History
 from cnnlab.viz import activations, confusion, curves, images, prediction, projection
 from cnnlab.viz.figure import new_figure
 
-FASHION = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+FASHION = FASHION_CLASSES  # long class names, as the dataset gives them
 
 
 def check_png(path, size):
