@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error, shape_error
+from cnnlab.layers.base import config_repr
 
 
 class Transform:
@@ -60,15 +61,7 @@ class Transform:
         return {arg: getattr(self, arg) for arg in list(sig.parameters)[1:]}
 
     def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
-        parts = []
-        for arg, value in self.get_config().items():
-            default = sig.parameters[arg].default
-            if default is inspect.Parameter.empty:
-                parts.append(repr(value))
-            elif value != default:
-                parts.append(f"{arg}={value!r}")
-        return f"{self.name}({', '.join(parts)})"
+        return config_repr(self, self.get_config())
 
 
 def _probability(where: str, arg: str, p: float) -> float:

@@ -251,15 +251,23 @@ class Layer:
         return config
 
     def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
-        parts = []
-        for arg, value in self.get_config().items():
-            default = sig.parameters[arg].default
-            if default is inspect.Parameter.empty:
-                parts.append(repr(value))
-            elif value != default:
-                parts.append(f"{arg}={value!r}")
-        return f"{self.name}({', '.join(parts)})"
+        return config_repr(self, self.get_config())
+
+
+def config_repr(obj: Any, config: dict[str, Any]) -> str:
+    """``Name(required, ..., option=value)``: required args positionally, only non-defaults.
+
+    Shared by layers and transforms, e.g. ``Conv2D(1, 32, kernel_size=3, padding=1)``.
+    """
+    sig = inspect.signature(type(obj).__init__)
+    parts = []
+    for arg, value in config.items():
+        default = sig.parameters[arg].default
+        if default is inspect.Parameter.empty:
+            parts.append(repr(value))
+        elif value != default:
+            parts.append(f"{arg}={value!r}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
 
 
 def to_config(layer: Layer) -> dict[str, Any]:
