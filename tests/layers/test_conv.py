@@ -60,6 +60,11 @@ GRID = [
     (2, 2, 3, 1, 1, 3, 2, "same", 1),  # 1x1 input and output
     (2, 3, 2, 4, 4, 4, 2, 1, 1),
     (8, 8, 4, 16, 16, 3, 1, 1, 1),  # big enough for the multi-threaded copies and adds
+    # C_out <= C_in at stride 1: dx comes from a second convolution (dx_conv_pads)
+    (2, 4, 4, 7, 7, 3, 1, 1, 1),
+    (2, 4, 3, 8, 7, 4, 1, "same", 1),  # asymmetric pads (even kernel)
+    (2, 3, 3, 9, 8, (3, 2), 1, (1, 0), (2, 1)),  # non-square kernel, pair dilation
+    (2, 3, 2, 6, 6, 3, 1, 3, 1),  # pad > kernel - 1: col2im instead
 ]
 
 
@@ -122,15 +127,17 @@ def tiny_budget():
 
 
 @pytest.mark.parametrize("padding", [0, 1, "same"])
-def test_chunked_equals_unchunked(tiny_budget, padding) -> None:
+@pytest.mark.parametrize("stride, C_out", [(2, 4), (1, 3)])  # (1, 3): dx by a second convolution
+def test_chunked_equals_unchunked(tiny_budget, padding, stride, C_out) -> None:
     rng = np.random.default_rng(5)
     x = rng.standard_normal((7, 3, 6, 5))
-    layer = Conv2D(3, 4, 3, stride=2, padding=padding, rng=0).astype(np.float64)
+    layer = Conv2D(3, C_out, 3, stride=stride, padding=padding, rng=0).astype(np.float64)
     dy = rng.standard_normal(layer.output_shape(x.shape))
+    fconv.set_workspace_budget(4000 if stride == 2 else 9000)
     chunked = run_layer(layer, x, dy)
-    assert fconv.chunk_size(3, (3, 3), (8, 7), (3, 3), 8) < 7  # the budget really splits the batch
+    assert fconv.chunk_size(3, (3, 3), (8, 7), dy.shape[2:], 8) < 7  # the budget really splits the batch
     fconv.set_workspace_budget(2**30)
-    whole = run_layer(Conv2D(3, 4, 3, stride=2, padding=padding, rng=0).astype(np.float64), x, dy)
+    whole = run_layer(Conv2D(3, C_out, 3, stride=stride, padding=padding, rng=0).astype(np.float64), x, dy)
     for a, b in zip(chunked, whole, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
 

@@ -81,16 +81,28 @@ def split_channels(fn: Callable[[int, int], Any], channels: int, work: int) -> N
 class ConvWorkspace:
     """Buffers one conv layer reuses between steps, keyed on name, shape, pads and dtype."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: ConvWorkspace | None = None) -> None:
         self._buffers: dict[str, tuple[Any, np.ndarray]] = {}
+        # A workspace made by ``for_dx`` carves its column matrix from its parent's.
+        self._shared = shared
+        self._dx: ConvWorkspace | None = None
         # What the "cols" buffer currently holds: (input object, key); lets backward reuse
         # forward's columns when the whole batch fit in one chunk.
         self.cols_for: tuple[Any, Any] | None = None
         # A 1x1 conv's (input, column matrix): the columns are the (strided) input itself.
         self.cols_1x1: tuple[Any, np.ndarray] | None = None
 
+    def for_dx(self) -> ConvWorkspace:
+        """The workspace of the backward pass's dx convolution: its own padded buffer (dy has
+        C_out channels), but the same column matrix, which dW has finished with by then."""
+        if self._dx is None:
+            self._dx = ConvWorkspace(shared=self)
+        return self._dx
+
     def flat(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """An uninitialized C-contiguous array of ``shape``, carved from a reused buffer."""
+        if self._shared is not None and name == "cols":
+            return self._shared.flat(name, shape, dtype)
         size = int(np.prod(shape))
         _, buf = self._buffers.get(name, (None, np.empty(0, dtype)))
         if buf.dtype != dtype or buf.size < size:
@@ -168,6 +180,31 @@ def weight_grad_gemm(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
     if cols.shape[0] >= dy2.shape[0]:
         return (cols @ dy2.T).T  # (C_out, K), a transposed view
     return dy2 @ cols.T  # (C_out, K)
+
+
+def dx_conv_pads(
+    C_in: int, C_out: int, kernel: Pair, pads: Pads, stride: Pair, dilation: Pair
+) -> Pads | None:
+    """Pads of a convolution that yields dx directly, or None when col2im is the faster way.
+
+    With stride 1, dL/dx is dy zero-padded by ``dilation*(k-1) - pad`` on each side and
+    convolved with the filters rotated by 180 degrees, C_in and C_out swapped. Its GEMM has
+    an inner size of C_out*KH*KW instead of C_out (the columns' gradient, ``weight.T @ dy``),
+    and its copy is an im2col of dy instead of KH*KW adds into dx. That is faster when
+    C_out <= C_in: a 3x3 conv 32->32 channels on 64x28x28, forward + backward 43 -> 33 ms
+    (2 cores); 32->64 channels on 64x14x14 it was slower, 12.6 -> 14.9 ms.
+
+    Example:
+        >>> dx_conv_pads(32, 32, (3, 3), (1, 1, 1, 1), (1, 1), (1, 1))
+        (1, 1, 1, 1)
+        >>> dx_conv_pads(32, 64, (3, 3), (1, 1, 1, 1), (1, 1), (1, 1)) is None
+        True
+    """
+    if stride != (1, 1) or C_out > C_in:
+        return None
+    full = (dilation[0] * (kernel[0] - 1),) * 2 + (dilation[1] * (kernel[1] - 1),) * 2
+    top, bottom, left, right = (f - p for f, p in zip(full, pads, strict=True))
+    return (top, bottom, left, right) if min(top, bottom, left, right) >= 0 else None
 
 
 def conv2d_forward(
@@ -266,7 +303,8 @@ def conv2d_backward(
 
     K = C_in * KH * KW
     dWb = np.zeros((C_out, K + 1), dtype) if N == 0 else None  # (C_out, C_in*KH*KW + 1): [dW | db]
-    dxc = np.empty((C_in, N, H, W), dtype) if need_dx else None  # (C_in, N, H, W)
+    dx_pads = dx_conv_pads(C_in, C_out, (KH, KW), pads, stride, dilation) if need_dx else None
+    dxc = np.empty((C_in, N, H, W), dtype) if need_dx and dx_pads is None else None  # (C_in, N, H, W)
     w2 = weight.reshape(C_out, C_in * KH * KW)  # (C_out, C_in*KH*KW)
     for n0 in range(0, N, chunk):
         n1 = min(N, n0 + chunk)
@@ -293,6 +331,12 @@ def conv2d_backward(
 
         split_channels(add_back, C_in, dcols.size)
     dx = None if dxc is None else dxc.transpose(1, 0, 2, 3)  # (N, C_in, H, W), a view of CNHW memory
+    if dx_pads is not None:
+        # dx = dy (zero-padded) convolved with the flipped filters, C_in and C_out swapped.
+        ws.cols_for = None  # the columns buffer is about to hold dy's columns
+        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, KH, KW)
+        flipped = np.ascontiguousarray(flipped)
+        dx = conv2d_forward(dy, flipped, None, dx_pads, (1, 1), dilation, ws.for_dx())  # (N, C_in, H, W)
     assert dWb is not None
     dW = np.ascontiguousarray(dWb[:, :K]).reshape(weight.shape)  # (C_out, C_in, KH, KW)
     return dx, dW, np.ascontiguousarray(dWb[:, K])  # db: (C_out,)
