@@ -55,6 +55,25 @@ def test_evaluate_json(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert len(result["confusion_matrix"]) == 10
 
 
+def test_evaluate_with_flip_tta(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(run_dir), "--tta", "flip", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = json.loads((run_dir / "metrics.json").read_text())["test_accuracy"]
+    assert result["tta"] == "flip" and result["accuracy_without_tta"] == pytest.approx(expected)
+    assert main(["evaluate", str(run_dir), "--tta", "flip"]) == 0
+    assert "flip TTA, without:" in capsys.readouterr().out
+
+
+def test_train_with_tta_prints_both_accuracies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "tta"
+    args = ["train", "--epochs", "1", "--out", str(out), "--quiet", "--no-plots", "--tta", "flip"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tta"] == "flip" and 0 <= metrics["accuracy_without_tta"] <= 1
+    assert f"[flip TTA; without: {metrics['accuracy_without_tta']:.4f}]" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["tta"] == "flip"
+
+
 def test_evaluate_text(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(run_dir)]) == 0
     out = capsys.readouterr().out

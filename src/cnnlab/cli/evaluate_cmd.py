@@ -14,6 +14,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("model", help="run folder or model file")
     p.add_argument("--data", default=None, help="dataset (default: the one the model was trained on)")
     p.add_argument("--data-dir", default=None, help="where the dataset files are")
+    p.add_argument(
+        "--tta", default="none", help="test-time augmentation: none or flip (average of image and mirror)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--data is required: the model file does not say which dataset it was trained on")
     test = load_dataset(name, root=args.data_dir).test
     classes = extra.get("classes") or test.classes
-    metrics = evaluate_arrays(model, normalize(test.x, extra), test.y, classes)
+    metrics = evaluate_arrays(model, normalize(test.x, extra), test.y, classes, tta=args.tta)
     if args.json:
         print(json.dumps(metrics))
         return 0
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"accuracy: {metrics['accuracy']:.4f}  loss: {metrics['test_loss']:.4f}  "
         f"({metrics['num_examples']} test images of {name})"
+        + (f"; {args.tta} TTA, without: {metrics['accuracy_without_tta']:.4f}" if args.tta != "none" else "")
     )
     print(classification_report(np.array(metrics["confusion_matrix"]), classes))
     print("confusion matrix (rows: true, columns: predicted):")

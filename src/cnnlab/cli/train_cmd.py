@@ -29,6 +29,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
         str,
         "training augmentation: none or a list of shift,crop,flip,rotate,erase,noise",
     ),
+    "--tta": ("tta", str, "test-time augmentation of the test evaluation: none or flip (image + mirror)"),
     "--seed": ("seed", int, "seed for weights, shuffling and augmentation"),
     "--out": ("out", str, "run folder (default runs/<timestamp>)"),
     "--backend": ("backend", str, "numpy (cnnlab's engine) or torch (PyTorch; also under torchrun)"),
@@ -129,9 +130,12 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if not main:
         return 0
+    tta = ""
+    if "accuracy_without_tta" in result.metrics:
+        tta = f"  [{result.metrics['tta']} TTA; without: {result.metrics['accuracy_without_tta']:.4f}]"
     print(
         f"test accuracy: {result.test_accuracy:.4f}  test loss: {result.test_loss:.4f}  "
-        f"({result.seconds:.1f} s)"
+        f"({result.seconds:.1f} s){tta}"
     )
     print(f"run folder: {result.run_dir}")
     from cnnlab.train.diagnose import diagnose_run

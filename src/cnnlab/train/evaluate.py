@@ -6,22 +6,58 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.errors import arg_error
+
+#: Test-time augmentations: "flip" averages the class probabilities of each image and of
+#: its left-right mirror (for models trained with ``--augment flip``).
+TTA_MODES = ("none", "flip")
+
+
+def predict_proba(model: Any, x: np.ndarray, tta: str = "none", batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, K) of ``model`` on ``x`` (eval mode, batched).
+
+    Shape:
+        x: (N, C, H, W) -> (N, K), each row sums to 1.
+
+    Example:
+        >>> import cnnlab
+        >>> net = cnnlab.Sequential(cnnlab.Flatten(), cnnlab.Dense(4, 3, rng=0))
+        >>> x = np.arange(8, dtype=np.float32).reshape(2, 1, 2, 2)
+        >>> predict_proba(net, x, tta="flip").sum(axis=1)
+        array([1., 1.])
+    """
+    if tta not in TTA_MODES:
+        raise arg_error("predict_proba", "tta", f"one of {', '.join(TTA_MODES)}", tta)
+    views = [x] if tta == "none" else [x, x[..., ::-1]]  # the mirror flips the width axis
+    probs = np.zeros((len(x), 0))
+    for view in views:
+        logits = model.predict(view, batch_size=batch_size).astype(np.float64)  # (N, K)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        probs = p if probs.size == 0 else probs + p
+    return probs / len(views)
+
 
 def evaluate_arrays(
-    model: Any, x: np.ndarray, y: np.ndarray, classes: list[str], batch_size: int = 256
+    model: Any, x: np.ndarray, y: np.ndarray, classes: list[str], batch_size: int = 256, tta: str = "none"
 ) -> dict[str, Any]:
     """Return JSON-ready metrics of ``model`` on ``(x, y)`` (eval mode, batched).
 
-    Keys: ``test_accuracy`` (= ``accuracy``), ``test_loss``, ``top5_accuracy`` (when there
-    are more than 5 classes), ``per_class`` (precision/recall/f1/support by class name) and
-    ``confusion_matrix`` (rows: true class, columns: predicted).
+    Keys: ``test_accuracy`` (= ``accuracy``), ``test_loss`` (mean cross-entropy of the
+    predicted probabilities), ``top5_accuracy`` (when there are more than 5 classes),
+    ``per_class`` (precision/recall/f1/support by class name) and ``confusion_matrix`` (rows:
+    true class, columns: predicted). With a test-time augmentation (``tta="flip"``) the
+    metrics are those of the averaged probabilities; ``tta`` names it and
+    ``accuracy_without_tta`` gives the plain model's accuracy beside it.
     """
-    from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.train.metrics import confusion_matrix, per_class_metrics, top_k_accuracy
 
-    logits = model.predict(x, batch_size=batch_size)  # (N, K)
-    loss = SoftmaxCrossEntropy().forward(logits.astype(np.float64), y)
-    pred = logits.argmax(axis=1)
+    if tta not in TTA_MODES:
+        raise arg_error("evaluate", "tta", f"one of {', '.join(TTA_MODES)}", tta)
+    plain = predict_proba(model, x, "none", batch_size)  # (N, K)
+    probs = plain if tta == "none" else (plain + predict_proba(model, x[..., ::-1], "none", batch_size)) / 2
+    loss = -np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], np.finfo(np.float64).tiny)))
+    pred = probs.argmax(axis=1)
     accuracy = float(np.mean(pred == y))
     cm = confusion_matrix(y, pred, len(classes))
     per_class = per_class_metrics(cm)
@@ -31,8 +67,11 @@ def evaluate_arrays(
         "test_loss": float(loss),
         "num_examples": len(y),
     }
+    if tta != "none":
+        result["tta"] = tta
+        result["accuracy_without_tta"] = float(np.mean(plain.argmax(axis=1) == y))
     if len(classes) > 5:
-        result["top5_accuracy"] = float(top_k_accuracy(logits, y, k=5))
+        result["top5_accuracy"] = float(top_k_accuracy(probs, y, k=5))
     result["per_class"] = {
         name: {key: float(per_class[key][i]) for key in ("precision", "recall", "f1", "support")}
         for i, name in enumerate(classes)

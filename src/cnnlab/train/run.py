@@ -8,6 +8,7 @@ on the test split, and write the run folder::
       model.npz      architecture + weights + class names + normalization (no pickle)
       history.csv    one row per epoch
       metrics.json   test_accuracy, test_loss, per-class metrics, confusion matrix
+                     (with --tta flip: of the averaged predictions, and accuracy_without_tta)
       checkpoint.npz everything needed to resume (`cnnlab train --resume RUN_DIR`)
 """
 
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import arg_error
+from cnnlab.train.evaluate import TTA_MODES
 
 
 @dataclass
@@ -47,6 +49,7 @@ class TrainConfig:
     val_split: float = 0.1
     early_stopping: int = 0
     augment: str = "none"
+    tta: str = "none"  # test-time augmentation of the final evaluation: none or flip
     seed: int = 0
     out: str | None = None
     backend: str = "numpy"  # "torch": cnnlab.train.torch_backend (also under torchrun)
@@ -71,6 +74,8 @@ class TrainConfig:
             raise arg_error("train", "val_split", "in [0, 1)", self.val_split)
         if self.schedule not in SCHEDULES:
             raise arg_error("train", "schedule", f"one of {', '.join(SCHEDULES)}", self.schedule)
+        if self.tta not in TTA_MODES:
+            raise arg_error("train", "tta", f"one of {', '.join(TTA_MODES)}", self.tta)
         if self.backend not in ("numpy", "torch"):
             raise arg_error("train", "backend", "numpy or torch", self.backend)
         if self.device not in ("cpu", "cuda") or (self.device == "cuda" and self.backend != "torch"):
@@ -87,6 +92,7 @@ class RunResult:
     test_loss: float
     seconds: float
     history: Any
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def default_run_dir() -> Path:
@@ -237,8 +243,8 @@ def train_run(
         return RunResult(run_dir, math.nan, math.nan, time.perf_counter() - start, history)
 
     # 4. Test: the test split is used once, here, never for model selection.
-    metrics = evaluate_arrays(model, x_test, y_test, splits.classes)
+    metrics = evaluate_arrays(model, x_test, y_test, splits.classes, tta=config.tta)
     seconds = time.perf_counter() - start
     metrics["seconds"] = round(seconds, 2)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return RunResult(run_dir, metrics["test_accuracy"], metrics["test_loss"], seconds, history)
+    return RunResult(run_dir, metrics["test_accuracy"], metrics["test_loss"], seconds, history, metrics)
