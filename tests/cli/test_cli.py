@@ -74,6 +74,57 @@ def test_train_with_tta_prints_both_accuracies(tmp_path: Path, capsys: pytest.Ca
     assert json.loads((out / "config.json").read_text())["tta"] == "flip"
 
 
+def test_label_smoothing_reaches_the_training_loss(tmp_path: Path) -> None:
+    losses = {}
+    for eps in ("0", "0.5"):
+        out = tmp_path / f"ls{eps}"
+        args = ["train", "--epochs", "1", "--out", str(out), "--quiet", "--no-plots"]
+        args += ["--label-smoothing", eps]
+        assert main(args) == 0
+        assert json.loads((out / "config.json").read_text())["label_smoothing"] == float(eps)
+        with open(out / "history.csv") as f:
+            losses[eps] = float(next(csv.DictReader(f))["train_loss"])
+    # A smoothed target cannot be matched by a one-hot-like prediction: the loss stays higher.
+    assert losses["0.5"] > losses["0"] + 0.3
+
+
+def test_bad_label_smoothing_is_one_line() -> None:
+    from cnnlab.train.run import TrainConfig
+
+    with pytest.raises(ValueError, match=r"label_smoothing.*in \[0, 1\). Received: label_smoothing=1.0"):
+        TrainConfig(label_smoothing=1.0).validate()
+
+
+def test_train_augments_with_black_not_the_mean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Augmentation runs on normalized images, where 0 is the mean gray: the pixels a shift
+    # uncovers must get the normalized value of black instead.
+    import cnnlab.data.transforms as transforms
+    from cnnlab.data import load_dataset
+
+    seen = []
+
+    def spy(spec: str, shape: tuple[int, int, int], fill: object = 0.0) -> object:
+        seen.append(fill)
+        return parse(spec, shape, fill)
+
+    parse = transforms.parse_augment
+    monkeypatch.setattr(transforms, "parse_augment", spy)
+    args = [
+        "train",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "--no-plots",
+        "--augment",
+        "shift",
+    ]
+    assert main(args) == 0
+    x = load_dataset("digits").train.x
+    assert seen == [pytest.approx((-x.mean() / x.std(),), rel=1e-5)]
+
+
 def test_evaluate_text(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(run_dir)]) == 0
     out = capsys.readouterr().out

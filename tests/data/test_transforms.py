@@ -114,6 +114,31 @@ def test_shift_by_one_example():
     np.testing.assert_array_equal(out, [[0, 0, 0], [0, 1, 2], [0, 4, 5]])
 
 
+def test_shift_fills_uncovered_pixels_with_fill():
+    out = RandomShift(1, fill=-0.5)(grid3(), _Wrap(1, -1))[0, 0]
+    np.testing.assert_array_equal(out, [[-0.5, -0.5, -0.5], [2, 3, -0.5], [5, 6, -0.5]])
+    # One value per channel (e.g. the normalized black of each channel).
+    x = np.ones((1, 2, 3, 3))
+    out = RandomShift(1, fill=(-1.0, -2.0))(x, _Wrap(0, 1))
+    np.testing.assert_array_equal(out[0, :, :, 0], [[-1, -1, -1], [-2, -2, -2]])
+    np.testing.assert_array_equal(out[0, :, :, 1:], np.ones((2, 3, 2)))
+    with pytest.raises(ValueError, match=r"RandomShift: fill has 2 values but the images have 3 channels"):
+        RandomShift(1, fill=(-1.0, -2.0))(np.ones((1, 3, 3, 3)), np.random.default_rng(0))
+
+
+def test_crop_and_rotation_fill():
+    out = RandomCrop(3, padding=1, fill=7.0)(grid3(), np.random.default_rng(3))
+    window = np.pad(grid3()[0, 0], 1, constant_values=7.0)
+    assert any(np.array_equal(out[0, 0], window[i : i + 3, j : j + 3]) for i in range(3) for j in range(3))
+    # Filling with the image's own constant value makes a rotation of a constant image exact.
+    np.testing.assert_allclose(
+        rotate(np.full((1, 1, 7, 7), 2.0), np.array([45.0]), fill=2.0), 2.0, atol=1e-12
+    )
+    assert (
+        RandomRotation(30, fill=2.0)(np.full((2, 1, 5, 5), 2.0), np.random.default_rng(0)).min() > 2 - 1e-12
+    )
+
+
 def test_shift_zero_is_identity():
     x = np.random.default_rng(0).random((4, 2, 5, 5))
     np.testing.assert_array_equal(RandomShift(0)(x, np.random.default_rng(0)), x)
@@ -250,6 +275,12 @@ def test_compose_applies_in_order():
         (lambda: Normalize([0.5, 0.5], [1.0]), r"Normalize: argument `std` must be as long as mean"),
         (lambda: Normalize([0.5], [0.0]), r"std` must be positive"),
         (lambda: Compose([1]), r"Compose: argument `transforms\[0\]`"),
+        (
+            lambda: RandomShift(fill=float("nan")),
+            r"RandomShift: argument `fill` must be a finite number or one",
+        ),
+        (lambda: RandomCrop(8, fill="black"), r"RandomCrop: argument `fill`"),
+        (lambda: RandomRotation(fill=()), r"RandomRotation: argument `fill`"),
     ],
 )
 def test_bad_arguments(make, match):
@@ -299,6 +330,12 @@ def test_parse_augment_names_and_defaults():
         np.zeros((2, 1, 28, 28), dtype=np.float32), np.random.default_rng(0)
     )
     assert out.shape == (2, 1, 28, 28) and out.dtype == np.float32
+
+
+def test_parse_augment_passes_fill_to_geometric_transforms():
+    t = parse_augment("shift,crop,rotate,flip", (1, 28, 28), fill=(-0.8,))
+    assert [getattr(step, "fill", None) for step in t.transforms] == [(-0.8,), (-0.8,), None, (-0.8,)]
+    assert repr(t.transforms[1]) == "RandomShift(fill=(-0.8,))"
 
 
 def test_parse_augment_errors():

@@ -89,6 +89,7 @@ def test_one_epoch_is_too_few_to_call_a_fit() -> None:
 
 def test_recipes_resolve_and_unknown_is_listed() -> None:
     import argparse
+    import dataclasses
 
     from cnnlab.cli.train_cmd import add_parser
 
@@ -99,5 +100,10 @@ def test_recipes_resolve_and_unknown_is_listed() -> None:
     cfg = resolve_config(parser.parse_args(["train", "--recipe", "fashion", "--epochs", "3"]))
     assert (cfg.data, cfg.model, cfg.epochs, cfg.augment) == ("fashion-mnist", "vgg", 3, "shift,flip")
     assert cfg.model_args == {"depth": 2, "width": 32, "dropout": 0.3}
-    with pytest.raises(ValueError, match="Valid recipes: fashion, digits"):
+    assert cfg.tta == "flip"
+    fast = resolve_config(parser.parse_args(["train", "--recipe", "fashion-fast"]))
+    full = resolve_config(parser.parse_args(["train", "--recipe", "fashion"]))
+    assert dataclasses.replace(fast, epochs=15) == full
+    assert fast.epochs == 10
+    with pytest.raises(ValueError, match="Valid recipes: fashion, fashion-fast, digits"):
         resolve_config(parser.parse_args(["train", "--recipe", "nope"]))

@@ -21,6 +21,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "--lr": ("lr", float, "learning rate"),
     "--momentum": ("momentum", float, "SGD momentum"),
     "--weight-decay": ("weight_decay", float, "L2 (sgd, adam) or decoupled (adamw) weight decay"),
+    "--label-smoothing": ("label_smoothing", float, "training target (1 - eps) y + eps / classes (0: off)"),
     "--schedule": ("schedule", str, f"learning-rate schedule: {', '.join(SCHEDULES)}"),
     "--val-split": ("val_split", float, "fraction of the training split held out for validation"),
     "--early-stopping": ("early_stopping", int, "patience in epochs (0: off)"),
@@ -57,7 +58,9 @@ def add_parser(sub: Any) -> None:
     for flag, kind in MODEL_FLAGS.items():
         p.add_argument(flag, type=kind, default=None, help=f"model option {flag[2:]} (zoo models)")
     p.add_argument("--config", type=str, default=None, help="a config.json to start from")
-    p.add_argument("--recipe", type=str, default=None, help="a named starting point: fashion, digits")
+    p.add_argument(
+        "--recipe", type=str, default=None, help="a named starting point: fashion, fashion-fast, digits"
+    )
     p.add_argument(
         "--resume",
         type=str,

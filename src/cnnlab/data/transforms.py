@@ -76,6 +76,42 @@ def _nonneg_int(where: str, arg: str, value: Any) -> int:
     return int(value)
 
 
+def _fill(where: str, value: Any) -> float | tuple[float, ...]:
+    """A fill value: one finite number, or one per channel (a tuple)."""
+    if isinstance(value, int | float | np.floating) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if (
+        isinstance(value, Sequence)
+        and len(value) > 0
+        and all(isinstance(v, int | float | np.floating) and not isinstance(v, bool) for v in value)
+        and all(math.isfinite(v) for v in value)
+    ):
+        return tuple(float(v) for v in value)
+    raise arg_error(where, "fill", "a finite number or one finite number per channel", value)
+
+
+def _fill_array(where: str, fill: float | tuple[float, ...], C: int, dtype: np.dtype) -> np.ndarray:
+    """``fill`` as a (1, C, 1, 1) array for a batch with ``C`` channels."""
+    values = np.full(C, fill, dtype) if isinstance(fill, float) else np.asarray(fill, dtype)
+    if values.shape != (C,):
+        raise ValueError(
+            f"{where}: fill has {values.size} values but the images have {C} channels. "
+            f"Received: fill={fill!r}"
+        )
+    return values[None, :, None, None]  # (1, C, 1, 1)
+
+
+def _pad(x: np.ndarray, p: int, fill: float | tuple[float, ...], where: str) -> np.ndarray:
+    """``x`` with a border of ``p`` pixels of ``fill`` on every side: (N, C, H + 2p, W + 2p)."""
+    if fill == 0.0:
+        return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    N, C, H, W = x.shape
+    padded = np.empty((N, C, H + 2 * p, W + 2 * p), x.dtype)  # (N, C, H + 2p, W + 2p)
+    padded[...] = _fill_array(where, fill, C, x.dtype)
+    padded[:, :, p : p + H, p : p + W] = x
+    return padded
+
+
 def _float_pair(where: str, arg: str, value: Any, lo: float, what: str) -> tuple[float, float]:
     """A (min, max) pair of floats with lo <= min <= max."""
     ok = isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, int | float) for v in value)
@@ -95,14 +131,16 @@ def _gather_windows(padded: np.ndarray, top: np.ndarray, left: np.ndarray, h: in
 
 
 class RandomShift(Transform):
-    """Translate each image by a random whole number of pixels; uncovered pixels become 0.
+    """Translate each image by a random whole number of pixels; uncovered pixels become ``fill``.
 
     ``dy, dx`` are drawn independently per image from ``{-max_shift, ..., max_shift}``;
     positive ``dx`` moves the content right, positive ``dy`` moves it down:
-    ``out[i, j] = x[i - dy, j - dx]`` (0 outside the image).
+    ``out[i, j] = x[i - dy, j - dx]`` (``fill`` outside the image).
 
     Args:
         max_shift: largest shift in pixels along each axis (2 suits 28x28 digits).
+        fill: value of the uncovered pixels, one number or one per channel. On normalized
+            images, pass what a black pixel became (``cnnlab train`` does), not 0 = the mean.
 
     Shape:
         - Input: (N, C, H, W), float. Output: (N, C, H, W), same dtype.
@@ -113,27 +151,29 @@ class RandomShift(Transform):
         (2, 1, 4, 4)
     """
 
-    def __init__(self, max_shift: int = 2) -> None:
+    def __init__(self, max_shift: int = 2, fill: float | tuple[float, ...] = 0.0) -> None:
         self.max_shift = _nonneg_int("RandomShift", "max_shift", max_shift)
+        self.fill = _fill("RandomShift", fill)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         N, _, H, W = self._check(x)
         rng, m = self._rng(rng), self.max_shift
         shifts = rng.integers(-m, m + 1, size=(2, N))  # (2, N): dy, dx
-        padded = np.pad(x, ((0, 0), (0, 0), (m, m), (m, m)))  # (N, C, H + 2m, W + 2m)
+        padded = _pad(x, m, self.fill, self.name)  # (N, C, H + 2m, W + 2m)
         # out[i, j] = padded[i + m - dy, j + m - dx] = x[i - dy, j - dx]
         return _gather_windows(padded, m - shifts[0], m - shifts[1], H, W)  # (N, C, H, W)
 
 
 class RandomCrop(Transform):
-    """Zero-pad each image by ``padding``, then cut a random ``size`` window (PyTorch-style).
+    """Pad each image by ``padding`` pixels of ``fill``, then cut a random ``size`` window (PyTorch-style).
 
     The classic CIFAR augmentation: ``RandomCrop(32, padding=4)``. With ``size == H`` it is a
     random shift by up to ``padding`` pixels.
 
     Args:
         size: output size, int (square) or ``(h, w)``.
-        padding: zeros added on every side before cropping.
+        padding: pixels added on every side before cropping.
+        fill: their value, one number or one per channel (see ``RandomShift``).
 
     Shape:
         - Input: (N, C, H, W), float, with ``h <= H + 2*padding`` and ``w <= W + 2*padding``.
@@ -147,7 +187,9 @@ class RandomCrop(Transform):
         (2, 3, 32, 32)
     """
 
-    def __init__(self, size: int | tuple[int, int], padding: int = 4) -> None:
+    def __init__(
+        self, size: int | tuple[int, int], padding: int = 4, fill: float | tuple[float, ...] = 0.0
+    ) -> None:
         is_int = isinstance(size, int | np.integer) and not isinstance(size, bool)
         pair: Any = (size, size) if is_int else size
         ok = isinstance(pair, Sequence) and len(pair) == 2
@@ -158,6 +200,7 @@ class RandomCrop(Transform):
         self._hw = (int(pair[0]), int(pair[1]))
         self.size: int | tuple[int, int] = self._hw[0] if is_int else self._hw
         self.padding = _nonneg_int("RandomCrop", "padding", padding)
+        self.fill = _fill("RandomCrop", fill)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         N, _, H, W = self._check(x)
@@ -167,7 +210,7 @@ class RandomCrop(Transform):
                 f"RandomCrop: crop size (h, w) must fit in the padded image (H + 2*padding, W + 2*padding) "
                 f"= ({H} + 2*{p}, {W} + 2*{p}) = ({H + 2 * p}, {W + 2 * p}). Received: size={self.size}"
             )
-        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))  # (N, C, H + 2p, W + 2p)
+        padded = _pad(x, p, self.fill, self.name)  # (N, C, H + 2p, W + 2p)
         top = rng.integers(0, H + 2 * p - h + 1, size=N)  # (N,)
         left = rng.integers(0, W + 2 * p - w + 1, size=N)  # (N,)
         return _gather_windows(padded, top, left, h, w)  # (N, C, h, w)
@@ -200,8 +243,10 @@ class RandomHorizontalFlip(Transform):
         return np.where(flip[:, None, None, None], x[..., ::-1], x)  # (N, C, H, W)
 
 
-def rotate(x: np.ndarray, degrees: np.ndarray) -> np.ndarray:
-    """Rotate each image of ``x`` by ``degrees[n]`` about its centre (bilinear, zero fill).
+def rotate(x: np.ndarray, degrees: np.ndarray, fill: float | tuple[float, ...] = 0.0) -> np.ndarray:
+    """Rotate each image of ``x`` by ``degrees[n]`` about its centre (bilinear).
+
+    Pixels that come from outside the image read ``fill`` (one number or one per channel).
 
     Positive angles turn the picture counter-clockwise as displayed (row 0 at the top), the
     convention of ``np.rot90`` and torchvision: ``rotate(x, [90])`` equals
@@ -230,6 +275,8 @@ def rotate(x: np.ndarray, degrees: np.ndarray) -> np.ndarray:
     wy, wx = (ys - y0).astype(x.dtype), (xs - x0).astype(x.dtype)  # (N, H, W) bilinear weights
     n = np.arange(N)[:, None, None, None]
     c = np.arange(C)[None, :, None, None]
+    fill = _fill("rotate", fill)
+    outside = None if fill == 0.0 else _fill_array("rotate", fill, C, x.dtype)  # (1, C, 1, 1)
     out = np.zeros_like(x)
     for dy, dx, weight in (
         (0, 0, (1 - wy) * (1 - wx)),
@@ -238,19 +285,23 @@ def rotate(x: np.ndarray, degrees: np.ndarray) -> np.ndarray:
         (1, 1, wy * wx),
     ):  # the 4 neighbours
         yi, xi = y0 + dy, x0 + dx
-        inside = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < W)  # zero fill outside the image
+        inside = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < W)  # (N, H, W)
         vals = x[n, c, np.clip(yi, 0, H - 1)[:, None], np.clip(xi, 0, W - 1)[:, None]]  # (N, C, H, W)
-        out += (weight * inside)[:, None] * vals
+        if outside is None:
+            out += (weight * inside)[:, None] * vals  # zero fill
+        else:
+            out += weight[:, None] * np.where(inside[:, None], vals, outside)
     return out
 
 
 class RandomRotation(Transform):
-    """Rotate each image by its own random angle, bilinear interpolation, zero fill.
+    """Rotate each image by its own random angle, bilinear interpolation.
 
     See ``rotate`` for the direction: positive = counter-clockwise as displayed.
 
     Args:
         degrees: a number d (angles uniform in [-d, d]) or a pair (min, max), as in torchvision.
+        fill: value read outside the image, one number or one per channel (see ``RandomShift``).
 
     Shape:
         - Input: (N, C, H, W), float. Output: (N, C, H, W), same dtype.
@@ -261,7 +312,9 @@ class RandomRotation(Transform):
         np.float32(50.0)
     """
 
-    def __init__(self, degrees: float | tuple[float, float] = 10) -> None:
+    def __init__(
+        self, degrees: float | tuple[float, float] = 10, fill: float | tuple[float, ...] = 0.0
+    ) -> None:
         if isinstance(degrees, int | float) and not isinstance(degrees, bool):
             if degrees < 0:
                 raise arg_error(
@@ -272,11 +325,12 @@ class RandomRotation(Transform):
             self._range = _float_pair("RandomRotation", "degrees", degrees, -math.inf, "min <= max")
             degrees = self._range
         self.degrees = degrees
+        self.fill = _fill("RandomRotation", fill)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         N = self._check(x)[0]
         angles = self._rng(rng).uniform(self._range[0], self._range[1], size=N)  # (N,)
-        return rotate(x, angles)
+        return rotate(x, angles, self.fill)
 
 
 class RandomErasing(Transform):
@@ -436,7 +490,9 @@ class Compose(Transform):
         return f"Compose([{', '.join(repr(t) for t in self.transforms)}])"
 
 
-def parse_augment(spec: str, image_shape: tuple[int, int, int]) -> Compose | None:
+def parse_augment(
+    spec: str, image_shape: tuple[int, int, int], fill: float | tuple[float, ...] = 0.0
+) -> Compose | None:
     """Build the augmentation for the CLI flag ``--augment shift,flip,rotate,erase,noise,crop``.
 
     Defaults scale with the image: shift ``max(1, H // 12)`` px (2 for 28x28), crop padding
@@ -448,6 +504,8 @@ def parse_augment(spec: str, image_shape: tuple[int, int, int]) -> Compose | Non
     Args:
         spec: comma-separated names (case and spaces ignored).
         image_shape: ``(C, H, W)`` of one image.
+        fill: what shift, crop and rotate put where the image has no pixels: one number or
+            one per channel; for normalized images, the normalized value of black.
 
     Example:
         >>> parse_augment("rotate, shift", (1, 28, 28))
@@ -461,10 +519,10 @@ def parse_augment(spec: str, image_shape: tuple[int, int, int]) -> Compose | Non
     _, H, W = (int(s) for s in image_shape)
     size = min(H, W)
     factories = {
-        "crop": lambda: RandomCrop((H, W) if H != W else H, padding=max(1, round(size / 8))),
-        "shift": lambda: RandomShift(max_shift=max(1, size // 12)),
+        "crop": lambda: RandomCrop((H, W) if H != W else H, padding=max(1, round(size / 8)), fill=fill),
+        "shift": lambda: RandomShift(max_shift=max(1, size // 12), fill=fill),
         "flip": lambda: RandomHorizontalFlip(p=0.5),
-        "rotate": lambda: RandomRotation(degrees=10),
+        "rotate": lambda: RandomRotation(degrees=10, fill=fill),
         "erase": lambda: RandomErasing(p=0.5),
         "noise": lambda: GaussianNoise(std=0.05),
     }

@@ -7,6 +7,8 @@ Backward (chain rule through that product):
     dcols = weight.T (C_in*KH*KW, C_out) @ dy; then for each kernel offset (i, j) its
          rows are added back at the input pixels that offset touched: KH*KW strided
          slice adds, clipped to the unpadded input (``col2im_into``; never ``np.add.at``)
+    or, at stride 1 when C_out <= C_in, dx = dy (padded) convolved with the flipped filters
+         (``dx_conv_pads``): the same sums, one GEMM with a longer inner axis, no col2im
 
 Speed notes (a 2-core CPU, float32): all work is in BLAS GEMMs and a few whole-array
 copies; the padded input and the column matrix live in a ``ConvWorkspace`` that is

@@ -45,6 +45,7 @@ class TrainConfig:
     lr: float = 2e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
+    label_smoothing: float = 0.0  # the training loss's target: (1 - eps) y + eps / K
     schedule: str = "cosine"
     val_split: float = 0.1
     early_stopping: int = 0
@@ -70,6 +71,8 @@ class TrainConfig:
             raise arg_error("train", "batch_size", "a positive int", self.batch_size)
         if not self.lr > 0 or not np.isfinite(self.lr):
             raise arg_error("train", "lr", "a positive finite float", self.lr)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise arg_error("train", "label_smoothing", "in [0, 1)", self.label_smoothing)
         if not 0.0 <= self.val_split < 1.0:
             raise arg_error("train", "val_split", "in [0, 1)", self.val_split)
         if self.schedule not in SCHEDULES:
@@ -155,7 +158,7 @@ def train_run(
             rng=rng,
             **config.model_args,
         )
-    loss = SoftmaxCrossEntropy()
+    loss = SoftmaxCrossEntropy(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(
         config.optimizer,
         model.parameters(),
@@ -196,7 +199,10 @@ def train_run(
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
     # Augmentation runs on the normalized training batches only (never validation or test).
-    transform = parse_augment(config.augment, (channels, height, width))
+    # Pixels that shifts, crops and rotations uncover get the normalized value of black (the
+    # background of the raw images), not 0, which after normalization is the mean gray.
+    black = normalizer(np.zeros((1, channels, 1, 1), np.float32)).ravel()  # (C,)
+    transform = parse_augment(config.augment, (channels, height, width), fill=tuple(map(float, black)))
 
     extra = {
         "classes": list(splits.classes),
