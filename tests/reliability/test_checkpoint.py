@@ -20,6 +20,7 @@ from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.adam import Adam
 from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau
+from cnnlab.train.callbacks import EarlyStopping
 from cnnlab.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from cnnlab.train.fit import fit
 
@@ -64,6 +65,47 @@ def test_resume_from_any_epoch_is_bit_identical(tmp_path: Path, schedule: str, s
     for key, value in reference.state_dict().items():
         assert value.tobytes() == resumed.state_dict()[key].tobytes(), key
     assert [r["train_loss"] for r in history.rows] == [r["train_loss"] for r in ref_history.rows]
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_resume_keeps_early_stopping_state(tmp_path: Path, stop_after: int) -> None:
+    # Random labels: validation loss soon rises, so EarlyStopping stops and restores an
+    # earlier epoch's weights. A resumed run must stop at the same epoch with the same weights.
+    make = lambda: EarlyStopping(monitor="val_loss", patience=2)  # noqa: E731
+    reference_es = make()
+    reference, ref_history = run("cosine", callbacks=[reference_es])
+    assert reference_es.stopped_epoch > 0 and reference_es.best_epoch < len(ref_history)  # it did both
+    assert stop_after < len(ref_history)
+
+    states: list[TrainState] = []
+    run("cosine", callbacks=[make()], checkpoint_fn=states.append)
+    model, optimizer, _ = setup("cosine")
+    path = save_checkpoint(tmp_path / "checkpoint.npz", states[stop_after - 1])
+    state = load_checkpoint(path, model, optimizer)
+    assert state.callbacks["0:EarlyStopping"]["best_epoch"] == min(stop_after, reference_es.best_epoch)
+
+    resumed_es = make()
+    resumed, history = run("cosine", callbacks=[resumed_es], initial_state=state)
+    assert (resumed_es.best_epoch, resumed_es.stopped_epoch) == (
+        reference_es.best_epoch,
+        reference_es.stopped_epoch,
+    )
+    assert len(history) == len(ref_history)
+    for key, value in reference.state_dict().items():
+        assert value.tobytes() == resumed.state_dict()[key].tobytes(), key
+
+
+def test_callback_state_for_an_unknown_weight_is_refused(tmp_path: Path) -> None:
+    states: list[TrainState] = []
+    run("cosine", callbacks=[EarlyStopping(monitor="val_loss", patience=1)], checkpoint_fn=states.append)
+    arrays = states[0].callbacks["0:EarlyStopping"]["arrays"]
+    arrays["9.weight"] = arrays.pop("0.weight")
+    path = save_checkpoint(tmp_path / "checkpoint.npz", states[0])
+    model, optimizer, _ = setup("cosine")
+    with pytest.raises(
+        CnnlabError, match=r"callback '0:EarlyStopping' keeps an array for unknown weight '9.weight'"
+    ):
+        load_checkpoint(path, model, optimizer)
 
 
 def test_resume_of_a_finished_run_trains_no_more(tmp_path: Path) -> None:

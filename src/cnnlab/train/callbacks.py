@@ -57,6 +57,17 @@ class Callback:
     def on_train_end(self, ctx: TrainContext) -> None:
         pass
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """What a checkpoint keeps of this callback, or None for nothing.
+
+        JSON numbers under any keys, plus ``"arrays"``: a dict of arrays shaped like entries
+        of the model's ``state_dict()`` (e.g. saved weights), stored beside the model's.
+        """
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned; ``fit`` calls it on resume, after ``on_train_begin``."""
+
 
 class _Monitor:
     """Tracks the best value of one History column and says whether a new one improves it."""
@@ -145,6 +156,23 @@ class EarlyStopping(Callback):
     def on_train_end(self, ctx: TrainContext) -> None:
         if self.restore_best_weights and self.best_state is not None:
             ctx.model.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best value, its epoch and weights, and the patience count: a resumed run stops
+        at the same epoch and ends with the same weights as an uninterrupted one."""
+        return {
+            "best": self.tracker.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "arrays": dict(self.best_state or {}),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.best = float(state["best"])
+        self.best_epoch, self.wait = int(state["best_epoch"]), int(state["wait"])
+        self.stopped_epoch = int(state["stopped_epoch"])
+        self.best_state = dict(state["arrays"]) or None
 
 
 class ModelCheckpoint(Callback):

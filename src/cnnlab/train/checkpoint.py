@@ -5,6 +5,8 @@ A checkpoint is written at the end of every epoch (``RUN_DIR/checkpoint.npz``) a
 - ``model/<key>``: every weight and buffer of ``model.state_dict()``;
 - ``optimizer/<param path>/<buffer>``: the optimizer's per-parameter arrays (momentum, Adam
   moments);
+- ``callback/<index>:<class>/<key>``: model-shaped arrays a callback keeps (EarlyStopping's
+  best weights), its other state in the header;
 - ``__checkpoint__``: a JSON header (UTF-8 bytes as a ``uint8`` array) with the epochs
   finished, the History rows, the optimizer's ``lr``/``t``/settings, the schedule's
   ``state_dict()`` and the state of every random generator (numpy
@@ -23,6 +25,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,8 @@ class TrainState:
         schedule: ``schedule.state_dict()`` (None without a schedule).
         rngs: name -> ``Generator.bit_generator.state`` for every random stream.
         stopped: a callback (EarlyStopping) ended training after this epoch.
+        callbacks: ``"<index>:<class name>"`` -> the callback's ``state_dict()`` (those that
+            keep one, e.g. EarlyStopping's best weights and patience count).
     """
 
     epoch: int
@@ -60,6 +65,7 @@ class TrainState:
     schedule: dict[str, Any] | None = None
     rngs: dict[str, dict[str, Any]] = field(default_factory=dict)
     stopped: bool = False
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -92,8 +98,10 @@ def capture_state(
     history: Any,
     rngs: dict[str, np.random.Generator],
     stopped: bool = False,
+    callbacks: Sequence[Any] = (),
 ) -> TrainState:
-    """Snapshot everything ``fit`` needs to continue after ``epoch`` (arrays are copies)."""
+    """Snapshot everything ``fit`` needs to continue after ``epoch`` (arrays are copies, or
+    arrays a callback never edits in place)."""
     return TrainState(
         epoch=epoch,
         history=[dict(row) for row in history.rows],
@@ -102,7 +110,28 @@ def capture_state(
         schedule=schedule.state_dict() if hasattr(schedule, "state_dict") else None,
         rngs={name: dict(gen.bit_generator.state) for name, gen in rngs.items()},
         stopped=stopped,
+        callbacks={key: state for key, cb in _keyed(callbacks) if (state := _callback_state(cb)) is not None},
     )
+
+
+def _keyed(callbacks: Sequence[Any]) -> list[tuple[str, Any]]:
+    """``("<index>:<class name>", callback)``: a resumed run with the same config matches them up."""
+    return [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(callbacks)]
+
+
+def _callback_state(cb: Any) -> dict[str, Any] | None:
+    method = getattr(cb, "state_dict", None)
+    return method() if callable(method) else None
+
+
+def restore_callbacks(state: TrainState, callbacks: Sequence[Any]) -> None:
+    """Give each callback its saved ``state_dict()`` back (those with one in ``state``)."""
+    for key, cb in _keyed(callbacks):
+        if key in state.callbacks and callable(getattr(cb, "load_state_dict", None)):
+            try:
+                cb.load_state_dict(state.callbacks[key])
+            except (TypeError, ValueError, KeyError) as exc:
+                raise CnnlabError(f"resume: invalid state for the callback {key!r}: {exc!r}") from None
 
 
 def restore_state(
@@ -137,6 +166,11 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
         optimizer["buffers"] = {p: sorted(bufs) for p, bufs in per_param.items()}
         for p, bufs in per_param.items():
             arrays.update({f"optimizer/{p}/{name}": arr for name, arr in bufs.items()})
+    callbacks: dict[str, Any] = {}
+    for key, cb_state in state.callbacks.items():
+        cb_arrays = cb_state.get("arrays", {})
+        callbacks[key] = {**cb_state, "arrays": sorted(cb_arrays)}
+        arrays.update({f"callback/{key}/{name}": arr for name, arr in cb_arrays.items()})
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -146,6 +180,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
         "schedule": state.schedule,
         "rngs": state.rngs,
         "stopped": state.stopped,
+        "callbacks": callbacks,
     }
     raw = json.dumps(header).encode("utf-8")  # NaN (no validation yet) is written as NaN
     arrays[HEADER_KEY] = np.frombuffer(raw, np.uint8)
@@ -207,6 +242,14 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
                     if p not in shapes:
                         raise CnnlabError(f"{where}: optimizer state for unknown parameter {p!r}")
                     expected[f"optimizer/{p}/{name}"] = (shapes[p], "optimizer")
+            model_shapes = {k: v.shape for k, v in model.state_dict().items()}
+            for key, cb_state in header.get("callbacks", {}).items():
+                for name in cb_state["arrays"]:  # a callback keeps model-shaped arrays only
+                    if name not in model_shapes:
+                        raise CnnlabError(
+                            f"{where}: callback {key!r} keeps an array for unknown weight {name!r}"
+                        )
+                    expected[f"callback/{key}/{name}"] = (model_shapes[name], "model")
             declared = {key: (tuple(shape), dtype) for key, shape, dtype in _npz_declared(_Without(npz))}
             _check_arrays(expected, declared, where)
             check_crc(npz, where)
@@ -229,6 +272,13 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
         schedule=header.get("schedule"),
         rngs=header["rngs"],
         stopped=header.get("stopped") is True,
+        callbacks={
+            key: {
+                **cb_state,
+                "arrays": {name: arrays[f"callback/{key}/{name}"] for name in cb_state["arrays"]},
+            }
+            for key, cb_state in header.get("callbacks", {}).items()
+        },
     )
 
 
@@ -260,6 +310,16 @@ def _read_header(raw: bytes, where: str) -> dict[str, Any]:
         isinstance(names, list) and all(isinstance(n, str) for n in names) for names in buffers.values()
     ):
         raise CnnlabError(f"{where}: optimizer `buffers` must map parameter paths to lists of names")
+    callbacks = header.get("callbacks", {})  # absent in checkpoints written before it existed
+    if not isinstance(callbacks, dict) or not all(
+        isinstance(key, str)
+        and "/" not in key
+        and isinstance(state, dict)
+        and isinstance(state.get("arrays"), list)
+        and all(isinstance(n, str) for n in state["arrays"])
+        for key, state in callbacks.items()
+    ):
+        raise CnnlabError(f"{where}: `callbacks` must map names to objects with a list of `arrays`")
     for row in history:
         if not isinstance(row, dict):
             raise CnnlabError(f"{where}: every history row must be a JSON object")

@@ -24,7 +24,7 @@ import numpy as np
 from cnnlab.data.loader import DataLoader, stratified_split
 from cnnlab.errors import CnnlabError, arg_error
 from cnnlab.train.callbacks import Callback, TrainContext
-from cnnlab.train.checkpoint import TrainState, capture_state, layer_rngs, restore_state
+from cnnlab.train.checkpoint import TrainState, capture_state, layer_rngs, restore_callbacks, restore_state
 from cnnlab.train.history import History
 from cnnlab.train.metrics import accuracy
 from cnnlab.train.progress import make_progress
@@ -131,6 +131,8 @@ def fit(
     last_good = model.state_dict()  # copies: what we restore on NaN loss or Ctrl-C
     for cb in callbacks:
         cb.on_train_begin(ctx)
+    if initial_state is not None:
+        restore_callbacks(initial_state, callbacks)  # after on_train_begin, which resets them
     # The data needs no gradient: the first conv skips computing dL/dx (docs/performance.md).
     first: Any = model.layers[0] if getattr(model, "layers", None) else None
     first_flag = getattr(first, "needs_input_grad", None)
@@ -189,7 +191,9 @@ def fit(
                 cb.on_epoch_end(epoch, row, ctx)
             last_good = model.state_dict()
             if checkpoint_fn is not None:
-                state = capture_state(epoch, model, optimizer, schedule, history, rngs, ctx.stop_training)
+                state = capture_state(
+                    epoch, model, optimizer, schedule, history, rngs, ctx.stop_training, callbacks
+                )
                 checkpoint_fn(state)
             if ctx.stop_training:
                 break
