@@ -235,14 +235,14 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
             if dtype != np.uint8 or len(shape) != 1:
                 raise CnnlabError(f"{where}: the {HEADER_KEY!r} header must be a 1-D uint8 array")
             header = _read_header(npz[HEADER_KEY].tobytes(), where)
-            expected = {f"model/{k}": (v.shape, "model") for k, v in model.state_dict().items()}
+            model_shapes = {k: v.shape for k, v in model.state_dict().items()}
+            expected = {f"model/{k}": (shape, "model") for k, shape in model_shapes.items()}
             shapes = {p.path: p.value.shape for p in getattr(optimizer, "params", [])}
             for p, names in (header.get("optimizer") or {}).get("buffers", {}).items():
                 for name in names:
                     if p not in shapes:
                         raise CnnlabError(f"{where}: optimizer state for unknown parameter {p!r}")
                     expected[f"optimizer/{p}/{name}"] = (shapes[p], "optimizer")
-            model_shapes = {k: v.shape for k, v in model.state_dict().items()}
             for key, cb_state in header.get("callbacks", {}).items():
                 for name in cb_state["arrays"]:  # a callback keeps model-shaped arrays only
                     if name not in model_shapes:
