@@ -26,16 +26,18 @@ def predict_proba(model: Any, x: np.ndarray, tta: str = "none", batch_size: int 
         >>> predict_proba(net, x, tta="flip").sum(axis=1)
         array([1., 1.])
     """
+    return np.mean(_view_probabilities(model, x, tta, batch_size, "predict_proba"), axis=0)
+
+
+def _view_probabilities(model: Any, x: np.ndarray, tta: str, batch_size: int, where: str) -> list[np.ndarray]:
+    """Softmax of the model's logits for each view of ``x``: the plain images first, then
+    (``tta="flip"``) their mirrors along the width axis."""
+    from cnnlab.functional.activations import softmax
+
     if tta not in TTA_MODES:
-        raise arg_error("predict_proba", "tta", f"one of {', '.join(TTA_MODES)}", tta)
-    views = [x] if tta == "none" else [x, x[..., ::-1]]  # the mirror flips the width axis
-    probs = np.zeros((len(x), 0))
-    for view in views:
-        logits = model.predict(view, batch_size=batch_size).astype(np.float64)  # (N, K)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        probs = p if probs.size == 0 else probs + p
-    return probs / len(views)
+        raise arg_error(where, "tta", f"one of {', '.join(TTA_MODES)}", tta)
+    views = [x] if tta == "none" else [x, x[..., ::-1]]
+    return [softmax(model.predict(v, batch_size=batch_size).astype(np.float64)) for v in views]  # (N, K) each
 
 
 def evaluate_arrays(
@@ -52,10 +54,8 @@ def evaluate_arrays(
     """
     from cnnlab.train.metrics import confusion_matrix, per_class_metrics, top_k_accuracy
 
-    if tta not in TTA_MODES:
-        raise arg_error("evaluate", "tta", f"one of {', '.join(TTA_MODES)}", tta)
-    plain = predict_proba(model, x, "none", batch_size)  # (N, K)
-    probs = plain if tta == "none" else (plain + predict_proba(model, x[..., ::-1], "none", batch_size)) / 2
+    per_view = _view_probabilities(model, x, tta, batch_size, "evaluate")
+    plain, probs = per_view[0], np.mean(per_view, axis=0)  # (N, K) each
     loss = -np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], np.finfo(np.float64).tiny)))
     pred = probs.argmax(axis=1)
     accuracy = float(np.mean(pred == y))
