@@ -151,6 +151,32 @@ def test_summary_shows_formulas(capsys: pytest.CaptureFixture[str]) -> None:
     assert "421,642" in out  # 320 + 18,496 + 401,536 + 1,290
 
 
+def test_summary_and_train_take_vgg_widths(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "vgg", "--widths", "4,8", "--input-shape", "1,8,8"]) == 0
+    out = capsys.readouterr().out
+    assert "Conv2D(4, 8," in out and "Conv2D(8, 8," in out and "Conv2D(8, 16" not in out
+    with pytest.raises(SystemExit):
+        main(["summary", "vgg", "--widths", "4,0"])
+    assert "expected positive ints such as 16,64. Received: '4,0'" in capsys.readouterr().err
+
+
+def test_widths_flag_and_width_flag_against_a_recipe() -> None:
+    import argparse
+
+    from cnnlab.cli.train_cmd import add_parser, resolve_config
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+
+    def model_args(*flags: str) -> dict[str, object]:
+        return resolve_config(parser.parse_args(["train", "--recipe", "fashion", *flags])).model_args
+
+    assert model_args("--widths", "8,16")["widths"] == [8, 16]
+    # --width replaces the recipe's per-block widths and keeps its number of blocks
+    assert model_args("--width", "24") == {"depth": 2, "width": 24, "dropout": 0.0}
+    assert model_args("--depth", "3") == {"depth": 3, "dropout": 0.0}
+
+
 def test_unknown_names_list_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", "nope", "--epochs", "1", "--quiet"]) == 1
     err = capsys.readouterr().err

@@ -81,6 +81,23 @@ def test_vgg_doubles_width_and_stops_pooling_at_one_pixel():
     assert "BatchNorm2D" not in [type(layer).__name__ for layer in vgg(batch_norm=False, rng=0).layers]
 
 
+def test_vgg_widths_sets_each_block_and_replaces_depth_and_width():
+    model = vgg(input_size=(8, 8), depth=3, width=64, widths=[3, 5], rng=0)
+    convs = [(layer.in_channels, layer.out_channels) for layer in model.layers if isinstance(layer, Conv2D)]
+    assert convs == [(1, 3), (3, 3), (3, 5), (5, 5)]
+    dense = next(layer for layer in model.layers if isinstance(layer, Dense))
+    assert dense.in_features == 5 * 2 * 2  # 8 -> 4 -> 2
+    same = vgg(input_size=8, depth=2, width=4, rng=1), vgg(input_size=8, widths=[4, 8], rng=1)
+    a, b = (m.state_dict() for m in same)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("bad", [[], [16, 0], "16", [16.0], (True,), 16])
+def test_vgg_bad_widths_are_named(bad):
+    with pytest.raises(ValueError, match=r"vgg: argument `widths` must be a non-empty list of positive ints"):
+        vgg(widths=bad)
+
+
 def test_resnet_shortcut_only_where_the_shape_changes():
     model = resnet(in_channels=3, input_size=16, depth=3, width=4, rng=0)
     blocks = [layer for layer in model.layers if isinstance(layer, Residual)]

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cnnlab.cli.train_cmd import int_list
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("summary", help="print a model's layers, shapes and formulas", description=__doc__)
@@ -15,6 +17,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--classes", type=int, default=10, help="number of classes (zoo names and files)")
     p.add_argument("--depth", type=int, default=None, help="zoo option (vgg/resnet)")
     p.add_argument("--width", type=int, default=None, help="zoo option (vgg/resnet)")
+    p.add_argument("--widths", type=int_list, default=None, help="vgg: channels of each block, e.g. 16,64")
     p.set_defaults(func=run)
 
 
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.model in MODELS:
         shape = shape or (1, 28, 28)
-        kwargs = {k: v for k, v in (("depth", args.depth), ("width", args.width)) if v is not None}
+        options = (("depth", args.depth), ("width", args.width), ("widths", args.widths))
+        kwargs = {k: v for k, v in options if v is not None}
         model = build_model(
             args.model,
             in_channels=shape[0],

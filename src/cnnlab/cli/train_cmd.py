@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cnnlab.train.recipes import RECIPES
 from cnnlab.train.run import SCHEDULES, TrainConfig, train_run
 
 # CLI flag -> TrainConfig field (flags left out keep the config file's or default value).
@@ -48,7 +49,26 @@ def on_off(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on or off. Received: {text!r}")
 
 
-MODEL_FLAGS: dict[str, Any] = {"--depth": int, "--width": int, "--dropout": float, "--batch-norm": on_off}
+def int_list(text: str) -> list[int]:
+    """`16,64` -> [16, 64] for --widths (channels of each VGG block)."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated ints such as 16,64. Received: {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive ints such as 16,64. Received: {text!r}")
+    return values
+
+
+MODEL_FLAGS: dict[str, Any] = {
+    "--depth": int,
+    "--width": int,
+    "--widths": int_list,
+    "--dropout": float,
+    "--batch-norm": on_off,
+}
 
 
 def add_parser(sub: Any) -> None:
@@ -56,11 +76,12 @@ def add_parser(sub: Any) -> None:
     for flag, (_, kind, text) in FLAGS.items():
         p.add_argument(flag, type=kind, default=None, help=text)
     for flag, kind in MODEL_FLAGS.items():
-        p.add_argument(flag, type=kind, default=None, help=f"model option {flag[2:]} (zoo models)")
+        text = f"model option {flag[2:]} (zoo models)"
+        if flag == "--widths":
+            text = "vgg: channels of each block, e.g. 16,64 (replaces depth and width)"
+        p.add_argument(flag, type=kind, default=None, help=text)
     p.add_argument("--config", type=str, default=None, help="a config.json to start from")
-    p.add_argument(
-        "--recipe", type=str, default=None, help="a named starting point: fashion, fashion-fast, digits"
-    )
+    p.add_argument("--recipe", type=str, default=None, help=f"a named starting point: {', '.join(RECIPES)}")
     p.add_argument(
         "--resume",
         type=str,
@@ -89,6 +110,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         if value is not None:
             values[name] = value
     model_args = dict(values.get("model_args", {}))
+    if (args.depth is not None or args.width is not None) and args.widths is None and "widths" in model_args:
+        # --depth/--width replace per-block widths (e.g. a recipe's); the block count stays
+        model_args.setdefault("depth", len(model_args.pop("widths")))
     for flag in MODEL_FLAGS:
         key = flag[2:].replace("-", "_")
         value = getattr(args, key)

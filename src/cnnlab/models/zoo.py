@@ -8,7 +8,7 @@ with ``output_shape``, so inputs whose size does not divide evenly just use the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cnnlab.errors import ShapeError, arg_error
@@ -175,26 +175,42 @@ def vgg(
     batch_norm: bool = True,
     dropout: float = 0.0,
     hidden: int = 128,
+    widths: Sequence[int] | None = None,
 ) -> Sequential:
     """A small VGG (Simonyan & Zisserman, 2014): ``depth`` blocks of two conv3x3 + maxpool.
 
-    Block ``i`` has ``width * 2**i`` channels; pooling stops once the map is 1 pixel wide.
-    Then Flatten - Dense(hidden) - ReLU - [Dropout] - Dense(classes).
+    Block ``i`` has ``width * 2**i`` channels, or ``widths[i]`` when ``widths`` is given
+    (then ``depth`` and ``width`` are ignored: one block per entry). Pooling stops once the
+    map is 1 pixel wide. Then Flatten - Dense(hidden) - ReLU - [Dropout] - Dense(classes).
+
+    The first block runs at full resolution, so it costs as much compute per channel pair
+    as a block at half the size with twice the channels: ``widths=[16, 64]`` on 28x28
+    images needs 61% of the forward FLOPs of ``depth=2, width=32`` (22.9M vs 37.6M).
 
     Example:
         >>> vgg(in_channels=3, input_size=32, depth=2, width=8, rng=0).output_shape((1, 3, 32, 32))
         (1, 10)
+        >>> vgg(widths=[16, 64], rng=0).layers[7]  # the first conv of block 2
+        Conv2D(16, 64, kernel_size=3, padding=1, bias=False)
     """
-    if not isinstance(depth, int) or depth < 1:
-        raise arg_error("vgg", "depth", "a positive int", depth)
-    if not isinstance(width, int) or width < 1:
-        raise arg_error("vgg", "width", "a positive int", width)
+    if widths is None:
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+            raise arg_error("vgg", "depth", "a positive int", depth)
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise arg_error("vgg", "width", "a positive int", width)
+        widths = [width * 2**i for i in range(depth)]
+    elif (
+        isinstance(widths, (str, bytes))
+        or not isinstance(widths, Sequence)
+        or not widths
+        or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)
+    ):
+        raise arg_error("vgg", "widths", "a non-empty list of positive ints (channels per block)", widths)
     rng = make_rng(rng)
     size = _pair("vgg", input_size)
     features: list[Layer] = []
     channels = in_channels
-    for i in range(depth):
-        out = width * 2**i
+    for out in widths:
         for _ in range(2):
             features.append(Conv2D(channels, out, 3, padding=1, bias=not batch_norm, rng=rng))
             features += [BatchNorm2D(out), ReLU()] if batch_norm else [ReLU()]
