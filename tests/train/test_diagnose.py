@@ -99,8 +99,11 @@ def test_recipes_resolve_and_unknown_is_listed() -> None:
 
     cfg = resolve_config(parser.parse_args(["train", "--recipe", "fashion", "--epochs", "3"]))
     assert (cfg.data, cfg.model, cfg.epochs, cfg.augment) == ("fashion-mnist", "vgg", 3, "shift,flip")
-    assert cfg.model_args == {"depth": 2, "width": 32, "dropout": 0.3}
-    assert cfg.tta == "flip"
+    assert cfg.model_args == {"widths": [16, 64], "dropout": 0.0}
+    assert (cfg.batch_size, cfg.lr, cfg.tta) == (128, 3e-3, "flip")
+    cfg.model_args["widths"].append(256)  # a copy: the recipe itself is unchanged
+    again = resolve_config(parser.parse_args(["train", "--recipe", "fashion"]))
+    assert again.model_args["widths"] == [16, 64]
     fast = resolve_config(parser.parse_args(["train", "--recipe", "fashion-fast"]))
     full = resolve_config(parser.parse_args(["train", "--recipe", "fashion"]))
     assert dataclasses.replace(fast, epochs=15) == full
