@@ -4,8 +4,8 @@ A recipe is a partial TrainConfig; flags given on the command line still win.
 
 ``fashion``: >= 93.5% Fashion-MNIST test accuracy within 15 minutes on a 2-core CPU with
 the NumPy engine. A VGG-style network of two blocks of two 3x3 convolutions with BatchNorm,
-16 channels at 28x28 and 64 at 14x14 (``widths=[16, 64]``: 61% of the FLOPs of 32/64, and
-its step at batch 128 is ~1.7x faster than the 32/64 network's at batch 64), no dropout,
+16 channels at 28x28 and 64 at 14x14 (``widths=[16, 64]``: 61% of the FLOPs of 32/64; at
+batch 128 it trains ~1.6x more images per second than 32/64 at batch 64), no dropout,
 random shifts and horizontal flips, Adam (lr 3e-3, batch 128) with a cosine schedule, 15
 epochs. The final test evaluation averages the predictions of each image and its mirror
 (``tta="flip"``); the plain accuracy is reported beside it. Chosen on validation accuracy
