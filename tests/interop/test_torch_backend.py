@@ -17,16 +17,16 @@ from cnnlab.models import build_model
 from cnnlab.optim import make_optimizer
 from cnnlab.optim.schedules import CosineWarmup
 from cnnlab.train.callbacks import EarlyStopping
-from cnnlab.train.fit import fit, validate
-from cnnlab.train.run import TrainConfig, train_run
-from cnnlab.train.torch_backend import (
-    fit_torch,
+from cnnlab.train.engines.torch_engine import (
     resolve_device,
     to_tensors,
     torch_optimizer,
     train_step,
     validate_torch,
 )
+from cnnlab.train.fit import fit, validate
+from cnnlab.train.run import TrainConfig, train_run
+from cnnlab.train.torch_backend import fit_torch
 
 TINY = {
     "layers": [

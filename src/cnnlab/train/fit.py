@@ -1,14 +1,17 @@
-"""fit: the training loop, top to bottom.
+"""fit: the training loop, top to bottom, whatever engine does the arithmetic.
 
-One epoch is: shuffle, then for every mini-batch forward -> loss -> backward -> optimizer
-step; then validate in eval mode, record a History row, step the learning-rate schedule
-and run the callbacks. Every random choice (validation split, shuffling, augmentation)
-comes from generators spawned from ``seed``, so the same seed gives the same run, bit for
-bit (given a model initialized from a seed too).
+One epoch is: shuffle, then for every mini-batch one optimizer step (the engine's
+``train_step``: forward -> loss -> backward -> step); then validate in eval mode, record a
+History row, step the learning-rate schedule and run the callbacks. Every random choice
+(validation split, shuffling, augmentation) comes from generators spawned from ``seed``, so
+the same seed gives the same run, bit for bit (given a model initialized from a seed too),
+and both engines (``backend="numpy"`` or ``"torch"``, see ``cnnlab.train.engines``) see the
+same batches in the same order.
 
-Resuming: ``checkpoint_fn`` receives a ``TrainState`` (weights, optimizer, schedule, every
-generator's state, history) after each epoch; passing one back as ``initial_state``
-continues the run as if it had never stopped: the final weights are bit-identical.
+Resuming: ``checkpoint_fn`` receives a ``TrainState`` (weights, optimizer, schedule,
+callbacks, every generator's state, history) after each epoch; passing one back as
+``initial_state`` continues the run as if it had never stopped: the final weights are
+bit-identical.
 """
 
 from __future__ import annotations
@@ -22,30 +25,25 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.loader import DataLoader, stratified_split
-from cnnlab.errors import CnnlabError, arg_error
+from cnnlab.errors import arg_error
 from cnnlab.train.callbacks import Callback, TrainContext
 from cnnlab.train.checkpoint import TrainState, capture_state, layer_rngs, restore_callbacks, restore_state
+from cnnlab.train.divergence import (
+    DIVERGENCE_FACTOR,
+    TrainingDiverged,
+    loss_reference,
+    nan_diverged,
+    num_classes_of,
+    rise_diverged,
+)
+from cnnlab.train.engines import make_engine
+from cnnlab.train.engines.numpy_engine import validate
 from cnnlab.train.history import History
-from cnnlab.train.metrics import accuracy
 from cnnlab.train.progress import make_progress
 
+__all__ = ["TrainingDiverged", "Transform", "fit", "validate"]
+
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-
-
-class TrainingDiverged(CnnlabError):
-    """The training loss became NaN or infinite; the last good weights were restored.
-
-    Attributes:
-        history: the History of the epochs that finished before the divergence.
-        epoch: the epoch (from 1) in which the loss diverged.
-        batch: the batch (from 0) in which the loss diverged.
-    """
-
-    def __init__(self, message: str, history: History, epoch: int, batch: int) -> None:
-        super().__init__(message)
-        self.history = history
-        self.epoch = epoch
-        self.batch = batch
 
 
 def fit(
@@ -65,6 +63,8 @@ def fit(
     verbose: bool = True,
     initial_state: TrainState | None = None,
     checkpoint_fn: Callable[[TrainState], Any] | None = None,
+    backend: str = "numpy",
+    device: str = "cpu",
 ) -> History:
     """Train ``model`` with mini-batch gradient descent and return its History.
 
@@ -77,7 +77,7 @@ def fit(
         val_split: instead of ``val_data``, hold out this share of ``train_data``
             (stratified by class, shuffled with ``seed``).
         epochs: passes over the training data.
-        batch_size: samples per optimizer step.
+        batch_size: samples per optimizer step (under torchrun: the global batch).
         callbacks: ``Callback`` objects (EarlyStopping, ModelCheckpoint, CSVLogger, ...).
         seed: seeds the split, the shuffling and the augmentation.
         schedule: a learning-rate schedule stepped once per epoch; one whose ``step`` takes a
@@ -88,14 +88,20 @@ def fit(
             continue from: training resumes with epoch ``initial_state.epoch + 1``.
         checkpoint_fn: called with a ``TrainState`` at the end of every epoch (after the
             schedule and callbacks), e.g. ``lambda s: save_checkpoint(path, s)``.
+        backend: "numpy" (cnnlab's layers) or "torch" (PyTorch does the arithmetic; only
+            SoftmaxCrossEntropy and SGD/Adam/AdamW; under torchrun only rank 0 runs the
+            callbacks, shows progress and calls ``checkpoint_fn``).
+        device: "cpu", or "cuda" with ``backend="torch"``.
 
     Returns:
-        The History, one row per epoch that finished.
+        The History, one row per epoch that finished; ``model`` and ``optimizer`` hold the
+        trained weights and state.
 
     Raises:
-        TrainingDiverged: the loss became NaN/inf. The weights from the end of the last
-            finished epoch (or the initial ones) are restored first; ``exc.history`` holds
-            the rows so far.
+        TrainingDiverged: a batch loss became NaN/inf, or an epoch's mean loss rose more than
+            ``DIVERGENCE_FACTOR`` times above its start (``cnnlab.train.divergence``). The
+            weights from the end of the last finished epoch (or the initial ones) are
+            restored first; ``exc.history`` holds the rows so far.
         KeyboardInterrupt: re-raised after restoring the weights of the last finished epoch.
     """
     x_train, y_train = _check_pair("train_data", train_data)
@@ -107,6 +113,8 @@ def fit(
         raise arg_error("fit", "val_split", "a float in [0, 1)", val_split)
     if val_split > 0 and val_data is not None:
         raise arg_error("fit", "val_split", "0 when val_data is given (use one or the other)", val_split)
+    engine = make_engine(backend, model, loss, optimizer, seed=seed, device=device, batch_size=batch_size)
+    num_classes = num_classes_of(y_train)
 
     # Independent streams: changing the augmentation never changes the shuffling order.
     seeds = np.random.SeedSequence(seed).spawn(3)
@@ -126,57 +134,65 @@ def fit(
         history, first_epoch = History(initial_state.history), initial_state.epoch + 1
         if initial_state.stopped:  # EarlyStopping had ended the run: nothing left to do
             first_epoch = epochs + 1
+    # Only the main process runs the callbacks (they write files) and shows progress.
+    callbacks = list(callbacks) if engine.is_main else []
     ctx = TrainContext(model=model, optimizer=optimizer, history=history, epochs=epochs)
-    progress = make_progress(verbose, epochs)
-    last_good = model.state_dict()  # copies: what we restore on NaN loss or Ctrl-C
+    progress = make_progress(verbose and engine.is_main, epochs)
+    last_good = model.state_dict()  # copies: what we restore on divergence or Ctrl-C
     for cb in callbacks:
         cb.on_train_begin(ctx)
     if initial_state is not None:
         restore_callbacks(initial_state, callbacks)  # after on_train_begin, which resets them
-    # The data needs no gradient: the first conv skips computing dL/dx (docs/performance.md).
-    first: Any = model.layers[0] if getattr(model, "layers", None) else None
-    first_flag = getattr(first, "needs_input_grad", None)
-    if first_flag is not None:
-        first.needs_input_grad = False
+    completed = False
     try:
+        engine.begin()
         for epoch in range(first_epoch, epochs + 1):
             ctx.epoch = epoch
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, ctx)
             lr = float(optimizer.lr)  # the rate used for this epoch (schedules change it after)
+            engine.begin_epoch(epoch, lr)
             start = time.perf_counter()
             progress.start_epoch(epoch, len(loader))
 
             # ---- train ----
-            model.train()
+            # Where the run started, for the divergence rule: epoch 1's mean loss once the
+            # History has it (so a resumed run decides alike), else the first batch's loss.
+            start_loss = history.rows[0]["train_loss"] if history.rows else None
             seen, loss_sum, correct = 0, 0.0, 0.0
             for batch, (xb, yb) in enumerate(loader):
                 if transform is not None:
-                    xb = transform(xb, augment_rng)
-                logits = model.forward(xb)  # (B, K)
-                batch_loss = float(loss.forward(logits, yb))
+                    xb = transform(xb, augment_rng)  # the whole (global) batch
+                batch_loss, batch_correct = engine.train_step(xb, yb)
                 if not math.isfinite(batch_loss):
                     model.load_state_dict(last_good)
-                    raise _diverged(batch_loss, epoch, batch, lr, history)
-                model.backward(loss.backward())  # writes every layer's grads
-                optimizer.step()
+                    raise nan_diverged(batch_loss, epoch, batch, lr, history)
+                if start_loss is None:
+                    start_loss = batch_loss
                 seen += len(xb)
                 loss_sum += batch_loss * len(xb)
-                correct += accuracy(logits, yb) * len(xb)
-                images_per_s = seen / max(time.perf_counter() - start, 1e-9)
-                progress.update(loss_sum / seen, correct / seen, images_per_s)
+                correct += batch_correct
+                progress.update(
+                    loss_sum / seen, correct / seen, seen / max(time.perf_counter() - start, 1e-9)
+                )
                 for cb in callbacks:
                     cb.on_batch_end(batch, {"batch": batch, "loss": batch_loss, "size": len(xb)}, ctx)
             train_seconds = time.perf_counter() - start
+            train_loss = loss_sum / seen
+            reference = loss_reference(num_classes, start_loss if start_loss is not None else math.inf)
+            if train_loss > DIVERGENCE_FACTOR * reference:  # finite, but far above its start
+                model.load_state_dict(last_good)
+                raise rise_diverged(train_loss, reference, epoch, lr, history)
 
             # ---- validate ----
             val_loss, val_accuracy = math.nan, math.nan
             if x_val is not None and y_val is not None:
-                val_loss, val_accuracy = validate(model, loss, x_val, y_val, batch_size)
+                val_loss, val_accuracy = engine.evaluate(x_val, y_val, batch_size)
+            engine.end_epoch()  # the cnnlab model and optimizer hold the epoch's result
 
             history.append(
                 epoch=epoch,
-                train_loss=loss_sum / seen,
+                train_loss=train_loss,
                 train_accuracy=correct / seen,
                 val_loss=val_loss,
                 val_accuracy=val_accuracy,
@@ -189,54 +205,25 @@ def fit(
                 _step_schedule(schedule, row["train_loss"] if math.isnan(val_loss) else val_loss)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, row, ctx)
+            engine.share_decisions(ctx)  # under torchrun: rank 0's stop and lr, everywhere
             last_good = model.state_dict()
-            if checkpoint_fn is not None:
+            if checkpoint_fn is not None and engine.is_main:
                 state = capture_state(
                     epoch, model, optimizer, schedule, history, rngs, ctx.stop_training, callbacks
                 )
                 checkpoint_fn(state)
             if ctx.stop_training:
                 break
+        completed = True
     except KeyboardInterrupt:
         model.load_state_dict(last_good)  # never keep the weights of a half-finished epoch
         raise
     finally:
         progress.close()
-        if first_flag is not None:
-            first.needs_input_grad = first_flag
+        engine.end(completed)
     for cb in callbacks:
         cb.on_train_end(ctx)
     return history
-
-
-def validate(
-    model: Any, loss: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256
-) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode, batch by batch.
-
-    The model is left in eval mode; ``fit`` switches it back with ``model.train()``.
-    """
-    model.eval()
-    loss_sum, correct = 0.0, 0.0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        logits = model.forward(xb)  # (B, K); no backward, so nothing else is needed
-        loss_sum += float(loss.forward(logits, yb)) * len(xb)
-        correct += accuracy(logits, yb) * len(xb)
-    return loss_sum / len(x), correct / len(x)
-
-
-def _diverged(value: float, epoch: int, batch: int, lr: float, history: History) -> TrainingDiverged:
-    restored = f"the end of epoch {epoch - 1}" if epoch > 1 else "before training (the initial weights)"
-    return TrainingDiverged(
-        f"training diverged: the loss became {value} in epoch {epoch}, batch {batch} (lr={lr:g}). "
-        f"The weights from {restored} were restored. "
-        f"Advice: lower the learning rate, e.g. --lr {lr / 10:g}; check the inputs are normalized "
-        "and contain no NaN.",
-        history,
-        epoch,
-        batch,
-    )
 
 
 def _step_schedule(schedule: Any, metric: float) -> None:

@@ -15,7 +15,6 @@ on the test split, and write the run folder::
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -53,7 +52,7 @@ class TrainConfig:
     tta: str = "none"  # test-time augmentation of the final evaluation: none or flip
     seed: int = 0
     out: str | None = None
-    backend: str = "numpy"  # "torch": cnnlab.train.torch_backend (also under torchrun)
+    backend: str = "numpy"  # "torch": cnnlab.train.engines.torch_engine (also under torchrun)
     device: str = "cpu"  # "cuda" needs backend "torch"
 
     @classmethod
@@ -210,13 +209,8 @@ def train_run(
         "normalization": normalizer.state(),
         "dataset": config.data,
     }
-    train_fn: Any = fit
-    if config.backend == "torch":
-        from cnnlab.train.torch_backend import fit_torch
-
-        train_fn = functools.partial(fit_torch, device=config.device)
     try:
-        history = train_fn(
+        history = fit(
             model,
             loss,
             optimizer,
@@ -231,6 +225,8 @@ def train_run(
             verbose=verbose,
             initial_state=initial_state,
             checkpoint_fn=write_checkpoint,
+            backend=config.backend,
+            device=config.device,
         )
     except KeyboardInterrupt:
         done = saved_epochs[0]

@@ -1,0 +1,44 @@
+"""Engines: who does the arithmetic of ``fit``'s one training loop (see ``base.Engine``).
+
+- ``numpy``: cnnlab's own layers (``numpy_engine.NumpyEngine``), the default.
+- ``torch``: a PyTorch copy of the model on CPU or CUDA, also under torchrun
+  (``torch_engine.TorchEngine``; torch is imported only when it is chosen).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlab.errors import arg_error
+from cnnlab.train.engines.base import Engine
+from cnnlab.train.engines.numpy_engine import NumpyEngine
+
+BACKENDS = ("numpy", "torch")
+
+__all__ = ["BACKENDS", "Engine", "NumpyEngine", "make_engine"]
+
+
+def make_engine(
+    backend: str, model: Any, loss: Any, optimizer: Any, *, seed: int, device: str, batch_size: int
+) -> Engine:
+    """The engine for ``backend`` ("numpy" or "torch"); errors name what cannot work.
+
+    Example:
+        >>> from cnnlab.layers.dense import Dense
+        >>> from cnnlab.losses import SoftmaxCrossEntropy
+        >>> from cnnlab.optim.sgd import SGD
+        >>> layer = Dense(3, 2, rng=0)
+        >>> engine = make_engine("numpy", layer, SoftmaxCrossEntropy(), SGD(layer.parameters(), lr=0.1),
+        ...                      seed=0, device="cpu", batch_size=8)
+        >>> type(engine).__name__
+        'NumpyEngine'
+    """
+    if backend == "numpy":
+        if device != "cpu":
+            raise arg_error("fit", "device", 'cpu with backend="numpy" (cuda needs backend="torch")', device)
+        return NumpyEngine(model, loss, optimizer)
+    if backend == "torch":
+        from cnnlab.train.engines.torch_engine import TorchEngine  # lazy: torch is optional
+
+        return TorchEngine(model, loss, optimizer, seed=seed, device=device, batch_size=batch_size)
+    raise arg_error("fit", "backend", f"one of {', '.join(BACKENDS)}", backend)

@@ -1,0 +1,73 @@
+"""The NumPy engine: cnnlab's own layers do the arithmetic, in place on the model.
+
+One training step is the lecture's chain: forward -> loss -> backward -> optimizer step.
+The model itself is trained, so there is nothing to copy back at the end of an epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from cnnlab.train.engines.base import Engine
+from cnnlab.train.metrics import accuracy
+
+
+class NumpyEngine(Engine):
+    """Train a cnnlab model with its own ``forward``/``backward`` and a cnnlab optimizer.
+
+    Args:
+        model: a ``Sequential`` (forward, backward, train, eval).
+        loss: ``forward(logits, y) -> float``, ``backward() -> dlogits``.
+        optimizer: ``step()`` updates the model's parameters from their grads.
+    """
+
+    def __init__(self, model: Any, loss: Any, optimizer: Any) -> None:
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self._first: Any = None
+        self._first_flag: bool | None = None
+
+    def begin(self) -> None:
+        # The data needs no gradient: the first conv skips computing dL/dx (docs/performance.md).
+        self._first = self.model.layers[0] if getattr(self.model, "layers", None) else None
+        self._first_flag = getattr(self._first, "needs_input_grad", None)
+        if self._first_flag is not None:
+            self._first.needs_input_grad = False
+
+    def begin_epoch(self, epoch: int, lr: float) -> None:
+        self.model.train()  # evaluate() leaves it in eval mode
+
+    def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float]:
+        logits = self.model.forward(xb)  # (B, K)
+        batch_loss = float(self.loss.forward(logits, yb))
+        if not math.isfinite(batch_loss):  # nothing to learn from: the loop stops the run
+            return batch_loss, math.nan
+        self.model.backward(self.loss.backward())  # writes every layer's grads
+        self.optimizer.step()
+        return batch_loss, accuracy(logits, yb) * len(xb)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        return validate(self.model, self.loss, x, y, batch_size)
+
+    def end(self, completed: bool) -> None:
+        if self._first_flag is not None:
+            self._first.needs_input_grad = self._first_flag
+
+
+def validate(
+    model: Any, loss: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode, batch by batch.
+
+    The model is left in eval mode; ``fit`` switches it back with ``model.train()``.
+    """
+    model.eval()
+    loss_sum, correct = 0.0, 0.0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        logits = model.forward(xb)  # (B, K); no backward, so nothing else is needed
+        loss_sum += float(loss.forward(logits, yb)) * len(xb)
+        correct += accuracy(logits, yb) * len(xb)
+    return loss_sum / len(x), correct / len(x)
