@@ -227,6 +227,13 @@ class ModelCheckpoint(Callback):
             save(ctx.model, path, extra={"epoch": epoch, self.tracker.monitor: monitored})
         self.saved.append(path)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The best value so far: a resumed run never overwrites the best file with a worse model."""
+        return {"best": self.tracker.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.best = float(state["best"])
+
 
 class ReduceLROnPlateauCallback(Callback):
     """Multiply the optimizer's ``lr`` by ``factor`` when ``monitor`` stalls for ``patience`` epochs.
@@ -278,6 +285,19 @@ class ReduceLROnPlateauCallback(Callback):
                 ctx.optimizer.lr = new_lr
                 self.reductions.append((epoch, new_lr))
             self.wait = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best value, the epochs waited and the reductions so far: a resumed run lowers
+        the rate at the same epochs as an uninterrupted one."""
+        return {
+            "best": self.tracker.best,
+            "wait": self.wait,
+            "reductions": [[epoch, lr] for epoch, lr in self.reductions],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.best, self.wait = float(state["best"]), int(state["wait"])
+        self.reductions = [(int(epoch), float(lr)) for epoch, lr in state["reductions"]]
 
 
 ReduceLROnPlateau = ReduceLROnPlateauCallback
