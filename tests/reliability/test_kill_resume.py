@@ -2,7 +2,10 @@
 
 Each run is a subprocess `python -m cnnlab train` on the embedded digits with a tiny model.
 CNNLAB_TEST_SLOW_CHECKPOINT widens the window between writing and renaming a checkpoint,
-so kills can be aimed inside a write (a temp file present) as well as at random times.
+so kills can be aimed inside a write (a temp file present) as well as at random times;
+CNNLAB_TEST_KILL_CHECKPOINT makes the process kill itself at a chosen point of a write.
+The fault-injection test does both under the NumPy and the torch backend, with early
+stopping and the plateau schedule on (docs/reliability.md has its figures).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from cnnlab.train.checkpoint import CHECKPOINT_NAME, SLOW_ENV
+from cnnlab.train.checkpoint import CHECKPOINT_NAME, KILL_ENV, SLOW_ENV
 
 TINY = Path(__file__).with_name("tiny.json")
 EPOCHS = 10
@@ -168,3 +172,148 @@ def test_resume_refuses_changed_options(tmp_path: Path) -> None:
     assert proc.stderr.decode().strip() == (
         "cnnlab train: error: --resume continues the saved config unchanged; drop --lr"
     )
+
+
+# ---- fault injection under both backends ----------------------------------------------------
+FAULT_BASE = [
+    "train", "--model", str(TINY), "--epochs", "12", "--batch-size", "32", "--augment", "shift",
+    "--optimizer", "adam", "--schedule", "plateau", "--early-stopping", "4", "--quiet", "--no-plots",
+]  # fmt: skip
+# Per backend a seed and rate at which, on the digits, the plateau schedule lowers the rate
+# and early stopping ends the run before epoch 12 (so their saved state matters).
+FAULT_ARGS = {
+    "numpy": [*FAULT_BASE, "--seed", "2", "--lr", "0.05"],
+    "torch": [*FAULT_BASE, "--backend", "torch", "--seed", "3", "--lr", "0.1"],
+}
+KILLS = {"numpy": 12, "torch": 8}  # >= 20 in all; a torch process starts slower (its import)
+KINDS = ("anytime", "training", "slow-write", "hook:half", "hook:written", "hook:saved")
+
+
+def outcome(run_dir: Path) -> tuple[list[str], dict[str, np.ndarray], dict[str, float]]:
+    """History without the timings, the weights, and the test metrics of a finished run."""
+    lines = (run_dir / "history.csv").read_text().strip().splitlines()
+    rows = [",".join(line.split(",")[:-1]) for line in lines]  # drop `seconds`, the last column
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return rows, weights(run_dir), {k: metrics[k] for k in ("test_accuracy", "test_loss")}
+
+
+def where(run_dir: Path, stale: set[Path], last_epoch: int) -> str:
+    """Where a kill landed, as the run folder shows it (``stale``: temp files from earlier kills)."""
+    if set(temp_files(run_dir)) - stale:
+        return "inside a checkpoint write"
+    epoch = checkpoint_epoch(run_dir)
+    if epoch == last_epoch:
+        return "after the last epoch (final files, test evaluation)"
+    return f"training epoch {epoch + 1}" if epoch else "start-up or epoch 1"
+
+
+HOOK_SPOTS = {
+    "half": "inside a checkpoint write (half the bytes written)",
+    "written": "inside a checkpoint write (all written, not yet renamed)",
+    "saved": "right after a checkpoint was renamed into place",
+}
+
+
+def one_try(
+    args: list[str], out: Path, kind: str, rng: np.random.Generator, span: float, last: int
+) -> str | None:
+    """Start `cnnlab train`, aim a SIGKILL as ``kind`` says; where it landed, or None if the
+    run finished first (then it must have succeeded)."""
+    env, saved, stale = dict(ENV), checkpoint_epoch(out), set(temp_files(out))
+    if kind.startswith("hook:"):  # the process kills itself inside a checkpoint write
+        env[KILL_ENV] = f"{saved + int(rng.integers(1, 3))}:{kind[5:]}"
+    if kind == "slow-write":
+        env[SLOW_ENV] = "0.1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    landed = None
+    if kind == "anytime":  # a random moment of the process's life: start-up, training, the end
+        time.sleep(rng.uniform(0.0, span))
+    elif kind == "training":  # a random moment of the epoch after the next saved one
+        wait_for(lambda: checkpoint_epoch(out) > saved, proc, timeout=120)
+        time.sleep(rng.uniform(0.0, 0.3))
+    elif kind == "slow-write":  # while a new temp checkpoint file exists
+        wait_for(lambda: set(temp_files(out)) - stale, proc, timeout=120)
+    if kind in ("anytime", "training", "slow-write") and proc.poll() is None:
+        landed = where(out, stale, last)
+        proc.send_signal(signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    if proc.returncode == -signal.SIGKILL:
+        if landed is None:  # the hook: "<epoch>:<stage>"
+            epoch, stage = env[KILL_ENV].split(":")
+            landed = f"{HOOK_SPOTS[stage]}, epoch {epoch}"
+        return landed
+    assert proc.returncode == 0, stderr.decode()
+    return None
+
+
+def campaign(backend: str, root: Path, seed: int) -> dict[str, Any]:
+    """Kill and resume one backend's run until KILLS[backend] kills landed; every chain of
+    kills and resumes must end exactly as the uninterrupted run."""
+    rng = np.random.default_rng(seed)
+    args = FAULT_ARGS[backend]
+    start_time = time.monotonic()
+    reference = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args, "--out", str(root / "reference")],
+        env=ENV, capture_output=True, timeout=300,
+    )  # fmt: skip
+    span = time.monotonic() - start_time
+    assert reference.returncode == 0, reference.stderr.decode()
+    expected = outcome(root / "reference")
+    epochs, rates = len(expected[0]) - 1, {row.split(",")[5] for row in expected[0][1:]}
+    assert epochs < 12 and len(rates) > 1, f"{backend}: early stopping or the plateau schedule did not act"
+    landed: list[str] = []
+    chains = processes = 0
+    queue: list[str] = []  # the kinds of kill, each equally often, in a seeded random order
+    while len(landed) < KILLS[backend]:
+        chains += 1
+        out, chain_kills = (
+            root / f"chain-{chains}",
+            min(int(rng.integers(3, 6)), KILLS[backend] - len(landed)),
+        )
+        for attempt in range(40):
+            processes += 1
+            fresh = not (out / "config.json").exists()  # a kill before it was written: start again
+            run_args = (
+                [*args, "--out", str(out)]
+                if fresh
+                else ["train", "--resume", str(out), "--quiet", "--no-plots"]
+            )
+            if attempt < chain_kills and not queue:
+                queue = [KINDS[i] for i in rng.permutation(len(KINDS))]
+            kind = queue.pop() if attempt < chain_kills else "none"
+            spot = one_try(run_args, out, kind, rng, span, epochs)
+            if spot is None:
+                break
+            landed.append(f"{kind}: {spot}")
+        got = outcome(out)
+        assert got[0] == expected[0], f"{backend} chain {chains}: history differs"
+        assert_bit_identical(got[1], expected[1])
+        assert got[2] == expected[2]
+        assert not temp_files(out)
+    return {"backend": backend, "kills": landed, "chains": chains, "processes": processes,
+            "seconds": time.monotonic() - start_time}  # fmt: skip
+
+
+def test_fault_injection_under_both_backends(tmp_path: Path, torch: Any) -> None:
+    """>= 20 SIGKILLs at random moments and inside checkpoint writes, with early stopping and
+    the plateau schedule on, under the NumPy and the torch backend (in parallel): every
+    resumed run ends with the uninterrupted run's history, weights and test metrics."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(campaign, b, tmp_path / b, seed) for seed, b in enumerate(FAULT_ARGS, 20)]
+        results = [job.result() for job in jobs]
+    kills = [k for r in results for k in r["kills"]]
+    assert len(kills) >= 20
+    in_write = [k for k in kills if "checkpoint write" in k]
+    assert len(in_write) >= 6 and len(kills) - len(in_write) >= 4, kills
+    for r in results:
+        print(f"{r['backend']}: {len(r['kills'])} kills in {r['chains']} chains, {r['processes']} processes, "
+              f"{r['seconds']:.1f} s")  # fmt: skip
+        for k in r["kills"]:
+            print("   ", k)
+    seconds = time.monotonic() - start
+    print(f"total: {len(kills)} kills ({len(in_write)} inside a checkpoint write), {seconds:.1f} s")

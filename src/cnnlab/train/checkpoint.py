@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ FORMAT = "cnnlab-checkpoint"
 FORMAT_VERSION = 1
 #: Tests set this (seconds) to widen the window between writing and renaming a checkpoint.
 SLOW_ENV = "CNNLAB_TEST_SLOW_CHECKPOINT"
+#: Tests set this to "<epoch>:<stage>" to SIGKILL the process inside that epoch's checkpoint
+#: write (fault injection, tests/reliability/test_kill_resume.py); see ``_fault_hook``.
+KILL_ENV = "CNNLAB_TEST_KILL_CHECKPOINT"
+KILL_STAGES = ("half", "written", "saved")
 
 
 @dataclass
@@ -190,6 +195,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
         pause = os.environ.get(SLOW_ENV)
         if pause:  # test hook: a window in which a kill lands mid-write
             time.sleep(float(pause))
+        _fault_hook(state.epoch, "half", f)
+        _fault_hook(state.epoch, "written", f)
 
     try:
         atomic_write(path, write)
@@ -198,7 +205,23 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
             f"checkpoint: cannot write {str(path)!r}: {exc.strerror or exc}; "
             "the previous checkpoint (if any) is unchanged. Free disk space or choose another --out"
         ) from exc
+    _fault_hook(state.epoch, "saved")
     return path
+
+
+def _fault_hook(epoch: int, stage: str, f: Any = None) -> None:
+    """Test-only fault injection: SIGKILL this process when ``KILL_ENV`` is ``"<epoch>:<stage>"``.
+
+    Stages: "half" leaves the temp file cut to half its bytes (as a kill halfway through
+    writing it would), "written" all bytes written but not yet renamed, "saved" the new
+    checkpoint in place. Unset (always, outside tests) it does nothing.
+    """
+    if os.environ.get(KILL_ENV) != f"{epoch}:{stage}":
+        return
+    if stage == "half":
+        f.flush()
+        os.ftruncate(f.fileno(), f.tell() // 2)
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def remove_stale_temp_files(run_dir: str | os.PathLike[str]) -> list[Path]:
