@@ -221,3 +221,31 @@ def test_without_torch_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
     with pytest.raises(CnnlabError, match=r"pip install 'cnnlab\[torch\]' \(or pip install torch\)"):
         resolve_device("cpu")
+
+
+def test_resume_with_early_stopping_matches_an_uninterrupted_torch_run(torch, tmp_path):
+    """Issue 16's acceptance: the torch backend saves and restores callback state, so a
+    resumed run with early stopping and the plateau schedule stops at the same epoch with
+    the same best weights."""
+    from cnnlab.train.callbacks import Callback
+    from cnnlab.train.checkpoint import TrainingInterrupted
+
+    class StopAtEpoch(Callback):
+        def on_epoch_begin(self, epoch, ctx):
+            if epoch == 6:
+                raise KeyboardInterrupt
+
+    tiny = str(Path(__file__).parents[1] / "reliability" / "tiny.json")
+    options = dict(model=tiny, epochs=12, batch_size=32, lr=0.1, augment="shift", schedule="plateau",
+                   early_stopping=4, seed=3, backend="torch")  # fmt: skip
+    whole = train_run(TrainConfig(**options, out=str(tmp_path / "whole")), verbose=False)
+    assert 5 < len(whole.history) < 12  # early stopping acted after the interruption point
+    parts = TrainConfig(**options, out=str(tmp_path / "parts"))
+    with pytest.raises(TrainingInterrupted):
+        train_run(parts, verbose=False, callbacks=[StopAtEpoch()])
+    resumed = train_run(parts, verbose=False, resume=True)
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in whole.history.rows]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.history.rows] == strip
+    a, b = load(tmp_path / "whole" / "model.npz"), load(tmp_path / "parts" / "model.npz")
+    for key, value in a.state_dict().items():
+        assert b.state_dict()[key].tobytes() == value.tobytes(), key

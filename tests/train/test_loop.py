@@ -325,3 +325,19 @@ def test_resume_from_every_epoch_ends_bit_identical(backend: str, tmp_path: Path
         assert plateau2.reductions == plateau.reductions
         after = [p.name for p in best.saved if int(p.stem.split("-")[1]) > state.epoch]
         assert [p.name for p in best2.saved] == after  # never a worse "best" after the resume
+
+
+def test_resume_finds_each_callbacks_state_by_class_when_one_is_added_in_front(backend: str) -> None:
+    def stopper() -> EarlyStopping:
+        return EarlyStopping(monitor="val_loss", patience=1, min_delta=100.0)  # only epoch 1 improves
+
+    states: list[TrainState] = []
+    whole, history = train(
+        backend, epochs=4, val_split=0.25, callbacks=[stopper()], checkpoint_fn=states.append
+    )
+    assert len(history) == 2  # stopped after epoch 2, back at epoch 1's weights
+    net = model()
+    _, resumed = train(backend, net, epochs=4, val_split=0.25, callbacks=[Recorder(), stopper()],
+                       initial_state=states[0])  # fmt: skip
+    assert without_seconds(resumed.rows) == without_seconds(history.rows)
+    assert same_bits(net.state_dict(), whole.state_dict())

@@ -130,8 +130,18 @@ def _callback_state(cb: Any) -> dict[str, Any] | None:
 
 
 def restore_callbacks(state: TrainState, callbacks: Sequence[Any]) -> None:
-    """Give each callback its saved ``state_dict()`` back (those with one in ``state``)."""
+    """Give each callback its saved ``state_dict()`` back (those with one in ``state``).
+
+    A callback gets the state saved under its own ``"<index>:<class>"``; failing that (a
+    resume with a callback more or less in front of it), the one state saved for its class,
+    when its class occurs once among the callbacks and once in ``state``.
+    """
+    classes = [type(cb).__name__ for cb in callbacks]
+    saved_classes = [key.split(":", 1)[-1] for key in state.callbacks]
     for key, cb in _keyed(callbacks):
+        name = type(cb).__name__
+        if key not in state.callbacks and classes.count(name) == 1 and saved_classes.count(name) == 1:
+            key = next(k for k in state.callbacks if k.split(":", 1)[-1] == name)
         if key in state.callbacks and callable(getattr(cb, "load_state_dict", None)):
             try:
                 cb.load_state_dict(state.callbacks[key])
