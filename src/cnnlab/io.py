@@ -19,7 +19,6 @@ architecture's size, before reading any array data.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -34,27 +33,20 @@ import numpy as np
 
 from cnnlab.atomic import atomic_write
 from cnnlab.errors import CnnlabError
-from cnnlab.layers.base import LAYER_TYPES, Layer, from_config, to_config
+from cnnlab.layers.base import Layer, to_config
+from cnnlab.layers.registry import (  # noqa: F401  (import_all_layers: kept importable from here)
+    MAX_PARAMETERS,
+    build_from_config,
+    config_parameter_count,
+    import_all_layers,
+)
 
 HEADER_KEY = "__cnnlab__"
 FORMAT_VERSION = 1
-#: Loads refuse architectures that declare more parameters than this (before allocating).
-MAX_PARAMETERS = 2**31
 #: Largest header (JSON) accepted, in bytes.
 MAX_HEADER_BYTES = 64 * 2**20
 
 NPZ_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
-LAYER_MODULES = (
-    "sequential",
-    "conv",
-    "pooling",
-    "activations",
-    "dense",
-    "reshape",
-    "dropout",
-    "batchnorm",
-    "residual",
-)
 _SAFETENSORS_DTYPES = {
     "F16": "float16",
     "F32": "float32",
@@ -66,78 +58,6 @@ _SAFETENSORS_DTYPES = {
     "U8": "uint8",
     "BOOL": "bool",
 }
-
-
-def import_all_layers() -> dict[str, type[Layer]]:
-    """Import every ``cnnlab.layers`` module so ``LAYER_TYPES`` knows all layer types.
-
-    Returns:
-        ``LAYER_TYPES`` (name -> class). Modules not present in this install are skipped.
-    """
-    for module in LAYER_MODULES:
-        name = f"cnnlab.layers.{module}"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a missing dependency inside the module: a real error
-                raise
-    return LAYER_TYPES
-
-
-# ---- size check, before anything is allocated ------------------------------------------
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _kernel_area(kernel_size: Any) -> int:
-    if isinstance(kernel_size, (list, tuple)):
-        return int(np.prod([_int(k) for k in kernel_size], dtype=object))
-    return _int(kernel_size) ** 2
-
-
-def config_parameter_count(config: Any) -> int:
-    """Number of trainable values a ``to_config`` architecture declares (without building it).
-
-    Counts Conv2D, Dense and BatchNorm weights from their arguments, and recurses into
-    nested layer configs (Sequential, Residual). Python ints, so no overflow.
-
-    Example:
-        >>> config_parameter_count({"type": "Dense", "args": {"in_features": 4, "out_features": 3}})
-        15
-    """
-    if isinstance(config, list):
-        return sum(config_parameter_count(c) for c in config)
-    if not isinstance(config, dict):
-        return 0
-    args = config.get("args", {})
-    if not isinstance(args, dict):
-        return 0
-    kind = config.get("type")
-    bias = 0 if args.get("bias", True) is False else 1
-    count = 0
-    if kind == "Conv2D":
-        out_channels = _int(args.get("out_channels"))
-        count = out_channels * _int(args.get("in_channels")) * _kernel_area(args.get("kernel_size"))
-        count += bias * out_channels
-    elif kind == "Dense":
-        out_features = _int(args.get("out_features"))
-        count = out_features * _int(args.get("in_features")) + bias * out_features
-    elif kind in ("BatchNorm1D", "BatchNorm2D"):
-        count = 2 * _int(args.get("num_features"))
-    nested = [v for v in args.values() if isinstance(v, (dict, list))]
-    return count + sum(config_parameter_count(v) for v in nested)
-
-
-def build_from_config(config: Any, max_parameters: int = MAX_PARAMETERS) -> Layer:
-    """``from_config`` after importing every layer type and refusing absurdly large models."""
-    import_all_layers()
-    count = config_parameter_count(config)
-    if count > max_parameters:
-        raise CnnlabError(
-            f"architecture declares {count:,} parameters, more than the limit of "
-            f"{max_parameters:,}; refusing to allocate it (corrupt or hostile file?)"
-        )
-    return from_config(config)
 
 
 # ---- save --------------------------------------------------------------------------------

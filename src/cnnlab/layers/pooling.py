@@ -7,6 +7,7 @@ explain sizes, and keep the forward cache.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,10 @@ class _Pool2D(Layer):
                 f"{self.formula(input_shape)}. Received: shape {tuple(input_shape)}"
             )
         return (N, C, H_out, W_out)
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """One op per window element per output cell."""
+        return math.prod(self.output_shape(input_shape)[1:]) * self._kernel[0] * self._kernel[1]
 
     def _geometry(self) -> dict[str, Any]:
         return {

@@ -99,6 +99,14 @@ class Sequential(Layer):
             shape = layer.output_shape(shape)
         return shape
 
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """The sum of the layers' FLOPs, each for the shape that reaches it."""
+        total, shape = 0, tuple(input_shape)
+        for layer in self.layers:
+            total += layer.flops(shape)
+            shape = layer.output_shape(shape)
+        return total
+
     def get_config(self) -> dict[str, Any]:
         return {"layers": list(self.layers)}
 
@@ -115,10 +123,8 @@ class Sequential(Layer):
 
         Returns:
             One dict per layer with keys ``layer``, ``output_shape``, ``params``, ``flops``
-            (forward, one example; see ``cnnlab.layers.flops``) and ``formula``.
+            (forward, one example; see ``Layer.flops``) and ``formula``.
         """
-        from cnnlab.layers.flops import layer_flops
-
         shape: tuple[int, ...] = (1, *input_shape)
         rows = []
         for i, layer in enumerate(self.layers):
@@ -133,7 +139,7 @@ class Sequential(Layer):
                     "layer": f"{i}: {_one_line(layer)}",
                     "output_shape": out[1:],
                     "params": count,
-                    "flops": layer_flops(layer, shape),
+                    "flops": layer.flops(shape),
                     "formula": formula,
                 }
             )
