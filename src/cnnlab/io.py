@@ -23,8 +23,6 @@ import json
 import math
 import os
 import struct
-import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,11 +38,18 @@ from cnnlab.layers.registry import (  # noqa: F401  (import_all_layers: kept imp
     config_parameter_count,
     import_all_layers,
 )
+from cnnlab.npzfile import (  # noqa: F401  (check_crc, npz_member_declared, ZIP_ERRORS: kept importable)
+    MAX_HEADER_BYTES,
+    ZIP_ERRORS,
+    check_crc,
+    declared_arrays,
+    npz_member_declared,
+    parse_json_header,
+    read_json_header,
+)
 
 HEADER_KEY = "__cnnlab__"
 FORMAT_VERSION = 1
-#: Largest header (JSON) accepted, in bytes.
-MAX_HEADER_BYTES = 64 * 2**20
 
 NPZ_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
 _SAFETENSORS_DTYPES = {
@@ -168,12 +173,9 @@ def load_with_extra(
     )
 
 
-def _parse_header(raw: bytes, path: Path) -> dict[str, Any]:
+def _check_header(header: Any, path: Path) -> dict[str, Any]:
+    """The parsed header, checked: a cnnlab model header of a supported version."""
     where = f"load: {str(path)!r}"
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise CnnlabError(f"{where}: the {HEADER_KEY!r} header is not valid JSON ({exc!r})") from None
     if not isinstance(header, dict) or header.get("format") != "cnnlab" or "architecture" not in header:
         raise CnnlabError(
             f"{where}: the {HEADER_KEY!r} header must be a JSON object with "
@@ -242,78 +244,6 @@ def _check_declared(
         )
 
 
-#: Largest deflate expansion (about 1032:1): a member can never hold more than this.
-_MAX_DEFLATE_RATIO = 1100
-
-
-def npz_member_declared(npz: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """The shape and dtype an .npz member declares, checked against the bytes it holds.
-
-    Reads only the member's .npy header. Refuses members that are not .npy arrays, object
-    dtypes, and declared sizes larger than the member (numpy would allocate the declared
-    size before noticing the data is missing), so nothing is allocated from a lie.
-    """
-    name = key + ".npy"
-    if name not in npz.zip.NameToInfo:
-        raise CnnlabError(f"load: member `{key}` is not an .npy array")
-    info = npz.zip.getinfo(name)
-    with npz.zip.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise CnnlabError(f"load: array `{key}` uses unsupported .npy version {version}")
-    if dtype.hasobject:
-        raise CnnlabError(
-            f"load: array `{key}` has dtype {dtype}; object arrays would need pickle, which cnnlab never uses"
-        )
-    declared = math.prod(shape) * dtype.itemsize
-    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
-    if declared > min(info.file_size, info.compress_size * ratio):
-        raise CnnlabError(
-            f"load: array `{key}` declares shape {tuple(shape)} ({declared:,} bytes) but its "
-            f"member holds only {info.file_size:,} bytes (truncated, corrupt or crafted file)"
-        )
-    return tuple(shape), dtype
-
-
-def check_crc(npz: Any, where: str) -> None:
-    """Verify every member's CRC-32 (numpy's reader stops before the check would run)."""
-    bad = npz.zip.testzip()  # reads each member in 1 MiB blocks
-    if bad is not None:
-        raise CnnlabError(f"{where}: member {bad!r} fails its CRC check (corrupt file: bytes changed)")
-
-
-def _npz_declared(npz: Any) -> Iterator[tuple[str, tuple[int, ...], np.dtype]]:
-    for key in npz.files:
-        if key == HEADER_KEY:
-            continue
-        shape, dtype = npz_member_declared(npz, key)
-        yield key, shape, dtype
-
-
-def _npz_header(npz: Any, where: str) -> bytes:
-    if HEADER_KEY not in npz.files:
-        raise CnnlabError(
-            f"{where}: no {HEADER_KEY!r} header array; this .npz was not written by "
-            "cnnlab.save (for bare weights use np.load and model.load_state_dict)"
-        )
-    shape, dtype = npz_member_declared(npz, HEADER_KEY)  # before reading: it may lie
-    if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
-        raise CnnlabError(f"{where}: the {HEADER_KEY!r} header must be a 1-D uint8 array")
-    return bytes(npz[HEADER_KEY].tobytes())
-
-
-#: What zipfile and numpy raise on damaged archives (bad CRC, unknown zip versions or
-#: compression, encrypted flags, short reads); CnnlabError (a RuntimeError) is re-raised as is.
-ZIP_ERRORS = (
-    zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
-    ValueError, struct.error, UnicodeDecodeError, zlib.error,
-)  # fmt: skip
-
-
 def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
     where = f"load: {str(path)!r}"
     try:
@@ -321,15 +251,18 @@ def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
     except ZIP_ERRORS as exc:
         raise CnnlabError(f"{where} is not a readable .npz file (truncated or corrupt?): {exc}") from None
     with npz:
+        missing = (
+            f"{where}: no {HEADER_KEY!r} header array; this .npz was not written by "
+            "cnnlab.save (for bare weights use np.load and model.load_state_dict)"
+        )
         try:
-            raw = _npz_header(npz, where)
+            header = _check_header(read_json_header(npz, HEADER_KEY, where, missing), path)
         except CnnlabError:
             raise
         except ZIP_ERRORS as exc:
             raise CnnlabError(f"{where}: corrupt header data: {exc}") from None
-        header = _parse_header(raw, path)
         try:
-            declared = list(_npz_declared(npz))
+            declared = declared_arrays(npz, skip=HEADER_KEY)
         except CnnlabError:
             raise
         except ZIP_ERRORS as exc:
@@ -375,7 +308,7 @@ def _load_safetensors(path: Path, max_parameters: int) -> tuple[Layer, dict[str,
     meta = table.pop("__metadata__", None)
     if not isinstance(meta, dict) or HEADER_KEY not in meta:
         raise CnnlabError(f"{where}: no {HEADER_KEY!r} entry in the safetensors metadata")
-    header = _parse_header(str(meta[HEADER_KEY]).encode("utf-8"), path)
+    header = _check_header(parse_json_header(str(meta[HEADER_KEY]).encode("utf-8"), where, HEADER_KEY), path)
     declared = [
         (key, tuple(info.get("shape", ())), np.dtype(_SAFETENSORS_DTYPES.get(info.get("dtype"), "O")))
         for key, info in table.items()

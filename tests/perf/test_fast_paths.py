@@ -13,6 +13,7 @@ import pytest
 
 import cnnlab.functional.conv as fconv
 import cnnlab.functional.pool as fpool
+import cnnlab.utils as utils
 from cnnlab.functional.im2col import col2im_add, col2im_into, out_size
 from cnnlab.functional.reference_conv import conv2d_backward_loop, conv2d_forward_loop
 from cnnlab.functional.reference_pool import max_pool2d_backward_loops, max_pool2d_loops
@@ -38,7 +39,7 @@ def _cnhw(x):
 
 @pytest.fixture
 def one_thread(monkeypatch):
-    monkeypatch.setattr(fconv, "_THREADS", 1)
+    monkeypatch.setattr(utils, "_THREADS", 1)
 
 
 # ---- 2x2 max pooling --------------------------------------------------------------------------
@@ -68,10 +69,10 @@ def test_pool_2x2_keeps_the_memory_order_of_its_input(rng):
 
 def test_pool_2x2_threaded_equals_inline(rng, monkeypatch):
     x = _cnhw(rng.standard_normal((16, 8, 40, 40)))  # above split_channels' inline threshold
-    monkeypatch.setattr(fconv, "_THREADS", 2)
+    monkeypatch.setattr(utils, "_THREADS", 2)
     y2, m2 = fpool.max_pool2d_2x2(x, relu=True)
     dx2 = fpool.max_pool2d_2x2_backward(np.ones_like(y2), m2, x.shape, relu_y=y2)
-    monkeypatch.setattr(fconv, "_THREADS", 1)
+    monkeypatch.setattr(utils, "_THREADS", 1)
     y1, m1 = fpool.max_pool2d_2x2(x, relu=True)
     dx1 = fpool.max_pool2d_2x2_backward(np.ones_like(y1), m1, x.shape, relu_y=y1)
     np.testing.assert_array_equal(y1, y2)
@@ -196,7 +197,7 @@ def test_conv_workspace_reused_across_sizes_and_dtypes(rng):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_conv_chunked_equals_whole_batch(rng, monkeypatch, threads):
-    monkeypatch.setattr(fconv, "_THREADS", threads)
+    monkeypatch.setattr(utils, "_THREADS", threads)
     layer = Conv2D(4, 5, 3, stride=(1, 2), padding=(1, 0), rng=0).astype(np.float64)
     x = rng.standard_normal((7, 4, 30, 31))
     y = layer.forward(x)
@@ -257,7 +258,7 @@ def test_conv_1x1_layer_float32_matches_padded_general_path(rng):
 def test_batchnorm2d_matches_torch_in_both_layouts(rng, torch, monkeypatch, layout, threads):
     from cnnlab.layers.batchnorm import BatchNorm2D
 
-    monkeypatch.setattr(fconv, "_THREADS", threads)
+    monkeypatch.setattr(utils, "_THREADS", threads)
     # 8*5*64*64 elements are above split_channels' inline limit (2**17): two channel ranges
     x = rng.normal(3.0, 2.0, (8, 5, 64, 64) if threads == 2 else (6, 5, 16, 16))
     x = _cnhw(x) if layout == "cnhw" else x

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error, shape_error
-from cnnlab.layers.base import config_repr
+from cnnlab.utils import config_repr
 
 
 class Transform:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlab.errors import ShapeError
-from cnnlab.functional.conv import split_channels
+from cnnlab.utils import split_channels
 
 Pair = tuple[int, int]
 

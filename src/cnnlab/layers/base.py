@@ -25,8 +25,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from cnnlab.errors import CnnlabError, ShapeError, arg_error
-
-DEFAULT_DTYPE = np.float32
+from cnnlab.utils import DEFAULT_DTYPE, config_repr
 
 #: Every concrete layer class by name, for building models from JSON configs.
 LAYER_TYPES: dict[str, type[Layer]] = {}
@@ -279,22 +278,6 @@ class Layer:
 def config_int(value: Any) -> int:
     """``value`` if it is a plain int, else 0 (for counting parameters of untrusted configs)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def config_repr(obj: Any, config: dict[str, Any]) -> str:
-    """``Name(required, ..., option=value)``: required args positionally, only non-defaults.
-
-    Shared by layers and transforms, e.g. ``Conv2D(1, 32, kernel_size=3, padding=1)``.
-    """
-    sig = inspect.signature(type(obj).__init__)
-    parts = []
-    for arg, value in config.items():
-        default = sig.parameters[arg].default
-        if default is inspect.Parameter.empty:
-            parts.append(repr(value))
-        elif value != default:
-            parts.append(f"{arg}={value!r}")
-    return f"{type(obj).__name__}({', '.join(parts)})"
 
 
 def to_config(layer: Layer) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import arg_error, shape_error
-from cnnlab.functional.conv import split_channels
-from cnnlab.layers.base import DEFAULT_DTYPE, Layer, config_int
+from cnnlab.layers.base import Layer, config_int
+from cnnlab.utils import DEFAULT_DTYPE, split_channels
 
 
 def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
