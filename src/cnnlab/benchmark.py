@@ -58,10 +58,11 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
 
 
 def _cnnlab_step(batch: int, train: bool, model: str = "small") -> Callable[[], None]:
+    from cnnlab.layers.fuse import fuse
     from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.optim import SGD
 
-    net = build(model)
+    net = fuse(build(model))  # as fit trains it
     loss = SoftmaxCrossEntropy()
     opt = SGD(net.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
@@ -234,51 +235,40 @@ def run(
 def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     """Per-layer median forward and backward milliseconds of a cnnlab train step.
 
-    Top-level layers as ``Sequential`` runs them: a ReLU -> MaxPool2D(2) pair it fuses is
-    one row. A container (e.g. a ``Residual`` block) is followed by indented rows for its
-    leaf layers; the container's own time includes theirs (and the residual add).
+    Top-level layers as ``fit`` runs them (``cnnlab.layers.fuse``): a fused ReLU -> MaxPool2D
+    pair is one row. A container (e.g. a ``Residual`` block) is followed by indented rows for
+    its leaf layers; the container's own time includes theirs (and the residual add).
     """
-    from cnnlab.layers.sequential import _one_line, _relu_then_pool
+    from cnnlab.layers.fuse import ReLUMaxPool2D, fuse
+    from cnnlab.layers.sequential import _one_line
     from cnnlab.losses import SoftmaxCrossEntropy
 
-    net = build(model)
+    original = build(model)
+    net = fuse(original)
     if hasattr(net.layers[0], "needs_input_grad"):
         net.layers[0].needs_input_grad = False
     loss = SoftmaxCrossEntropy()
     rng = np.random.default_rng(0)
     x = rng.random((batch, *MODELS[model]), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    groups: list[list[int]] = []
-    h = x[:1]
-    i = 0
-    while i < len(net.layers):  # the same grouping as Sequential.forward
-        fused = net.fuse and i + 1 < len(net.layers) and _relu_then_pool(net.layers[i], net.layers[i + 1], h)
-        group = [i, i + 1] if fused else [i]
-        for j in group:
-            h = net.layers[j].forward(h)
-        groups.append(group)
-        i += len(group)
+    index = {id(layer): i for i, layer in enumerate(original.layers)}  # row names: the model's indices
+    groups = [
+        [layer.relu, layer.pool] if isinstance(layer, ReLUMaxPool2D) else [layer] for layer in net.layers
+    ]
     fwd: list[list[float]] = [[] for _ in groups]
     bwd: list[list[float]] = [[] for _ in groups]
-    leaves = {g: _time_leaves(net.layers[group[0]]) for g, group in enumerate(groups) if len(group) == 1}
+    leaves = {g: _time_leaves(layer) for g, layer in enumerate(net.layers)}
     for _ in range(steps):
         h = x
-        for g, group in enumerate(groups):
+        for g, layer in enumerate(net.layers):
             t = time.perf_counter()
-            if len(group) == 2:
-                h = net.layers[group[1]].forward_after_relu(net.layers[group[0]], h)
-            else:
-                h = net.layers[group[0]].forward(h)
+            h = layer.forward(h)
             fwd[g].append(time.perf_counter() - t)
         loss.forward(h, y)
         d = loss.backward()
         for g in reversed(range(len(groups))):
-            group = groups[g]
             t = time.perf_counter()
-            if len(group) == 2:
-                d = net.layers[group[1]].backward_through_relu(d)
-            else:
-                d = net.layers[group[0]].backward(d)
+            d = net.layers[g].backward(d)
             bwd[g].append(time.perf_counter() - t)
             if d is None:
                 break
@@ -292,12 +282,12 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}",
     ]
     for g, (group, (f, b)) in enumerate(zip(groups, med, strict=True)):
-        name = " + ".join(f"{j}: {_one_line(net.layers[j])}" for j in group)
+        name = " + ".join(f"{index[id(layer)]}: {_one_line(layer)}" for layer in group)
         name = name if len(name) <= 47 else name[:44] + "..."
         lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
         for path, (leaf, lf, lb) in leaves.get(g, {}).items():
             f, b = (statistics.median(v[2:] or v or [0.0]) * 1e3 for v in (lf, lb))
-            name = f"  {group[0]}.{path}: {_one_line(leaf)}"
+            name = f"  {index[id(group[0])]}.{path}: {_one_line(leaf)}"
             name = name if len(name) <= 47 else name[:44] + "..."
             lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
     return "\n".join(lines)
@@ -316,15 +306,8 @@ def _time_leaves(layer: Any) -> dict[str, tuple[Any, list[float], list[float]]]:
         f_times: list[float] = []
         b_times: list[float] = []
         found[path.rstrip(".")] = (leaf, f_times, b_times)
-        for method, sink in (
-            ("forward", f_times),
-            ("forward_after_relu", f_times),
-            ("backward", b_times),
-            ("backward_through_relu", b_times),
-        ):
-            original = getattr(leaf, method, None)
-            if original is None:
-                continue
+        for method, sink in (("forward", f_times), ("backward", b_times)):
+            original = getattr(leaf, method)
 
             def timed(*args: Any, original: Any = original, sink: list[float] = sink) -> Any:
                 t = time.perf_counter()

@@ -157,7 +157,7 @@ def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple
 
     With ``relu=True`` it returns ``maxpool(relu(x))`` = ``relu(maxpool(x))`` (max commutes
     with a monotone function) at a quarter of the cost of a ReLU over ``x``; the masks are
-    those of pooling ``x`` (see ``relu_pool_masks`` for those of pooling ``relu(x)``).
+    those of pooling ``x`` (``cnnlab.layers.fuse.ReLUMaxPool2D`` uses this).
 
     Example:
         >>> y, masks = max_pool2d_2x2(np.array([[[[1., 3.], [3., 0.]]]]))
@@ -186,21 +186,6 @@ def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple
 
     split_channels(work, C, x.size)
     return y, (right_wins, bottom_wins)
-
-
-def relu_pool_masks(masks: tuple[np.ndarray, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of ``max_pool2d_2x2(relu(x))`` from those of ``max_pool2d_2x2(x, relu=True)``.
-
-    They differ only in windows with no positive value: pooling ``relu(x)`` sees four tied
-    zeros there and routes to the first cell. (The fused backward never needs this: ReLU's
-    rule zeroes the gradient of those windows anyway.)
-    """
-    right_wins, bottom_wins = masks[0].copy(), masks[1].copy()
-    positive = y > 0  # (N, C, H_out, W_out)
-    bottom_wins &= positive
-    right_wins[:, :, 0::2] &= positive
-    right_wins[:, :, 1::2] &= positive
-    return right_wins, bottom_wins
 
 
 def max_pool2d_2x2_backward(

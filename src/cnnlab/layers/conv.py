@@ -35,6 +35,11 @@ class Conv2D(Layer):
     input with the given stride; at each location the dot product of window and filter,
     plus the bias, is one pixel of that filter's feature map.
 
+    That sentence, as code: ``cnnlab.functional.reference_conv.conv2d_forward_loop`` (and
+    ``conv2d_backward_loop``), plain loops a learner can read. This layer runs the fast
+    version (im2col + one matrix product, ``cnnlab.functional.conv``); the tests hold the two
+    to the same numbers.
+
     Args:
         in_channels: channels of the input (C_in).
         out_channels: number of filters, i.e. channels of the output (C_out).

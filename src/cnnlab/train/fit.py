@@ -23,6 +23,7 @@ import numpy as np
 
 from cnnlab.data.loader import DataLoader, stratified_split
 from cnnlab.errors import CnnlabError, arg_error
+from cnnlab.layers.fuse import fuse
 from cnnlab.train.callbacks import Callback, TrainContext
 from cnnlab.train.checkpoint import TrainState, capture_state, layer_rngs, restore_callbacks, restore_state
 from cnnlab.train.history import History
@@ -138,6 +139,8 @@ def fit(
     first_flag = getattr(first, "needs_input_grad", None)
     if first_flag is not None:
         first.needs_input_grad = False
+    # Steps run on a view with ReLU -> MaxPool2D pairs fused (same arrays; cnnlab.layers.fuse).
+    step_model = fuse(model)
     try:
         for epoch in range(first_epoch, epochs + 1):
             ctx.epoch = epoch
@@ -153,12 +156,12 @@ def fit(
             for batch, (xb, yb) in enumerate(loader):
                 if transform is not None:
                     xb = transform(xb, augment_rng)
-                logits = model.forward(xb)  # (B, K)
+                logits = step_model.forward(xb)  # (B, K)
                 batch_loss = float(loss.forward(logits, yb))
                 if not math.isfinite(batch_loss):
                     model.load_state_dict(last_good)
                     raise _diverged(batch_loss, epoch, batch, lr, history)
-                model.backward(loss.backward())  # writes every layer's grads
+                step_model.backward(loss.backward())  # writes every layer's grads
                 optimizer.step()
                 seen += len(xb)
                 loss_sum += batch_loss * len(xb)
