@@ -134,19 +134,17 @@ def test_global_avg_pool_matches_torch_mean(torch, rng):
 def test_max_fast_path_equals_general_path_and_loops(rng, shape, dtype):
     for x in _inputs(rng, shape):
         x = x.astype(dtype)
-        out = (shape[2] // 2, shape[3] // 2)
-        y_fast, arg_fast = F._max_pool_2x2(x, out)
-        kernel, step, pad, out2, padded = F._geometry(x.shape, 2, None, 0, False)
-        y_gen, arg_gen = F._max_pool_windows(x, kernel, step, pad, out2, padded)
+        y_fast, masks = F.max_pool2d_2x2(x)
+        y_gen, arg_gen = F.max_pool2d(x, 2)
         y_ref, where = R.max_pool2d_loops(x, 2)
         assert y_fast.dtype == y_gen.dtype == dtype
         np.testing.assert_array_equal(y_fast, y_gen)
         np.testing.assert_array_equal(y_fast, y_ref)
-        np.testing.assert_array_equal(arg_fast, arg_gen)
         dy = rng.standard_normal(y_fast.shape).astype(dtype)
-        dx = F.max_pool2d_backward(dy, arg_fast, x.shape, 2)
+        dx = F.max_pool2d_backward(dy, arg_gen, x.shape, 2)
         assert dx.dtype == dtype and dx.shape == x.shape
         np.testing.assert_array_equal(dx, R.max_pool2d_backward_loops(dy, where, x.shape))
+        np.testing.assert_array_equal(F.max_pool2d_2x2_backward(dy, masks, x.shape), dx)
 
 
 def test_general_paths_equal_loop_reference(rng):

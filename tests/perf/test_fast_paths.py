@@ -14,7 +14,7 @@ import pytest
 import cnnlab.functional.conv as fconv
 import cnnlab.functional.pool as fpool
 import cnnlab.utils as utils
-from cnnlab.functional.im2col import col2im_add, col2im_into, out_size
+from cnnlab.functional.im2col import col2im_into, out_size
 from cnnlab.functional.reference_conv import conv2d_backward_loop, conv2d_forward_loop
 from cnnlab.functional.reference_pool import max_pool2d_backward_loops, max_pool2d_loops
 from cnnlab.layers.activations import ReLU
@@ -172,9 +172,11 @@ def test_col2im_into_equals_padded_col2im(rng, H, W, K, stride, dilation, pads):
     W_out = out_size(W, left + right, K[1], stride[1], dilation[1])
     d6 = rng.standard_normal((2, K[0], K[1], 3, H_out, W_out))  # (C, KH, KW, N, H_out, W_out)
     dxp = np.zeros((2, 3, H + top + bottom, W + left + right))
-    for i in range(K[0]):
+    for i in range(K[0]):  # the plain reverse: add each offset's block into the padded buffer
         for j in range(K[1]):
-            col2im_add(dxp, d6[:, i, j], (i, j), stride, dilation)
+            rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (H_out - 1) + 1, stride[0])
+            cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (W_out - 1) + 1, stride[1])
+            dxp[:, :, rows, cols] += d6[:, i, j]
     got = col2im_into(np.full((2, 3, H, W), np.nan), d6, pads, stride, dilation)
     np.testing.assert_allclose(got, dxp[:, :, top : top + H, left : left + W], rtol=0, atol=1e-12)
 

@@ -2,8 +2,8 @@
 
 Forward:   y = weight (C_out, C_in*KH*KW) @ cols (C_in*KH*KW, N*H_out*W_out) + bias
 Backward (chain rule through that product):
-    db = sum of dy over batch and positions
-    dW = dy (C_out, N*H_out*W_out) @ cols.T
+    [dW | db] = dy (C_out, N*H_out*W_out) @ [cols; ones].T: one GEMM; the row of ones under
+         the columns makes its last column db, the sum of dy over batch and positions
     dcols = weight.T (C_in*KH*KW, C_out) @ dy; then for each kernel offset (i, j) its
          rows are added back at the input pixels that offset touched: KH*KW strided
          slice adds, clipped to the unpadded input (``col2im_into``; never ``np.add.at``)
@@ -17,8 +17,10 @@ built with one ``sliding_window_view`` copy; channel-first (CNHW) buffers make t
 output already in (C_out, N, H_out, W_out) order, so the NCHW result is a transposed view.
 For dx, one GEMM into the (now free) column buffer followed by KH*KW strided adds measured
 ~25% faster than KH*KW per-offset GEMMs + adds (32->64 channels, 3x3, 128x14x14, 2 cores).
-dW is computed as ``(cols @ dy.T).T``: ~20% faster in OpenBLAS than ``dy @ cols.T``. The
-copies and adds run on all cores (``split_channels``). Measurements: docs/performance.md.
+The dW product runs in the orientation OpenBLAS handles well (``weight_grad_gemm``:
+``(cols @ dy.T).T``, ~20% faster, when the columns have at least C_out rows, else
+``dy @ cols.T``). The copies and adds run on all cores (``split_channels``).
+Measurements: docs/performance.md.
 
 Memory: the column matrix is C_in*KH*KW times larger than the input. Above
 ``WORKSPACE_BUDGET_BYTES`` the batch is processed in chunks of samples; results equal the

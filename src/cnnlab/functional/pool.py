@@ -120,29 +120,7 @@ def max_pool2d(
         ([3.0], [1])
     """
     kernel, step, pad, out, padded = _geometry(x.shape, kernel_size, stride, padding, ceil_mode)
-    if kernel == (2, 2) and step == (2, 2) and pad == (0, 0) and padded == x.shape[2:]:
-        return _max_pool_2x2(x, out)
     return _max_pool_windows(x, kernel, step, pad, out, padded)
-
-
-def _max_pool_2x2(x: np.ndarray, out: Pair) -> tuple[np.ndarray, np.ndarray]:
-    """Fast path for 2x2 windows, stride 2, no padding (no ceil-mode window): four strided slices.
-
-    The window ``[[a, b], [c, d]]`` is reduced as ``max(max(a, b), max(c, d))``. Every
-    comparison is a strict ``>`` of the later candidate against the earlier one, so a later
-    cell only wins when it is larger: the first max in row-major order keeps the gradient,
-    as in PyTorch.
-    """
-    H2, W2 = 2 * out[0], 2 * out[1]  # an odd last row/column is in no window
-    a, b = x[:, :, 0:H2:2, 0:W2:2], x[:, :, 0:H2:2, 1:W2:2]  # (N, C, H_out, W_out) each
-    c, d = x[:, :, 1:H2:2, 0:W2:2], x[:, :, 1:H2:2, 1:W2:2]
-    top, bottom = np.maximum(a, b), np.maximum(c, d)
-    b_wins, d_wins, bottom_wins = b > a, d > c, bottom > top
-    y = np.maximum(top, bottom, out=top)  # (N, C, H_out, W_out)
-    # Flat window index: 2 * row + column, the row from bottom_wins, the column from its pair.
-    arg = np.where(bottom_wins, d_wins, b_wins).view(np.uint8)  # (N, C, H_out, W_out)
-    arg += bottom_wins.view(np.uint8) * np.uint8(2)
-    return y, arg
 
 
 def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -151,7 +129,7 @@ def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple
     Step 1 takes the max of each pair of columns, step 2 of each pair of rows of that. Each
     step's mask says where the SECOND candidate won (strictly larger), so ties go to the first
     one in row-major order, as in PyTorch. Two ``maximum`` and two ``greater`` over strided
-    views: about 2x cheaper than building a window index (``_max_pool_2x2``). Outputs keep
+    views: about 2x cheaper than building a window index (``max_pool2d``). Outputs keep
     the memory order of ``x`` (a CNHW-backed input gives CNHW-backed outputs), and the work
     is split over channels on all cores. An odd last row/column is in no window.
 
