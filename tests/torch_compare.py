@@ -34,6 +34,7 @@ def compare_with_torch(
     params: Sequence[str] = (),
     rtol: float = 0.0,
     atol: float = 1e-10,
+    where: str = "",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Assert that ``layer`` computes what ``fn`` computes in PyTorch, forward and backward.
 
@@ -44,6 +45,7 @@ def compare_with_torch(
             ``parameters()`` of the same path, and its state_dict with the layer's).
         params: names in ``layer.params`` passed to ``fn`` after ``x`` (function case).
         rtol, atol: tolerances of every comparison.
+        where: a note for failure messages (e.g. the case's arguments).
 
     Returns:
         cnnlab's ``(y, dx)`` for further checks (``dx`` may be None: a first Conv2D).
@@ -52,21 +54,28 @@ def compare_with_torch(
     dx = layer.backward(dy)
     module = isinstance(fn, torch.nn.Module)
     y_t, dx_t, grads_t = torch_run(torch, fn, x, dy, [] if module else [layer.params[p] for p in params])
-    np.testing.assert_allclose(y, y_t, rtol=rtol, atol=atol, err_msg="forward")
+    assert y.shape == y_t.shape, f"output shape {y.shape} != torch's {y_t.shape} {where}"
+    np.testing.assert_allclose(y, y_t, rtol=rtol, atol=atol, err_msg=f"forward {where}")
     if dx is not None:
-        np.testing.assert_allclose(dx, dx_t, rtol=rtol, atol=atol, err_msg="dL/dx")
+        np.testing.assert_allclose(dx, dx_t, rtol=rtol, atol=atol, err_msg=f"dL/dx {where}")
     if not module:
         for name, grad_t in zip(params, grads_t, strict=True):
-            np.testing.assert_allclose(layer.grads[name], grad_t, rtol=rtol, atol=atol, err_msg=name)
+            np.testing.assert_allclose(
+                layer.grads[name], grad_t, rtol=rtol, atol=atol, err_msg=f"{name} {where}"
+            )
         return y, dx
     grads = {p.path: p.grad for p in layer.parameters()}
     named = dict(fn.named_parameters())
     assert list(grads) == list(named)  # same parameters, same order
     for key, param in named.items():
-        np.testing.assert_allclose(grads[key], param.grad.numpy(), rtol=rtol, atol=atol, err_msg=key)
+        np.testing.assert_allclose(
+            grads[key], param.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"{key} {where}"
+        )
     state = layer.state_dict()
     for key, value in fn.state_dict().items():
         if not key.endswith("num_batches_tracked"):
-            np.testing.assert_allclose(state[key], value.numpy(), rtol=rtol, atol=atol, err_msg=key)
+            np.testing.assert_allclose(
+                state[key], value.numpy(), rtol=rtol, atol=atol, err_msg=f"{key} {where}"
+            )
     fn.zero_grad()
     return y, dx

@@ -13,6 +13,7 @@ from cnnlab.functional import reference_pool as R
 from cnnlab.gradcheck import gradcheck
 from cnnlab.layers.base import from_config, to_config
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from torch_compare import compare_with_torch
 
 KERNELS = [1, 2, 3, 4, (2, 3), (3, 1)]
 STRIDES = [None, 1, 2, 3]
@@ -44,13 +45,6 @@ def _grid(kernel):
         yield {"kernel_size": kernel, "stride": stride, "padding": padding, "ceil_mode": ceil_mode}, (H, W)
 
 
-def _torch_grad(torch, fn, x, dy):
-    xt = torch.tensor(x, requires_grad=True)
-    yt = fn(xt)
-    yt.backward(torch.tensor(dy))
-    return yt.detach().numpy(), xt.grad.numpy()
-
-
 def _inputs(rng, shape):
     """Continuous values, small integers (many ties) and ReLU'd normals (many tied zeros)."""
     yield rng.standard_normal(shape)
@@ -63,13 +57,9 @@ def test_max_pool_matches_torch(torch, rng, kernel):
     for args, (H, W) in _grid(kernel):
         layer = MaxPool2D(**args)
         for x in _inputs(rng, (2, 3, H, W)):
-            y = layer.forward(x)
-            dy = rng.standard_normal(y.shape)
-            dx = layer.backward(dy)
-            y_t, dx_t = _torch_grad(torch, lambda t, a=args: torch.nn.functional.max_pool2d(t, **a), x, dy)
-            assert y.shape == y_t.shape == layer.output_shape(x.shape), (args, H, W)
-            np.testing.assert_allclose(y, y_t, rtol=0, atol=1e-10, err_msg=str((args, H, W)))
-            np.testing.assert_allclose(dx, dx_t, rtol=0, atol=1e-10, err_msg=str((args, H, W)))
+            dy = rng.standard_normal(layer.output_shape(x.shape))
+            fn = lambda t, a=args: torch.nn.functional.max_pool2d(t, **a)  # noqa: E731
+            compare_with_torch(torch, layer, fn, x, dy, where=str((args, H, W)))
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=str)
@@ -77,18 +67,9 @@ def test_avg_pool_matches_torch(torch, rng, kernel):
     for (args, (H, W)), include in itertools.product(_grid(kernel), [True, False]):
         layer = AvgPool2D(**args, count_include_pad=include)
         x = rng.standard_normal((2, 3, H, W))
-        y = layer.forward(x)
-        dy = rng.standard_normal(y.shape)
-        dx = layer.backward(dy)
-        y_t, dx_t = _torch_grad(
-            torch,
-            lambda t, a=args, i=include: torch.nn.functional.avg_pool2d(t, **a, count_include_pad=i),
-            x,
-            dy,
-        )
-        assert y.shape == y_t.shape == layer.output_shape(x.shape), (args, H, W)
-        np.testing.assert_allclose(y, y_t, rtol=0, atol=1e-10, err_msg=str((args, include, H, W)))
-        np.testing.assert_allclose(dx, dx_t, rtol=0, atol=1e-10, err_msg=str((args, include, H, W)))
+        dy = rng.standard_normal(layer.output_shape(x.shape))
+        fn = lambda t, a=args, i=include: torch.nn.functional.avg_pool2d(t, **a, count_include_pad=i)  # noqa: E731
+        compare_with_torch(torch, layer, fn, x, dy, where=str((args, include, H, W)))
 
 
 def test_batch_one_and_one_by_one_output(torch, rng):
@@ -108,22 +89,16 @@ def test_batch_one_and_one_by_one_output(torch, rng):
     ]
     for layer, fn, (H, W) in cases:
         x = rng.standard_normal((1, 2, H, W))
-        y = layer.forward(x)
+        dy = rng.standard_normal((1, 2, 1, 1))
+        y, _ = compare_with_torch(torch, layer, fn, x, dy, atol=1e-12)
         assert y.shape == (1, 2, 1, 1)
-        dy = rng.standard_normal(y.shape)
-        y_t, dx_t = _torch_grad(torch, fn, x, dy)
-        np.testing.assert_allclose(y, y_t, atol=1e-12)
-        np.testing.assert_allclose(layer.backward(dy), dx_t, atol=1e-12)
 
 
 def test_global_avg_pool_matches_torch_mean(torch, rng):
     x = rng.standard_normal((3, 4, 5, 6))
     layer = GlobalAvgPool2D()
-    y = layer.forward(x)
     dy = rng.standard_normal((3, 4))
-    y_t, dx_t = _torch_grad(torch, lambda t: t.mean(dim=(2, 3)), x, dy)
-    np.testing.assert_allclose(y, y_t, atol=1e-12)
-    np.testing.assert_allclose(layer.backward(dy), dx_t, atol=1e-12)
+    compare_with_torch(torch, layer, lambda t: t.mean(dim=(2, 3)), x, dy, atol=1e-12)
     assert layer.output_shape((3, 4, 5, 6)) == (3, 4)
     assert gradcheck(layer, x[:1, :2]).ok(1e-7)
 
