@@ -23,7 +23,7 @@ import json
 import math
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from cnnlab.npzfile import (  # noqa: F401  (check_crc, npz_member_declared, ZIP
     MAX_HEADER_BYTES,
     ZIP_ERRORS,
     check_crc,
+    check_declared,
     declared_arrays,
     npz_member_declared,
     parse_json_header,
@@ -218,30 +219,12 @@ def _model_from_header(header: dict[str, Any], path: Path, max_parameters: int, 
 
 
 def _check_declared(
-    model: Layer, declared: Iterator[tuple[str, tuple[int, ...], np.dtype]], path: Path
+    model: Layer, declared: Iterable[tuple[str, tuple[int, ...], np.dtype]], path: Path
 ) -> None:
     """Compare each stored array's declared shape/dtype with the model, before reading data."""
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    seen = []
-    for key, shape, dtype in declared:
-        seen.append(key)
-        if dtype.kind not in "fiub":
-            raise CnnlabError(
-                f"load: {str(path)!r}: array `{key}` has dtype {dtype}; only numeric arrays are "
-                "accepted (object arrays would need pickle, which cnnlab never uses)"
-            )
-        if key in expected and tuple(shape) != expected[key]:
-            raise CnnlabError(
-                f"load: {str(path)!r}: array `{key}` does not match the architecture: "
-                f"expected shape {expected[key]}. Received: shape {tuple(shape)}"
-            )
-    missing = [k for k in expected if k not in seen]
-    unexpected = [k for k in seen if k not in expected]
-    if missing or unexpected:
-        raise CnnlabError(
-            f"load: {str(path)!r}: stored arrays do not match the architecture. "
-            f"Missing: {missing or 'none'}. Unexpected: {unexpected or 'none'}"
-        )
+    expected = {k: (v.shape, "architecture") for k, v in model.state_dict().items()}
+    mismatch = "stored arrays do not match the architecture"
+    check_declared(declared, expected, f"load: {str(path)!r}", "fiub", mismatch)
 
 
 def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
@@ -270,7 +253,7 @@ def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
         stored = sum(math.prod(shape) for _, shape, _ in declared)
         model = _model_from_header(header, path, max_parameters, stored)
         try:
-            _check_declared(model, iter(declared), path)
+            _check_declared(model, declared, path)
             check_crc(npz, where)
             state = {key: npz[key] for key in npz.files if key != HEADER_KEY}
         except CnnlabError:
@@ -319,7 +302,7 @@ def _load_safetensors(path: Path, max_parameters: int) -> tuple[Layer, dict[str,
     # A tensor can hold no more values than the file has bytes.
     stored = min(sum(math.prod(shape) for _, shape, _ in declared), len(data))
     model = _model_from_header(header, path, max_parameters, stored)
-    _check_declared(model, iter(declared), path)
+    _check_declared(model, declared, path)
     try:
         state = _safetensors("load")(data)
     except Exception as exc:  # safetensors raises its own SafetensorError

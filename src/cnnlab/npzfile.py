@@ -15,6 +15,7 @@ import math
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,44 @@ def read_json_header(npz: Any, key: str, where: str, missing: str) -> Any:
 def declared_arrays(npz: Any, skip: str) -> list[tuple[str, tuple[int, ...], np.dtype]]:
     """``(key, shape, dtype)`` of every member but ``skip`` (the header), from .npy headers only."""
     return [(key, *npz_member_declared(npz, key)) for key in npz.files if key != skip]
+
+
+def check_declared(
+    declared: Iterable[tuple[str, tuple[int, ...], np.dtype]],
+    expected: dict[str, tuple[tuple[int, ...], str]],
+    where: str,
+    kinds: str,
+    mismatch: str,
+) -> None:
+    """Compare declared arrays with the expected ones, before any array data is read.
+
+    Args:
+        declared: ``(key, shape, dtype)`` of each stored array (``declared_arrays``).
+        expected: key -> (shape, what it belongs to, e.g. "architecture" or "optimizer").
+        where: the start of every error message (names the file).
+        kinds: the accepted dtype kinds, e.g. ``"f"`` (float) or ``"fiub"`` (numeric).
+        mismatch: the sentence that opens the missing/unexpected-keys error.
+    """
+    seen = []
+    for key, shape, dtype in declared:
+        seen.append(key)
+        if dtype.kind not in kinds:
+            accepted = "float" if kinds == "f" else "numeric"
+            raise CnnlabError(
+                f"{where}: array `{key}` has dtype {dtype}; only {accepted} arrays are accepted "
+                "(object arrays would need pickle, which cnnlab never uses)"
+            )
+        if key in expected and tuple(shape) != expected[key][0]:
+            raise CnnlabError(
+                f"{where}: array `{key}` does not match the {expected[key][1]}: "
+                f"expected shape {expected[key][0]}. Received: shape {tuple(shape)}"
+            )
+    missing = [k for k in expected if k not in seen]
+    unexpected = [k for k in seen if k not in expected]
+    if missing or unexpected:
+        raise CnnlabError(
+            f"{where}: {mismatch}. Missing: {missing or 'none'}. Unexpected: {unexpected or 'none'}"
+        )
 
 
 def npz_member_declared(npz: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:

@@ -221,7 +221,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
         CnnlabError: not a cnnlab checkpoint, a corrupt/truncated file, or arrays that do
             not match the model.
     """
-    from cnnlab.npzfile import ZIP_ERRORS, check_crc, declared_arrays, read_json_header
+    from cnnlab.npzfile import ZIP_ERRORS, check_crc, check_declared, declared_arrays, read_json_header
 
     path = Path(path)
     where = f"resume: checkpoint {str(path)!r}"
@@ -246,10 +246,11 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
                             f"{where}: callback {key!r} keeps an array for unknown weight {name!r}"
                         )
                     expected[f"callback/{key}/{name}"] = (model_shapes[name], "model")
-            declared = {key: (shape, dtype) for key, shape, dtype in declared_arrays(npz, skip=HEADER_KEY)}
-            _check_arrays(expected, declared, where)
+            declared = declared_arrays(npz, skip=HEADER_KEY)
+            mismatch = "the arrays do not match this model (another architecture?)"
+            check_declared(declared, expected, where, "f", mismatch)
             check_crc(npz, where)
-            arrays = {key: npz[key] for key in declared}
+            arrays = {key: npz[key] for key, _, _ in declared}
     except CnnlabError:
         raise
     except ZIP_ERRORS as exc:
@@ -312,25 +313,3 @@ def _check_header(header: Any, where: str) -> dict[str, Any]:
             if not isinstance(value, int | float) or (key == "epoch" and math.isnan(value)):
                 raise CnnlabError(f"{where}: history value {key}={value!r} is not a number")
     return header
-
-
-def _check_arrays(
-    expected: dict[str, tuple[tuple[int, ...], str]],
-    declared: dict[str, tuple[tuple[int, ...], np.dtype]],
-    where: str,
-) -> None:
-    for key, (shape, dtype) in declared.items():
-        if dtype.kind != "f":
-            raise CnnlabError(f"{where}: array `{key}` has dtype {dtype}; only float arrays are accepted")
-        if key in expected and shape != expected[key][0]:
-            raise CnnlabError(
-                f"{where}: array `{key}` does not match the {expected[key][1]}: "
-                f"expected shape {expected[key][0]}. Received: shape {shape}"
-            )
-    missing = [k for k in expected if k not in declared]
-    unexpected = [k for k in declared if k not in expected]
-    if missing or unexpected:
-        raise CnnlabError(
-            f"{where}: the arrays do not match this model (another architecture?). "
-            f"Missing: {missing or 'none'}. Unexpected: {unexpected or 'none'}"
-        )
