@@ -251,13 +251,13 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     rng = np.random.default_rng(0)
     x = rng.random((batch, *MODELS[model]), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    index = {id(layer): i for i, layer in enumerate(original.layers)}  # row names: the model's indices
-    groups = [
-        [layer.relu, layer.pool] if isinstance(layer, ReLUMaxPool2D) else [layer] for layer in net.layers
-    ]
+    groups: list[list[int]] = []  # each row: the model's layer indices it runs (two for a fused pair)
+    for layer in net.layers:
+        first = groups[-1][-1] + 1 if groups else 0
+        groups.append([first, first + 1] if isinstance(layer, ReLUMaxPool2D) else [first])
     fwd: list[list[float]] = [[] for _ in groups]
     bwd: list[list[float]] = [[] for _ in groups]
-    leaves = {g: _time_leaves(layer) for g, layer in enumerate(net.layers)}
+    leaves = {g: _time_leaves(layer) for g, layer in enumerate(net.layers) if len(groups[g]) == 1}
     for _ in range(steps):
         h = x
         for g, layer in enumerate(net.layers):
@@ -282,12 +282,12 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}",
     ]
     for g, (group, (f, b)) in enumerate(zip(groups, med, strict=True)):
-        name = " + ".join(f"{index[id(layer)]}: {_one_line(layer)}" for layer in group)
+        name = " + ".join(f"{i}: {_one_line(original.layers[i])}" for i in group)
         name = name if len(name) <= 47 else name[:44] + "..."
         lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
         for path, (leaf, lf, lb) in leaves.get(g, {}).items():
             f, b = (statistics.median(v[2:] or v or [0.0]) * 1e3 for v in (lf, lb))
-            name = f"  {index[id(group[0])]}.{path}: {_one_line(leaf)}"
+            name = f"  {group[0]}.{path}: {_one_line(leaf)}"
             name = name if len(name) <= 47 else name[:44] + "..."
             lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
     return "\n".join(lines)

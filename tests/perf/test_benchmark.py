@@ -24,6 +24,14 @@ def test_profile_rows_follow_sequential_fusion():
     assert "0: Conv2D(1, 32, kernel_size=3, padding=1)" in text
 
 
+def test_profile_rows_keep_the_models_indices_around_containers():
+    text = benchmark.profile(batch=2, steps=2, model="resnet")
+    assert "3: Residual(Sequential(Conv2D(16, 16" in text
+    assert "  3.block.0: Conv2D(16, 16, kernel_size=3" in text
+    small = benchmark.profile(batch=2, steps=2, model="small")
+    assert "4: ReLU() + 5: MaxPool2D(2)" in small and "1.relu" not in small
+
+
 def test_interleaved_timing_and_table():
     times = benchmark.time_interleaved({"a": lambda: None, "b": lambda: None}, rounds=2, per_round=2, pause=0)
     assert set(times) == {"a", "b"}
