@@ -40,26 +40,8 @@ def build(model: str) -> Any:
 
 
 def forward_flops(model: str, batch: int) -> float:
-    """2 x multiply-adds of the conv and dense layers in one forward pass."""
-    from cnnlab.layers.conv import Conv2D
-    from cnnlab.layers.dense import Dense
-
-    net = build(model)
-    total = 0.0
-    for _, layer in net.named_layers():
-        if isinstance(layer, (Conv2D, Dense)):
-            original = layer.forward
-
-            def counting(x: np.ndarray, layer: Any = layer, original: Any = original) -> np.ndarray:
-                nonlocal total
-                y = original(x)
-                fan_in = layer.params["weight"][0].size  # C_in*KH*KW or in_features
-                total += 2.0 * fan_in * y.size
-                return y
-
-            layer.forward = counting  # type: ignore[method-assign]
-    net.forward(np.zeros((1, *MODELS[model]), np.float32))
-    return total * batch
+    """Forward FLOPs of ``batch`` examples (``Layer.flops``: a multiply-add counts as 2)."""
+    return float(build(model).flops((1, *MODELS[model]))) * batch
 
 
 def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
@@ -76,10 +58,11 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
 
 
 def _cnnlab_step(batch: int, train: bool, model: str = "small") -> Callable[[], None]:
+    from cnnlab.layers.fuse import fuse
     from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.optim import SGD
 
-    net = build(model)
+    net = fuse(build(model))  # as fit trains it
     loss = SoftmaxCrossEntropy()
     opt = SGD(net.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
@@ -252,51 +235,40 @@ def run(
 def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     """Per-layer median forward and backward milliseconds of a cnnlab train step.
 
-    Top-level layers as ``Sequential`` runs them: a ReLU -> MaxPool2D(2) pair it fuses is
-    one row. A container (e.g. a ``Residual`` block) is followed by indented rows for its
-    leaf layers; the container's own time includes theirs (and the residual add).
+    Top-level layers as ``fit`` runs them (``cnnlab.layers.fuse``): a fused ReLU -> MaxPool2D
+    pair is one row. A container (e.g. a ``Residual`` block) is followed by indented rows for
+    its leaf layers; the container's own time includes theirs (and the residual add).
     """
-    from cnnlab.layers.sequential import _one_line, _relu_then_pool
+    from cnnlab.layers.fuse import ReLUMaxPool2D, fuse
+    from cnnlab.layers.sequential import _one_line
     from cnnlab.losses import SoftmaxCrossEntropy
 
-    net = build(model)
+    original = build(model)
+    net = fuse(original)
     if hasattr(net.layers[0], "needs_input_grad"):
         net.layers[0].needs_input_grad = False
     loss = SoftmaxCrossEntropy()
     rng = np.random.default_rng(0)
     x = rng.random((batch, *MODELS[model]), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    groups: list[list[int]] = []
-    h = x[:1]
-    i = 0
-    while i < len(net.layers):  # the same grouping as Sequential.forward
-        fused = net.fuse and i + 1 < len(net.layers) and _relu_then_pool(net.layers[i], net.layers[i + 1], h)
-        group = [i, i + 1] if fused else [i]
-        for j in group:
-            h = net.layers[j].forward(h)
-        groups.append(group)
-        i += len(group)
+    groups: list[list[int]] = []  # each row: the model's layer indices it runs (two for a fused pair)
+    for layer in net.layers:
+        first = groups[-1][-1] + 1 if groups else 0
+        groups.append([first, first + 1] if isinstance(layer, ReLUMaxPool2D) else [first])
     fwd: list[list[float]] = [[] for _ in groups]
     bwd: list[list[float]] = [[] for _ in groups]
-    leaves = {g: _time_leaves(net.layers[group[0]]) for g, group in enumerate(groups) if len(group) == 1}
+    leaves = {g: _time_leaves(layer) for g, layer in enumerate(net.layers) if len(groups[g]) == 1}
     for _ in range(steps):
         h = x
-        for g, group in enumerate(groups):
+        for g, layer in enumerate(net.layers):
             t = time.perf_counter()
-            if len(group) == 2:
-                h = net.layers[group[1]].forward_after_relu(net.layers[group[0]], h)
-            else:
-                h = net.layers[group[0]].forward(h)
+            h = layer.forward(h)
             fwd[g].append(time.perf_counter() - t)
         loss.forward(h, y)
         d = loss.backward()
         for g in reversed(range(len(groups))):
-            group = groups[g]
             t = time.perf_counter()
-            if len(group) == 2:
-                d = net.layers[group[1]].backward_through_relu(d)
-            else:
-                d = net.layers[group[0]].backward(d)
+            d = net.layers[g].backward(d)
             bwd[g].append(time.perf_counter() - t)
             if d is None:
                 break
@@ -310,7 +282,7 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}",
     ]
     for g, (group, (f, b)) in enumerate(zip(groups, med, strict=True)):
-        name = " + ".join(f"{j}: {_one_line(net.layers[j])}" for j in group)
+        name = " + ".join(f"{i}: {_one_line(original.layers[i])}" for i in group)
         name = name if len(name) <= 47 else name[:44] + "..."
         lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
         for path, (leaf, lf, lb) in leaves.get(g, {}).items():
@@ -334,15 +306,8 @@ def _time_leaves(layer: Any) -> dict[str, tuple[Any, list[float], list[float]]]:
         f_times: list[float] = []
         b_times: list[float] = []
         found[path.rstrip(".")] = (leaf, f_times, b_times)
-        for method, sink in (
-            ("forward", f_times),
-            ("forward_after_relu", f_times),
-            ("backward", b_times),
-            ("backward_through_relu", b_times),
-        ):
-            original = getattr(leaf, method, None)
-            if original is None:
-                continue
+        for method, sink in (("forward", f_times), ("backward", b_times)):
+            original = getattr(leaf, method)
 
             def timed(*args: Any, original: Any = original, sink: list[float] = sink) -> Any:
                 t = time.perf_counter()

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from cnnlab.layers.base import DEFAULT_DTYPE
+from cnnlab.utils import DEFAULT_DTYPE
 
 RngLike = np.random.Generator | int | None
 

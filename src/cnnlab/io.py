@@ -19,14 +19,11 @@ architecture's size, before reading any array data.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
 import struct
-import zipfile
-import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +31,28 @@ import numpy as np
 
 from cnnlab.atomic import atomic_write
 from cnnlab.errors import CnnlabError
-from cnnlab.layers.base import LAYER_TYPES, Layer, from_config, to_config
+from cnnlab.layers.base import Layer, to_config
+from cnnlab.layers.registry import (  # noqa: F401  (import_all_layers: kept importable from here)
+    MAX_PARAMETERS,
+    build_from_config,
+    config_parameter_count,
+    import_all_layers,
+)
+from cnnlab.npzfile import (  # noqa: F401  (check_crc, npz_member_declared, ZIP_ERRORS: kept importable)
+    MAX_HEADER_BYTES,
+    ZIP_ERRORS,
+    check_crc,
+    check_declared,
+    declared_arrays,
+    npz_member_declared,
+    parse_json_header,
+    read_json_header,
+)
 
 HEADER_KEY = "__cnnlab__"
 FORMAT_VERSION = 1
-#: Loads refuse architectures that declare more parameters than this (before allocating).
-MAX_PARAMETERS = 2**31
-#: Largest header (JSON) accepted, in bytes.
-MAX_HEADER_BYTES = 64 * 2**20
 
 NPZ_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
-LAYER_MODULES = (
-    "sequential",
-    "conv",
-    "pooling",
-    "activations",
-    "dense",
-    "reshape",
-    "dropout",
-    "batchnorm",
-    "residual",
-)
 _SAFETENSORS_DTYPES = {
     "F16": "float16",
     "F32": "float32",
@@ -66,78 +64,6 @@ _SAFETENSORS_DTYPES = {
     "U8": "uint8",
     "BOOL": "bool",
 }
-
-
-def import_all_layers() -> dict[str, type[Layer]]:
-    """Import every ``cnnlab.layers`` module so ``LAYER_TYPES`` knows all layer types.
-
-    Returns:
-        ``LAYER_TYPES`` (name -> class). Modules not present in this install are skipped.
-    """
-    for module in LAYER_MODULES:
-        name = f"cnnlab.layers.{module}"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a missing dependency inside the module: a real error
-                raise
-    return LAYER_TYPES
-
-
-# ---- size check, before anything is allocated ------------------------------------------
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _kernel_area(kernel_size: Any) -> int:
-    if isinstance(kernel_size, (list, tuple)):
-        return int(np.prod([_int(k) for k in kernel_size], dtype=object))
-    return _int(kernel_size) ** 2
-
-
-def config_parameter_count(config: Any) -> int:
-    """Number of trainable values a ``to_config`` architecture declares (without building it).
-
-    Counts Conv2D, Dense and BatchNorm weights from their arguments, and recurses into
-    nested layer configs (Sequential, Residual). Python ints, so no overflow.
-
-    Example:
-        >>> config_parameter_count({"type": "Dense", "args": {"in_features": 4, "out_features": 3}})
-        15
-    """
-    if isinstance(config, list):
-        return sum(config_parameter_count(c) for c in config)
-    if not isinstance(config, dict):
-        return 0
-    args = config.get("args", {})
-    if not isinstance(args, dict):
-        return 0
-    kind = config.get("type")
-    bias = 0 if args.get("bias", True) is False else 1
-    count = 0
-    if kind == "Conv2D":
-        out_channels = _int(args.get("out_channels"))
-        count = out_channels * _int(args.get("in_channels")) * _kernel_area(args.get("kernel_size"))
-        count += bias * out_channels
-    elif kind == "Dense":
-        out_features = _int(args.get("out_features"))
-        count = out_features * _int(args.get("in_features")) + bias * out_features
-    elif kind in ("BatchNorm1D", "BatchNorm2D"):
-        count = 2 * _int(args.get("num_features"))
-    nested = [v for v in args.values() if isinstance(v, (dict, list))]
-    return count + sum(config_parameter_count(v) for v in nested)
-
-
-def build_from_config(config: Any, max_parameters: int = MAX_PARAMETERS) -> Layer:
-    """``from_config`` after importing every layer type and refusing absurdly large models."""
-    import_all_layers()
-    count = config_parameter_count(config)
-    if count > max_parameters:
-        raise CnnlabError(
-            f"architecture declares {count:,} parameters, more than the limit of "
-            f"{max_parameters:,}; refusing to allocate it (corrupt or hostile file?)"
-        )
-    return from_config(config)
 
 
 # ---- save --------------------------------------------------------------------------------
@@ -248,12 +174,9 @@ def load_with_extra(
     )
 
 
-def _parse_header(raw: bytes, path: Path) -> dict[str, Any]:
+def _check_header(header: Any, path: Path) -> dict[str, Any]:
+    """The parsed header, checked: a cnnlab model header of a supported version."""
     where = f"load: {str(path)!r}"
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise CnnlabError(f"{where}: the {HEADER_KEY!r} header is not valid JSON ({exc!r})") from None
     if not isinstance(header, dict) or header.get("format") != "cnnlab" or "architecture" not in header:
         raise CnnlabError(
             f"{where}: the {HEADER_KEY!r} header must be a JSON object with "
@@ -296,102 +219,12 @@ def _model_from_header(header: dict[str, Any], path: Path, max_parameters: int, 
 
 
 def _check_declared(
-    model: Layer, declared: Iterator[tuple[str, tuple[int, ...], np.dtype]], path: Path
+    model: Layer, declared: Iterable[tuple[str, tuple[int, ...], np.dtype]], path: Path
 ) -> None:
     """Compare each stored array's declared shape/dtype with the model, before reading data."""
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    seen = []
-    for key, shape, dtype in declared:
-        seen.append(key)
-        if dtype.kind not in "fiub":
-            raise CnnlabError(
-                f"load: {str(path)!r}: array `{key}` has dtype {dtype}; only numeric arrays are "
-                "accepted (object arrays would need pickle, which cnnlab never uses)"
-            )
-        if key in expected and tuple(shape) != expected[key]:
-            raise CnnlabError(
-                f"load: {str(path)!r}: array `{key}` does not match the architecture: "
-                f"expected shape {expected[key]}. Received: shape {tuple(shape)}"
-            )
-    missing = [k for k in expected if k not in seen]
-    unexpected = [k for k in seen if k not in expected]
-    if missing or unexpected:
-        raise CnnlabError(
-            f"load: {str(path)!r}: stored arrays do not match the architecture. "
-            f"Missing: {missing or 'none'}. Unexpected: {unexpected or 'none'}"
-        )
-
-
-#: Largest deflate expansion (about 1032:1): a member can never hold more than this.
-_MAX_DEFLATE_RATIO = 1100
-
-
-def npz_member_declared(npz: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """The shape and dtype an .npz member declares, checked against the bytes it holds.
-
-    Reads only the member's .npy header. Refuses members that are not .npy arrays, object
-    dtypes, and declared sizes larger than the member (numpy would allocate the declared
-    size before noticing the data is missing), so nothing is allocated from a lie.
-    """
-    name = key + ".npy"
-    if name not in npz.zip.NameToInfo:
-        raise CnnlabError(f"load: member `{key}` is not an .npy array")
-    info = npz.zip.getinfo(name)
-    with npz.zip.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise CnnlabError(f"load: array `{key}` uses unsupported .npy version {version}")
-    if dtype.hasobject:
-        raise CnnlabError(
-            f"load: array `{key}` has dtype {dtype}; object arrays would need pickle, which cnnlab never uses"
-        )
-    declared = math.prod(shape) * dtype.itemsize
-    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
-    if declared > min(info.file_size, info.compress_size * ratio):
-        raise CnnlabError(
-            f"load: array `{key}` declares shape {tuple(shape)} ({declared:,} bytes) but its "
-            f"member holds only {info.file_size:,} bytes (truncated, corrupt or crafted file)"
-        )
-    return tuple(shape), dtype
-
-
-def check_crc(npz: Any, where: str) -> None:
-    """Verify every member's CRC-32 (numpy's reader stops before the check would run)."""
-    bad = npz.zip.testzip()  # reads each member in 1 MiB blocks
-    if bad is not None:
-        raise CnnlabError(f"{where}: member {bad!r} fails its CRC check (corrupt file: bytes changed)")
-
-
-def _npz_declared(npz: Any) -> Iterator[tuple[str, tuple[int, ...], np.dtype]]:
-    for key in npz.files:
-        if key == HEADER_KEY:
-            continue
-        shape, dtype = npz_member_declared(npz, key)
-        yield key, shape, dtype
-
-
-def _npz_header(npz: Any, where: str) -> bytes:
-    if HEADER_KEY not in npz.files:
-        raise CnnlabError(
-            f"{where}: no {HEADER_KEY!r} header array; this .npz was not written by "
-            "cnnlab.save (for bare weights use np.load and model.load_state_dict)"
-        )
-    shape, dtype = npz_member_declared(npz, HEADER_KEY)  # before reading: it may lie
-    if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
-        raise CnnlabError(f"{where}: the {HEADER_KEY!r} header must be a 1-D uint8 array")
-    return bytes(npz[HEADER_KEY].tobytes())
-
-
-#: What zipfile and numpy raise on damaged archives (bad CRC, unknown zip versions or
-#: compression, encrypted flags, short reads); CnnlabError (a RuntimeError) is re-raised as is.
-ZIP_ERRORS = (
-    zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
-    ValueError, struct.error, UnicodeDecodeError, zlib.error,
-)  # fmt: skip
+    expected = {k: (v.shape, "architecture") for k, v in model.state_dict().items()}
+    mismatch = "stored arrays do not match the architecture"
+    check_declared(declared, expected, f"load: {str(path)!r}", "fiub", mismatch)
 
 
 def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
@@ -401,15 +234,18 @@ def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
     except ZIP_ERRORS as exc:
         raise CnnlabError(f"{where} is not a readable .npz file (truncated or corrupt?): {exc}") from None
     with npz:
+        missing = (
+            f"{where}: no {HEADER_KEY!r} header array; this .npz was not written by "
+            "cnnlab.save (for bare weights use np.load and model.load_state_dict)"
+        )
         try:
-            raw = _npz_header(npz, where)
+            header = _check_header(read_json_header(npz, HEADER_KEY, where, missing), path)
         except CnnlabError:
             raise
         except ZIP_ERRORS as exc:
             raise CnnlabError(f"{where}: corrupt header data: {exc}") from None
-        header = _parse_header(raw, path)
         try:
-            declared = list(_npz_declared(npz))
+            declared = declared_arrays(npz, skip=HEADER_KEY)
         except CnnlabError:
             raise
         except ZIP_ERRORS as exc:
@@ -417,7 +253,7 @@ def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
         stored = sum(math.prod(shape) for _, shape, _ in declared)
         model = _model_from_header(header, path, max_parameters, stored)
         try:
-            _check_declared(model, iter(declared), path)
+            _check_declared(model, declared, path)
             check_crc(npz, where)
             state = {key: npz[key] for key in npz.files if key != HEADER_KEY}
         except CnnlabError:
@@ -455,7 +291,7 @@ def _load_safetensors(path: Path, max_parameters: int) -> tuple[Layer, dict[str,
     meta = table.pop("__metadata__", None)
     if not isinstance(meta, dict) or HEADER_KEY not in meta:
         raise CnnlabError(f"{where}: no {HEADER_KEY!r} entry in the safetensors metadata")
-    header = _parse_header(str(meta[HEADER_KEY]).encode("utf-8"), path)
+    header = _check_header(parse_json_header(str(meta[HEADER_KEY]).encode("utf-8"), where, HEADER_KEY), path)
     declared = [
         (key, tuple(info.get("shape", ())), np.dtype(_SAFETENSORS_DTYPES.get(info.get("dtype"), "O")))
         for key, info in table.items()
@@ -466,7 +302,7 @@ def _load_safetensors(path: Path, max_parameters: int) -> tuple[Layer, dict[str,
     # A tensor can hold no more values than the file has bytes.
     stored = min(sum(math.prod(shape) for _, shape, _ in declared), len(data))
     model = _model_from_header(header, path, max_parameters, stored)
-    _check_declared(model, iter(declared), path)
+    _check_declared(model, declared, path)
     try:
         state = _safetensors("load")(data)
     except Exception as exc:  # safetensors raises its own SafetensorError

@@ -63,8 +63,21 @@ def test_pool_windows_and_gradient_routes() -> None:
     text, ok = explain_pool(4, 4, 2, mode="max")
     assert ok and "Output size: height floor((4 - 2 + 2*0) / 2) + 1 = 2" in text
     assert text.count("-> ") == 4
-    text, _ = explain_pool(4, 4, 2, mode="avg")
-    assert "1/4 to every value" in text
+    text, ok = explain_pool(4, 4, 2, mode="avg")
+    assert ok and "1/4 to every value" in text
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pool_ok_checks_the_layer_against_the_hand_computed_windows(monkeypatch, mode) -> None:
+    text, ok = explain_pool(5, 6, 3, stride=1, mode=mode)  # overlapping windows
+    assert ok and text.endswith("(forward and backward): yes")
+    from cnnlab.layers.pooling import AvgPool2D, MaxPool2D
+
+    layer = MaxPool2D if mode == "max" else AvgPool2D
+    original = layer.backward
+    monkeypatch.setattr(layer, "backward", lambda self, dy: 0.5 * original(self, dy))  # a wrong gradient
+    text, ok = explain_pool(5, 6, 3, stride=1, mode=mode)
+    assert not ok and text.endswith("(forward and backward): NO")
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "maxout"])

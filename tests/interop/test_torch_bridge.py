@@ -12,10 +12,10 @@ from every_layer import EVERY_LAYER_INPUT, build_every_layer_model
 
 from cnnlab.errors import CnnlabError
 from cnnlab.interop.torch import from_torch, to_torch
-from cnnlab.io import import_all_layers
 from cnnlab.layers.activations import Maxout
 from cnnlab.layers.base import Layer
 from cnnlab.layers.conv import Conv2D
+from cnnlab.layers.registry import import_all_layers
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models import MODELS, build_model
 

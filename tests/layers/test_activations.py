@@ -10,6 +10,7 @@ from cnnlab.functional import activations as F
 from cnnlab.gradcheck import gradcheck
 from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
 from cnnlab.layers.base import from_config, to_config
+from torch_compare import compare_with_torch
 
 
 def away_from_kinks(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -57,13 +58,7 @@ def test_matches_torch(torch, layer, shape, rng):
     x.flat[1] = 40.0
     x.flat[2] = -40.0
     dy = rng.standard_normal(shape)
-    y = layer.forward(x)
-    dx = layer.backward(dy)
-    xt = torch.tensor(x, requires_grad=True)
-    yt = torch_version(torch, layer)(xt)
-    yt.backward(torch.tensor(dy))
-    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    compare_with_torch(torch, layer, torch_version(torch, layer), x, dy, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("pieces", [1, 2, 4])
@@ -73,13 +68,8 @@ def test_maxout_matches_torch_reshape_max(torch, pieces, shape, rng):
     dy_shape = (shape[0], shape[1] // pieces, *shape[2:])
     dy = rng.standard_normal(dy_shape)
     layer = Maxout(pieces)
-    y = layer.forward(x)
-    dx = layer.backward(dy)
-    xt = torch.tensor(x, requires_grad=True)
-    yt = xt.reshape(shape[0], shape[1] // pieces, pieces, *shape[2:]).max(dim=2).values
-    yt.backward(torch.tensor(dy))
-    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=0)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=0)
+    fn = lambda t: t.reshape(shape[0], shape[1] // pieces, pieces, *shape[2:]).max(dim=2).values  # noqa: E731
+    y, _ = compare_with_torch(torch, layer, fn, x, dy, rtol=1e-10, atol=0)
     assert layer.output_shape(shape) == y.shape
 
 

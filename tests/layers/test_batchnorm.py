@@ -8,6 +8,7 @@ import pytest
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.gradcheck import gradcheck
 from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D, batchnorm_backward, batchnorm_forward
+from torch_compare import compare_with_torch
 
 # (cnnlab class, torch class name, input shape)
 CASES = [
@@ -38,18 +39,8 @@ def test_train_matches_torch(torch, rng, cls, torch_name, shape, momentum):
     for step in range(3):  # several steps: running statistics accumulate
         x = rng.normal(2.0 * step, 1.0 + step, shape)
         dy = rng.standard_normal(shape)
-        xt = torch.tensor(x, requires_grad=True)
-        yt = ref(xt)
-        yt.backward(torch.from_numpy(dy))
-        y = ours.forward(x)
-        dx = ours.backward(dy)
-        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-10)
-        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-10)
-        np.testing.assert_allclose(ours.grads["weight"], ref.weight.grad.numpy(), rtol=0, atol=1e-10)
-        np.testing.assert_allclose(ours.grads["bias"], ref.bias.grad.numpy(), rtol=0, atol=1e-10)
-        ref.zero_grad()
-        for key in ("running_mean", "running_var"):
-            np.testing.assert_allclose(ours.buffers[key], getattr(ref, key).numpy(), rtol=0, atol=1e-10)
+        # The module case also compares the state_dicts: the running statistics.
+        compare_with_torch(torch, ours, ref, x, dy, where=f"step {step}")
 
 
 @pytest.mark.parametrize(("cls", "torch_name", "shape"), CASES)
@@ -63,13 +54,7 @@ def test_eval_matches_torch(torch, rng, cls, torch_name, shape):
     ref.eval()
     x = rng.normal(0.5, 2.0, shape)
     dy = rng.standard_normal(shape)
-    xt = torch.tensor(x, requires_grad=True)
-    yt = ref(xt)
-    yt.backward(torch.from_numpy(dy))
-    np.testing.assert_allclose(ours.forward(x), yt.detach().numpy(), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(ours.backward(dy), xt.grad.numpy(), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(ours.grads["weight"], ref.weight.grad.numpy(), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(ours.grads["bias"], ref.bias.grad.numpy(), rtol=0, atol=1e-10)
+    compare_with_torch(torch, ours, ref, x, dy)
     # eval mode does not touch the running statistics
     before = ours.state_dict()
     ours.forward(x)

@@ -12,6 +12,7 @@ from cnnlab.gradcheck import gradcheck
 from cnnlab.layers.base import from_config, to_config
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.reshape import Flatten
+from torch_compare import compare_with_torch
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -29,18 +30,9 @@ def test_dense_matches_torch_linear(torch, bias, N, n_in, n_out, rng):
     layer = Dense(n_in, n_out, bias=bias, rng=1).astype(np.float64)
     x = rng.standard_normal((N, n_in))
     dy = rng.standard_normal((N, n_out))
-    y = layer.forward(x)
-    dx = layer.backward(dy)
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(layer.params["weight"], requires_grad=True)
-    bt = torch.tensor(layer.params["bias"], requires_grad=True) if bias else None
-    yt = torch.nn.functional.linear(xt, wt, bt)
-    yt.backward(torch.tensor(dy))
-    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["weight"], wt.grad.numpy(), rtol=1e-10, atol=1e-12)
-    if bias:
-        np.testing.assert_allclose(layer.grads["bias"], bt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    params = ("weight", "bias") if bias else ("weight",)
+    fn = torch.nn.functional.linear  # linear(x, weight, bias=None)
+    y, _ = compare_with_torch(torch, layer, fn, x, dy, params, rtol=1e-10, atol=1e-12)
     assert layer.output_shape(x.shape) == y.shape
 
 

@@ -13,6 +13,7 @@ from cnnlab.functional import reference_pool as R
 from cnnlab.gradcheck import gradcheck
 from cnnlab.layers.base import from_config, to_config
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from torch_compare import compare_with_torch
 
 KERNELS = [1, 2, 3, 4, (2, 3), (3, 1)]
 STRIDES = [None, 1, 2, 3]
@@ -44,13 +45,6 @@ def _grid(kernel):
         yield {"kernel_size": kernel, "stride": stride, "padding": padding, "ceil_mode": ceil_mode}, (H, W)
 
 
-def _torch_grad(torch, fn, x, dy):
-    xt = torch.tensor(x, requires_grad=True)
-    yt = fn(xt)
-    yt.backward(torch.tensor(dy))
-    return yt.detach().numpy(), xt.grad.numpy()
-
-
 def _inputs(rng, shape):
     """Continuous values, small integers (many ties) and ReLU'd normals (many tied zeros)."""
     yield rng.standard_normal(shape)
@@ -63,13 +57,9 @@ def test_max_pool_matches_torch(torch, rng, kernel):
     for args, (H, W) in _grid(kernel):
         layer = MaxPool2D(**args)
         for x in _inputs(rng, (2, 3, H, W)):
-            y = layer.forward(x)
-            dy = rng.standard_normal(y.shape)
-            dx = layer.backward(dy)
-            y_t, dx_t = _torch_grad(torch, lambda t, a=args: torch.nn.functional.max_pool2d(t, **a), x, dy)
-            assert y.shape == y_t.shape == layer.output_shape(x.shape), (args, H, W)
-            np.testing.assert_allclose(y, y_t, rtol=0, atol=1e-10, err_msg=str((args, H, W)))
-            np.testing.assert_allclose(dx, dx_t, rtol=0, atol=1e-10, err_msg=str((args, H, W)))
+            dy = rng.standard_normal(layer.output_shape(x.shape))
+            fn = lambda t, a=args: torch.nn.functional.max_pool2d(t, **a)  # noqa: E731
+            compare_with_torch(torch, layer, fn, x, dy, where=str((args, H, W)))
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=str)
@@ -77,18 +67,9 @@ def test_avg_pool_matches_torch(torch, rng, kernel):
     for (args, (H, W)), include in itertools.product(_grid(kernel), [True, False]):
         layer = AvgPool2D(**args, count_include_pad=include)
         x = rng.standard_normal((2, 3, H, W))
-        y = layer.forward(x)
-        dy = rng.standard_normal(y.shape)
-        dx = layer.backward(dy)
-        y_t, dx_t = _torch_grad(
-            torch,
-            lambda t, a=args, i=include: torch.nn.functional.avg_pool2d(t, **a, count_include_pad=i),
-            x,
-            dy,
-        )
-        assert y.shape == y_t.shape == layer.output_shape(x.shape), (args, H, W)
-        np.testing.assert_allclose(y, y_t, rtol=0, atol=1e-10, err_msg=str((args, include, H, W)))
-        np.testing.assert_allclose(dx, dx_t, rtol=0, atol=1e-10, err_msg=str((args, include, H, W)))
+        dy = rng.standard_normal(layer.output_shape(x.shape))
+        fn = lambda t, a=args, i=include: torch.nn.functional.avg_pool2d(t, **a, count_include_pad=i)  # noqa: E731
+        compare_with_torch(torch, layer, fn, x, dy, where=str((args, include, H, W)))
 
 
 def test_batch_one_and_one_by_one_output(torch, rng):
@@ -108,22 +89,16 @@ def test_batch_one_and_one_by_one_output(torch, rng):
     ]
     for layer, fn, (H, W) in cases:
         x = rng.standard_normal((1, 2, H, W))
-        y = layer.forward(x)
+        dy = rng.standard_normal((1, 2, 1, 1))
+        y, _ = compare_with_torch(torch, layer, fn, x, dy, atol=1e-12)
         assert y.shape == (1, 2, 1, 1)
-        dy = rng.standard_normal(y.shape)
-        y_t, dx_t = _torch_grad(torch, fn, x, dy)
-        np.testing.assert_allclose(y, y_t, atol=1e-12)
-        np.testing.assert_allclose(layer.backward(dy), dx_t, atol=1e-12)
 
 
 def test_global_avg_pool_matches_torch_mean(torch, rng):
     x = rng.standard_normal((3, 4, 5, 6))
     layer = GlobalAvgPool2D()
-    y = layer.forward(x)
     dy = rng.standard_normal((3, 4))
-    y_t, dx_t = _torch_grad(torch, lambda t: t.mean(dim=(2, 3)), x, dy)
-    np.testing.assert_allclose(y, y_t, atol=1e-12)
-    np.testing.assert_allclose(layer.backward(dy), dx_t, atol=1e-12)
+    compare_with_torch(torch, layer, lambda t: t.mean(dim=(2, 3)), x, dy, atol=1e-12)
     assert layer.output_shape((3, 4, 5, 6)) == (3, 4)
     assert gradcheck(layer, x[:1, :2]).ok(1e-7)
 
@@ -134,19 +109,17 @@ def test_global_avg_pool_matches_torch_mean(torch, rng):
 def test_max_fast_path_equals_general_path_and_loops(rng, shape, dtype):
     for x in _inputs(rng, shape):
         x = x.astype(dtype)
-        out = (shape[2] // 2, shape[3] // 2)
-        y_fast, arg_fast = F._max_pool_2x2(x, out)
-        kernel, step, pad, out2, padded = F._geometry(x.shape, 2, None, 0, False)
-        y_gen, arg_gen = F._max_pool_windows(x, kernel, step, pad, out2, padded)
+        y_fast, masks = F.max_pool2d_2x2(x)
+        y_gen, arg_gen = F.max_pool2d(x, 2)
         y_ref, where = R.max_pool2d_loops(x, 2)
         assert y_fast.dtype == y_gen.dtype == dtype
         np.testing.assert_array_equal(y_fast, y_gen)
         np.testing.assert_array_equal(y_fast, y_ref)
-        np.testing.assert_array_equal(arg_fast, arg_gen)
         dy = rng.standard_normal(y_fast.shape).astype(dtype)
-        dx = F.max_pool2d_backward(dy, arg_fast, x.shape, 2)
+        dx = F.max_pool2d_backward(dy, arg_gen, x.shape, 2)
         assert dx.dtype == dtype and dx.shape == x.shape
         np.testing.assert_array_equal(dx, R.max_pool2d_backward_loops(dy, where, x.shape))
+        np.testing.assert_array_equal(F.max_pool2d_2x2_backward(dy, masks, x.shape), dx)
 
 
 def test_general_paths_equal_loop_reference(rng):

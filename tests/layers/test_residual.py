@@ -13,6 +13,7 @@ from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
+from torch_compare import compare_with_torch
 
 
 def _torch_residual(torch, block, shortcut=None):
@@ -58,20 +59,8 @@ def test_matches_torch(torch, rng, with_shortcut, training):
     ours.train(training)
     ref.train(training)
     x = rng.standard_normal((8, 4))
-    xt = torch.tensor(x, requires_grad=True)
-    yt = ref(xt)
-    dy = rng.standard_normal(yt.shape)
-    yt.backward(torch.from_numpy(dy))
-    np.testing.assert_allclose(ours.forward(x), yt.detach().numpy(), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(ours.backward(dy), xt.grad.numpy(), rtol=0, atol=1e-10)
-    grads = {p.path: p.grad for p in ours.parameters()}
-    named = dict(ref.named_parameters())
-    assert sorted(grads) == sorted(named)
-    for key, param in named.items():
-        np.testing.assert_allclose(grads[key], param.grad.numpy(), rtol=0, atol=1e-10, err_msg=key)
-    for key, value in ref.state_dict().items():
-        if "num_batches" not in key:
-            np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=0, atol=1e-10)
+    dy = rng.standard_normal(ours.output_shape(x.shape))
+    compare_with_torch(torch, ours, ref, x, dy)
 
 
 @pytest.mark.parametrize("with_shortcut", [False, True])

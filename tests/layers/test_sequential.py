@@ -14,6 +14,7 @@ from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential, _human, format_summary
+from torch_compare import compare_with_torch
 
 
 def _cnnlab_net() -> Sequential:
@@ -87,24 +88,6 @@ def _torch_net(torch):
     return net
 
 
-def _compare_step(torch, ours, ref, x, dy):
-    xt = torch.tensor(x, requires_grad=True)
-    yt = ref(xt)
-    yt.backward(torch.from_numpy(dy))
-    np.testing.assert_allclose(ours.forward(x), yt.detach().numpy(), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(ours.backward(dy), xt.grad.numpy(), rtol=0, atol=1e-10)
-    grads = {p.path: p.grad for p in ours.parameters()}
-    named = dict(ref.named_parameters())
-    assert list(grads) == list(named)  # same parameters, same order
-    for key, param in named.items():
-        np.testing.assert_allclose(grads[key], param.grad.numpy(), rtol=0, atol=1e-10, err_msg=key)
-    ours_state = ours.state_dict()
-    for key, value in ref.state_dict().items():
-        if not key.endswith("num_batches_tracked"):
-            np.testing.assert_allclose(ours_state[key], value.numpy(), rtol=0, atol=1e-10, err_msg=key)
-    ref.zero_grad()
-
-
 @pytest.mark.parametrize("training", [True, False])
 def test_cnn_with_residual_blocks_matches_torch(torch, rng, training):
     ref = _torch_net(torch)
@@ -116,7 +99,7 @@ def test_cnn_with_residual_blocks_matches_torch(torch, rng, training):
     for _ in range(2):  # two steps: running statistics (train) or their reuse (eval)
         x = rng.standard_normal((3, 1, 8, 8))
         dy = rng.standard_normal((3, 3))
-        _compare_step(torch, ours, ref, x, dy)
+        compare_with_torch(torch, ours, ref, x, dy)
 
 
 def test_predict_uses_eval_mode_and_restores_training(torch, rng):

@@ -8,16 +8,28 @@ from cnnlab import benchmark
 
 
 def test_forward_flops_of_small_by_hand():
-    conv1 = 28 * 28 * 32 * (1 * 9)
-    conv2 = 14 * 14 * 64 * (32 * 9)
-    dense = 3136 * 128 + 128 * 10
-    assert benchmark.forward_flops("small", 3) == 2.0 * 3 * (conv1 + conv2 + dense)
+    # Layer.flops: 2 per multiply-add, +1 per bias add, ReLU 1 per element, pool 1 per window cell.
+    conv1 = 2 * 28 * 28 * 32 * (1 * 9) + 32 * 28 * 28
+    relu_pool1 = 32 * 28 * 28 + 32 * 14 * 14 * 4
+    conv2 = 2 * 14 * 14 * 64 * (32 * 9) + 64 * 14 * 14
+    relu_pool2 = 64 * 14 * 14 + 64 * 7 * 7 * 4
+    dense = 2 * 3136 * 128 + 128 + 128 + 2 * 128 * 10 + 10  # Dense, ReLU, Dense
+    expected = conv1 + relu_pool1 + conv2 + relu_pool2 + dense
+    assert benchmark.forward_flops("small", 3) == 3.0 * expected
 
 
 def test_profile_rows_follow_sequential_fusion():
     text = benchmark.profile(batch=2, steps=3, model="small")
     assert "1: ReLU() + 2: MaxPool2D(2)" in text
     assert "0: Conv2D(1, 32, kernel_size=3, padding=1)" in text
+
+
+def test_profile_rows_keep_the_models_indices_around_containers():
+    text = benchmark.profile(batch=2, steps=2, model="resnet")
+    assert "3: Residual(Sequential(Conv2D(16, 16" in text
+    assert "  3.block.0: Conv2D(16, 16, kernel_size=3" in text
+    small = benchmark.profile(batch=2, steps=2, model="small")
+    assert "4: ReLU() + 5: MaxPool2D(2)" in small and "1.relu" not in small
 
 
 def test_interleaved_timing_and_table():

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import struct
+import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -254,6 +255,29 @@ def test_checkpoint_flips_and_truncation(checkpoint: tuple[Path, bytes], data: s
     assert state.epoch == len(state.history)
 
 
-def test_report_counts() -> None:
-    """Prints the number of fuzz cases run (for docs/reliability.md)."""
-    print("fuzz cases:", COUNT, "total", sum(COUNT.values()), "model-file outcomes:", OUTCOMES)
+def test_check_tells_a_correct_load_from_a_clean_refusal(
+    base: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The harness the fuzz tests share can tell the outcomes apart (so they can fail)."""
+    tmp, blob = base
+    before = dict(OUTCOMES)
+
+    def added(loaded: bool) -> int:
+        keys = [k for k in OUTCOMES if k.startswith("harness: ") and (k == "harness: loaded") == loaded]
+        return sum(OUTCOMES[k] - before.get(k, 0) for k in keys)
+
+    check(tmp, blob, "harness")  # the untouched file loads correctly
+    check(tmp, blob[: len(blob) // 2], "harness")  # half a file is refused with a clean error
+    assert (added(loaded=True), added(loaded=False)) == (1, 1)
+    # A "load" that lost arrays is caught by check, not counted as a correct load.
+    lossy = lambda path: Sequential(*make_model().layers[:-1])  # noqa: E731  (6 arrays, not 8)
+    monkeypatch.setattr(sys.modules[__name__], "load", lossy)
+    with pytest.raises(AssertionError):
+        check(tmp, blob, "harness")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts() -> Any:
+    """After the module: print the number of fuzz cases run (for docs/reliability.md; use -s)."""
+    yield
+    print("\nfuzz cases:", COUNT, "total", sum(COUNT.values()), "model-file outcomes:", OUTCOMES)

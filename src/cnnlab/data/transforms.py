@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error, shape_error
-from cnnlab.layers.base import config_repr
+from cnnlab.utils import config_repr
 
 
 class Transform:
@@ -339,7 +339,7 @@ class RandomErasing(Transform):
     As in torchvision (Zhong et al., 2017): the area is a uniform share ``scale`` of H*W, the
     aspect ratio is log-uniform in ``ratio``. Unlike torchvision, a rectangle that would not fit
     is clipped to the image instead of redrawn (so all images are handled in one pass).
-    Put it after ``Normalize`` so that ``value=0`` means "the mean colour".
+    Normalized data (``cnnlab.data.loader.Normalizer``) makes ``value=0`` "the mean colour".
 
     Args:
         p: probability that an image gets a rectangle.
@@ -416,44 +416,6 @@ class GaussianNoise(Transform):
         dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         noise = self._rng(rng).standard_normal(x.shape, dtype=dtype)  # (N, C, H, W)
         return x + (noise * self.std).astype(x.dtype, copy=False)
-
-
-class Normalize(Transform):
-    """Per-channel ``(x - mean[c]) / std[c]`` with fixed numbers (deterministic; ignores rng).
-
-    For statistics fitted on the training split, see ``cnnlab.data.loader.Normalizer``.
-
-    Args:
-        mean: one number per channel.
-        std: one positive number per channel.
-
-    Shape:
-        - Input: (N, C, H, W), float, C = len(mean). Output: (N, C, H, W), same dtype.
-
-    Example:
-        >>> t = Normalize(mean=[0.5], std=[0.25])
-        >>> t(np.ones((1, 1, 1, 2), dtype=np.float32)).ravel().tolist()
-        [2.0, 2.0]
-    """
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        for arg, values in (("mean", mean), ("std", std)):
-            if not isinstance(values, Sequence | np.ndarray) or len(values) == 0:
-                raise arg_error("Normalize", arg, "a non-empty sequence of numbers, one per channel", values)
-        if len(mean) != len(std):
-            raise arg_error("Normalize", "std", f"as long as mean ({len(mean)} channels)", std)
-        if not all(float(s) > 0 for s in std):
-            raise arg_error("Normalize", "std", "positive numbers", std)
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-
-    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        C = self._check(x)[1]
-        if C != len(self.mean):
-            raise shape_error("Normalize", "input", f"{len(self.mean)} channels at axis 1", x.shape)
-        mean = np.asarray(self.mean, dtype=x.dtype)[None, :, None, None]  # (1, C, 1, 1)
-        std = np.asarray(self.std, dtype=x.dtype)[None, :, None, None]  # (1, C, 1, 1)
-        return (x - mean) / std
 
 
 class Compose(Transform):

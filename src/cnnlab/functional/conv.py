@@ -2,8 +2,8 @@
 
 Forward:   y = weight (C_out, C_in*KH*KW) @ cols (C_in*KH*KW, N*H_out*W_out) + bias
 Backward (chain rule through that product):
-    db = sum of dy over batch and positions
-    dW = dy (C_out, N*H_out*W_out) @ cols.T
+    [dW | db] = dy (C_out, N*H_out*W_out) @ [cols; ones].T: one GEMM; the row of ones under
+         the columns makes its last column db, the sum of dy over batch and positions
     dcols = weight.T (C_in*KH*KW, C_out) @ dy; then for each kernel offset (i, j) its
          rows are added back at the input pixels that offset touched: KH*KW strided
          slice adds, clipped to the unpadded input (``col2im_into``; never ``np.add.at``)
@@ -17,8 +17,10 @@ built with one ``sliding_window_view`` copy; channel-first (CNHW) buffers make t
 output already in (C_out, N, H_out, W_out) order, so the NCHW result is a transposed view.
 For dx, one GEMM into the (now free) column buffer followed by KH*KW strided adds measured
 ~25% faster than KH*KW per-offset GEMMs + adds (32->64 channels, 3x3, 128x14x14, 2 cores).
-dW is computed as ``(cols @ dy.T).T``: ~20% faster in OpenBLAS than ``dy @ cols.T``. The
-copies and adds run on all cores (``split_channels``). Measurements: docs/performance.md.
+The dW product runs in the orientation OpenBLAS handles well (``weight_grad_gemm``:
+``(cols @ dy.T).T``, ~20% faster, when the columns have at least C_out rows, else
+``dy @ cols.T``). The copies and adds run on all cores (``split_channels``).
+Measurements: docs/performance.md.
 
 Memory: the column matrix is C_in*KH*KW times larger than the input. Above
 ``WORKSPACE_BUDGET_BYTES`` the batch is processed in chunks of samples; results equal the
@@ -27,14 +29,12 @@ unchunked ones (up to float summation order in ``dW``).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from cnnlab.functional.im2col import col2im_into, im2col, out_size, pad_into
+from cnnlab.utils import split_channels
 
 Pair = tuple[int, int]
 Pads = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -50,34 +50,6 @@ def set_workspace_budget(nbytes: int) -> int:
         raise ValueError(f"set_workspace_budget: nbytes must be positive. Received: nbytes={nbytes!r}")
     previous, WORKSPACE_BUDGET_BYTES = WORKSPACE_BUDGET_BYTES, int(nbytes)
     return previous
-
-
-_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
-_THREADS = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
-
-
-def split_channels(fn: Callable[[int, int], Any], channels: int, work: int) -> None:
-    """Run ``fn(c0, c1)`` over channel ranges covering ``range(channels)``, on all cores.
-
-    The copies and adds around the GEMMs are single-threaded NumPy loops, but NumPy
-    releases the GIL inside them, so threads over disjoint channels run them in parallel
-    (the col2im adds of a 32-channel 3x3 layer, batch 128x14x14: 7.8 -> 4.3 ms on 2 cores). Each channel is
-    handled by exactly one call, so results do not depend on the split. Small jobs
-    (``work`` elements) run inline.
-    """
-    global _POOL
-    parts = min(_THREADS, channels)
-    if parts <= 1 or work < 2**17:
-        fn(0, channels)
-        return
-    if _POOL is None or _POOL[0] != os.getpid():  # a forked child inherits no live threads
-        _POOL = (os.getpid(), ThreadPoolExecutor(max(1, _THREADS - 1), thread_name_prefix="cnnlab-conv"))
-    bounds = [channels * k // parts for k in range(parts + 1)]
-    # The calling thread does the last part itself: one thread fewer to schedule.
-    futures = [_POOL[1].submit(fn, bounds[k], bounds[k + 1]) for k in range(parts - 1)]
-    fn(bounds[parts - 1], bounds[parts])
-    for future in futures:
-        future.result()
 
 
 class ConvWorkspace:

@@ -12,9 +12,10 @@ Layout. cnnlab keeps the padded input and the columns channel-first, ``(C, N, H,
 returns a transposed *view* as NCHW: no transpose copy after the GEMM.
 
 The column matrix is built with ONE copy out of a ``sliding_window_view`` of the padded
-input (no Python loop over positions). Its reverse for the input gradient, ``col2im_add``,
-adds a per-kernel-offset block back into a padded buffer with strided slices: KH*KW
-vectorized adds, never ``np.add.at`` (which is unbuffered and about 10x slower).
+input (no Python loop over positions). Its reverse for the input gradient, ``col2im_into``,
+adds each kernel offset's block back into the UNPADDED input gradient with strided slices,
+clipped where the offset read zero padding: KH*KW vectorized adds, never ``np.add.at``
+(which is unbuffered and about 10x slower).
 """
 
 from __future__ import annotations
@@ -76,27 +77,6 @@ def im2col(
     # One strided copy: (C, KH, KW, N, H_out, W_out) is the row/column order of cols.
     np.copyto(cols.reshape(C, KH, KW, N, H_out, W_out), windows.transpose(0, 4, 5, 1, 2, 3), casting="unsafe")
     return cols
-
-
-def col2im_add(
-    dxp: np.ndarray,
-    block: np.ndarray,
-    offset: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-) -> None:
-    """Add ``block`` (C, N, H_out, W_out) into the CNHW buffer ``dxp`` at kernel offset (i, j).
-
-    Kernel offset (i, j) touched input pixel (i*DH + SH*r, j*DW + SW*s) for output (r, s),
-    so its gradient goes back there: one strided slice, one vectorized add.
-    """
-    i, j = offset
-    SH, SW = stride
-    DH, DW = dilation
-    _, _, H_out, W_out = block.shape
-    rows = slice(i * DH, i * DH + SH * (H_out - 1) + 1, SH)
-    columns = slice(j * DW, j * DW + SW * (W_out - 1) + 1, SW)
-    dxp[:, :, rows, columns] += block
 
 
 def _clip(offset: int, step: int, n_out: int, size: int) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlab.errors import ShapeError
-from cnnlab.functional.conv import split_channels
+from cnnlab.utils import split_channels
 
 Pair = tuple[int, int]
 
@@ -120,29 +120,7 @@ def max_pool2d(
         ([3.0], [1])
     """
     kernel, step, pad, out, padded = _geometry(x.shape, kernel_size, stride, padding, ceil_mode)
-    if kernel == (2, 2) and step == (2, 2) and pad == (0, 0) and padded == x.shape[2:]:
-        return _max_pool_2x2(x, out)
     return _max_pool_windows(x, kernel, step, pad, out, padded)
-
-
-def _max_pool_2x2(x: np.ndarray, out: Pair) -> tuple[np.ndarray, np.ndarray]:
-    """Fast path for 2x2 windows, stride 2, no padding (no ceil-mode window): four strided slices.
-
-    The window ``[[a, b], [c, d]]`` is reduced as ``max(max(a, b), max(c, d))``. Every
-    comparison is a strict ``>`` of the later candidate against the earlier one, so a later
-    cell only wins when it is larger: the first max in row-major order keeps the gradient,
-    as in PyTorch.
-    """
-    H2, W2 = 2 * out[0], 2 * out[1]  # an odd last row/column is in no window
-    a, b = x[:, :, 0:H2:2, 0:W2:2], x[:, :, 0:H2:2, 1:W2:2]  # (N, C, H_out, W_out) each
-    c, d = x[:, :, 1:H2:2, 0:W2:2], x[:, :, 1:H2:2, 1:W2:2]
-    top, bottom = np.maximum(a, b), np.maximum(c, d)
-    b_wins, d_wins, bottom_wins = b > a, d > c, bottom > top
-    y = np.maximum(top, bottom, out=top)  # (N, C, H_out, W_out)
-    # Flat window index: 2 * row + column, the row from bottom_wins, the column from its pair.
-    arg = np.where(bottom_wins, d_wins, b_wins).view(np.uint8)  # (N, C, H_out, W_out)
-    arg += bottom_wins.view(np.uint8) * np.uint8(2)
-    return y, arg
 
 
 def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -151,13 +129,13 @@ def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple
     Step 1 takes the max of each pair of columns, step 2 of each pair of rows of that. Each
     step's mask says where the SECOND candidate won (strictly larger), so ties go to the first
     one in row-major order, as in PyTorch. Two ``maximum`` and two ``greater`` over strided
-    views: about 2x cheaper than building a window index (``_max_pool_2x2``). Outputs keep
+    views: about 2x cheaper than building a window index (``max_pool2d``). Outputs keep
     the memory order of ``x`` (a CNHW-backed input gives CNHW-backed outputs), and the work
     is split over channels on all cores. An odd last row/column is in no window.
 
     With ``relu=True`` it returns ``maxpool(relu(x))`` = ``relu(maxpool(x))`` (max commutes
     with a monotone function) at a quarter of the cost of a ReLU over ``x``; the masks are
-    those of pooling ``x`` (see ``relu_pool_masks`` for those of pooling ``relu(x)``).
+    those of pooling ``x`` (``cnnlab.layers.fuse.ReLUMaxPool2D`` uses this).
 
     Example:
         >>> y, masks = max_pool2d_2x2(np.array([[[[1., 3.], [3., 0.]]]]))
@@ -186,21 +164,6 @@ def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple
 
     split_channels(work, C, x.size)
     return y, (right_wins, bottom_wins)
-
-
-def relu_pool_masks(masks: tuple[np.ndarray, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of ``max_pool2d_2x2(relu(x))`` from those of ``max_pool2d_2x2(x, relu=True)``.
-
-    They differ only in windows with no positive value: pooling ``relu(x)`` sees four tied
-    zeros there and routes to the first cell. (The fused backward never needs this: ReLU's
-    rule zeroes the gradient of those windows anyway.)
-    """
-    right_wins, bottom_wins = masks[0].copy(), masks[1].copy()
-    positive = y > 0  # (N, C, H_out, W_out)
-    bottom_wins &= positive
-    right_wins[:, :, 0::2] &= positive
-    right_wins[:, :, 1::2] &= positive
-    return right_wins, bottom_wins
 
 
 def max_pool2d_2x2_backward(

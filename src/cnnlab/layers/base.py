@@ -17,6 +17,7 @@ PyTorch's dotted key names (``"0.weight"``, ``"2.block.1.running_mean"``).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -24,8 +25,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from cnnlab.errors import CnnlabError, ShapeError, arg_error
-
-DEFAULT_DTYPE = np.float32
+from cnnlab.utils import DEFAULT_DTYPE, config_repr
 
 #: Every concrete layer class by name, for building models from JSON configs.
 LAYER_TYPES: dict[str, type[Layer]] = {}
@@ -79,9 +79,10 @@ class Layer:
         self.buffers = {}
         self._cache: Any = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+        """Register the class in ``LAYER_TYPES`` (not private ``_Name``s, not ``register=False``)."""
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):
+        if register and not cls.__name__.startswith("_"):
             LAYER_TYPES[cls.__name__] = cls
 
     # ---- the two phases -------------------------------------------------------------
@@ -134,6 +135,26 @@ class Layer:
     def formula(self, input_shape: tuple[int, ...]) -> str | None:
         """The lecture's output-size formula with numbers filled in, or None."""
         return None
+
+    # ---- cost, for summary(), the benchmarks and load-time size checks -------------------
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """Forward FLOPs for one example of ``input_shape`` (batch axis included, not counted).
+
+        A multiply-add counts as 2. The default, one op per input element, fits the
+        elementwise layers (activations); other layers override it and containers sum
+        their children.
+        """
+        return math.prod(input_shape[1:])
+
+    @classmethod
+    def config_parameters(cls, args: dict[str, Any]) -> int:
+        """Trainable values a layer built from ``args`` (its config) holds, without building it.
+
+        Used to refuse absurdly large architectures before allocating them, so ``args``
+        may be anything a file holds: values that are not ints count as 0. Layers without
+        parameters hold 0; ``config_parameter_count`` adds nested layers' counts.
+        """
+        return 0
 
     # ---- modes and dtype -------------------------------------------------------------
     def train(self: L, mode: bool = True) -> L:
@@ -254,20 +275,9 @@ class Layer:
         return config_repr(self, self.get_config())
 
 
-def config_repr(obj: Any, config: dict[str, Any]) -> str:
-    """``Name(required, ..., option=value)``: required args positionally, only non-defaults.
-
-    Shared by layers and transforms, e.g. ``Conv2D(1, 32, kernel_size=3, padding=1)``.
-    """
-    sig = inspect.signature(type(obj).__init__)
-    parts = []
-    for arg, value in config.items():
-        default = sig.parameters[arg].default
-        if default is inspect.Parameter.empty:
-            parts.append(repr(value))
-        elif value != default:
-            parts.append(f"{arg}={value!r}")
-    return f"{type(obj).__name__}({', '.join(parts)})"
+def config_int(value: Any) -> int:
+    """``value`` if it is a plain int, else 0 (for counting parameters of untrusted configs)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def to_config(layer: Layer) -> dict[str, Any]:

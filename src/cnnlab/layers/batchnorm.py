@@ -19,13 +19,15 @@ below, which compute the same in the textbook form.
 
 from __future__ import annotations
 
+import math
 import numbers
+from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import arg_error, shape_error
-from cnnlab.functional.conv import split_channels
-from cnnlab.layers.base import DEFAULT_DTYPE, Layer
+from cnnlab.layers.base import Layer, config_int
+from cnnlab.utils import DEFAULT_DTYPE, split_channels
 
 
 def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
@@ -239,6 +241,15 @@ class _BatchNorm(Layer):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self._check_shape(tuple(input_shape))
         return tuple(input_shape)
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """Two ops per element: scale and shift (the eval form)."""
+        return 2 * math.prod(input_shape[1:])
+
+    @classmethod
+    def config_parameters(cls, args: dict[str, Any]) -> int:
+        """``weight`` and ``bias``, one each per feature (the running statistics are buffers)."""
+        return 2 * config_int(args.get("num_features"))
 
 
 class BatchNorm1D(_BatchNorm):

@@ -11,7 +11,7 @@ from cnnlab.errors import CnnlabError, ShapeError, arg_error
 from cnnlab.functional import conv as conv_kernels
 from cnnlab.functional.conv import ConvWorkspace, conv2d_backward, conv2d_forward
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, config_int
 
 PADDING_MODES = ("valid", "same")
 
@@ -34,6 +34,11 @@ class Conv2D(Layer):
     Each of the ``out_channels`` filters (C_in x KH x KW) slides over the zero-padded
     input with the given stride; at each location the dot product of window and filter,
     plus the bias, is one pixel of that filter's feature map.
+
+    That sentence, as code: ``cnnlab.functional.reference_conv.conv2d_forward_loop`` (and
+    ``conv2d_backward_loop``), plain loops a learner can read. This layer runs the fast
+    version (im2col + one matrix product, ``cnnlab.functional.conv``); the tests hold the two
+    to the same numbers.
 
     Args:
         in_channels: channels of the input (C_in).
@@ -176,6 +181,21 @@ class Conv2D(Layer):
     def formula(self, input_shape: tuple[int, ...]) -> str | None:
         (_, fh), (_, fw) = self._sizes(input_shape)
         return fh if fh == fw else f"H: {fh}, W: {fw}"
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """2 * C_in * KH * KW per output element (multiply-adds), plus one add for the bias."""
+        n_out = math.prod(self.output_shape(input_shape)[1:])
+        KH, KW = self._kernel
+        return 2 * self.in_channels * KH * KW * n_out + (n_out if self.bias else 0)
+
+    @classmethod
+    def config_parameters(cls, args: dict[str, Any]) -> int:
+        """C_out * C_in * KH * KW weights, plus C_out biases."""
+        kernel = args.get("kernel_size")
+        kernel = kernel if isinstance(kernel, (list, tuple)) else [kernel, kernel]
+        out_channels = config_int(args.get("out_channels"))
+        count = out_channels * config_int(args.get("in_channels")) * math.prod(config_int(k) for k in kernel)
+        return count + (0 if args.get("bias", True) is False else out_channels)
 
     # ---- the two phases -------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:

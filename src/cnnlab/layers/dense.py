@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, config_int
 
 
 class Dense(Layer):
@@ -92,3 +93,15 @@ class Dense(Layer):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self._check_shape(tuple(input_shape))
         return (input_shape[0], self.out_features)
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """2 * in * out (multiply-adds), plus one add per output for the bias."""
+        self._check_shape(tuple(input_shape))
+        return 2 * self.in_features * self.out_features + (self.out_features if self.bias else 0)
+
+    @classmethod
+    def config_parameters(cls, args: dict[str, Any]) -> int:
+        """out * in weights, plus out biases."""
+        out_features = config_int(args.get("out_features"))
+        count = out_features * config_int(args.get("in_features"))
+        return count + (0 if args.get("bias", True) is False else out_features)

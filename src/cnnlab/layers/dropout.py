@@ -56,3 +56,7 @@ class Dropout(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         (mask,) = self._cached()
         return dy if mask is None else dy * mask
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """Free: counted in its eval form, the identity."""
+        return 0

@@ -2,11 +2,14 @@
 
 Pooling has no parameters. It makes the representation smaller and a little invariant to
 small shifts. The math lives in ``cnnlab.functional.pool``; these layers validate arguments,
-explain sizes, and keep the forward cache.
+explain sizes, and keep the forward cache. To read the math first, start with the plain
+loops in ``cnnlab.functional.reference_pool`` (``max_pool2d_loops``, ``avg_pool2d_loops``
+and their backward): the fast kernels compute the same numbers, and the tests hold them to it.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -23,7 +26,6 @@ from cnnlab.functional.pool import (
     max_pool2d_2x2_backward,
     max_pool2d_backward,
     pool_output_size,
-    relu_pool_masks,
 )
 from cnnlab.layers.base import Layer
 
@@ -100,6 +102,10 @@ class _Pool2D(Layer):
             )
         return (N, C, H_out, W_out)
 
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """One op per window element per output cell."""
+        return math.prod(self.output_shape(input_shape)[1:]) * self._kernel[0] * self._kernel[1]
+
     def _geometry(self) -> dict[str, Any]:
         return {
             "kernel_size": self._kernel,
@@ -113,7 +119,9 @@ class MaxPool2D(_Pool2D):
     """Max pooling over 2D windows: each output cell is the largest value of its window.
 
     Padding counts as ``-inf`` (it never wins). The gradient flows only to the max of each
-    window; on ties, to the first in row-major order, as in PyTorch.
+    window; on ties, to the first in row-major order, as in PyTorch. The readable version, one
+    loop per output cell: ``cnnlab.functional.reference_pool.max_pool2d_loops`` (and
+    ``max_pool2d_backward_loops``).
 
     Args:
         kernel_size: window size, an int or ``(KH, KW)``.
@@ -152,55 +160,33 @@ class MaxPool2D(_Pool2D):
         if self.is_2x2(x.shape):
             # The common 2x2 case: two pairwise max steps and their masks (functional/pool.py).
             y, masks = max_pool2d_2x2(x)  # (N, C, H_out, W_out)
-            self._cache = (x.shape, y.shape, masks, None, None)
+            self._cache = (x.shape, y.shape, masks, None)
         else:
             y, arg = max_pool2d(x, **self._geometry())  # (N, C, H_out, W_out)
-            self._cache = (x.shape, y.shape, None, arg, None)
+            self._cache = (x.shape, y.shape, None, arg)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        return self._backward(dy, through_relu=False)
+        x_shape, y_shape, masks, arg = self._cached()
+        if dy.shape != y_shape:
+            raise ShapeError(
+                f"{self.name}: dy must have shape {y_shape} (the output's). Received: shape {dy.shape}"
+            )
+        if masks is not None:
+            return max_pool2d_2x2_backward(dy, masks, x_shape)  # (N, C, H, W)
+        return max_pool2d_backward(dy, arg, x_shape, **self._geometry())  # (N, C, H, W)
 
     def is_2x2(self, shape: tuple[int, ...]) -> bool:
         """True when the 2x2 / stride-2 fast path applies to inputs of ``shape``."""
         simple = self._kernel == self._step == (2, 2) and self._pad == (0, 0) and len(shape) == 4
         return simple and not (self.ceil_mode and (shape[2] % 2 or shape[3] % 2))
 
-    def forward_after_relu(self, relu: Layer, x: np.ndarray) -> np.ndarray:
-        """``self.forward(relu.forward(x))`` in one pass: pool first, then ReLU on the 4x smaller map.
-
-        Used by ``Sequential`` for a ReLU followed by this layer (when ``is_2x2``). Both
-        layers' caches are set as if each had run, so each ``backward`` still works alone;
-        ``backward_through_relu`` is the fused backward of the pair.
-        """
-        self._check_input(x, ndims=(4,))
-        self.output_shape(x.shape)
-        y, masks = max_pool2d_2x2(x, relu=True)  # (N, C, H_out, W_out)
-        relu._cache = x  # what ReLU.forward caches
-        self._cache = (x.shape, y.shape, masks, None, y)
-        return y
-
-    def backward_through_relu(self, dy: np.ndarray) -> np.ndarray:
-        """After ``forward_after_relu``: dL/dx of the ReLU before, ``relu.backward(self.backward(dy))``."""
-        return self._backward(dy, through_relu=True)
-
-    def _backward(self, dy: np.ndarray, through_relu: bool) -> np.ndarray:
-        x_shape, y_shape, masks, arg, relu_y = self._cached()
-        if dy.shape != y_shape:
-            raise ShapeError(
-                f"{self.name}: dy must have shape {y_shape} (the output's). Received: shape {dy.shape}"
-            )
-        if masks is not None:
-            if relu_y is not None and not through_relu:  # pooled relu(x): its own tie rule
-                masks = relu_pool_masks(masks, relu_y)
-            return max_pool2d_2x2_backward(
-                dy, masks, x_shape, relu_y if through_relu else None
-            )  # (N, C, H, W)
-        return max_pool2d_backward(dy, arg, x_shape, **self._geometry())  # (N, C, H, W)
-
 
 class AvgPool2D(_Pool2D):
     """Average pooling over 2D windows: each output cell is the mean of its window.
+
+    The readable version, one loop per output cell:
+    ``cnnlab.functional.reference_pool.avg_pool2d_loops`` (and ``avg_pool2d_backward_loops``).
 
     Args:
         kernel_size: window size, an int or ``(KH, KW)``.

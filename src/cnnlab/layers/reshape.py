@@ -44,6 +44,10 @@ class Flatten(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return dy.reshape(self._cached())  # (N, C, H, W)
 
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """Free: a reshape moves no numbers."""
+        return 0
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self._check_shape(tuple(input_shape))
         return (input_shape[0], math.prod(input_shape[1:]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,11 @@ class Residual(Layer):
         if tuple(out) != tuple(skip):
             raise self._mismatch(out, skip)
         return tuple(out)
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """Both branches, plus one add per output element."""
+        total = self.block.flops(input_shape) + math.prod(self.output_shape(input_shape)[1:])
+        return total + (0 if self.shortcut is None else self.shortcut.flops(input_shape))
 
     def get_config(self) -> dict[str, Any]:
         return {"block": self.block, "shortcut": self.shortcut}

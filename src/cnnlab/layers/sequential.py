@@ -7,16 +7,15 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
-from cnnlab.layers.activations import ReLU
 from cnnlab.layers.base import Layer
-from cnnlab.layers.pooling import MaxPool2D
 
 
 class Sequential(Layer):
     """A stack of layers applied one after another.
 
     ``backward`` applies the chain rule layer by layer in reverse:
-    dL/dx_i = backward_i(dL/dx_{i+1}).
+    dL/dx_i = backward_i(dL/dx_{i+1}). Nothing else happens here: speed-ups that merge
+    layers are a separate, explicit pass (``cnnlab.layers.fuse``, which ``fit`` applies).
 
     Args:
         *layers: the layers, in forward order.
@@ -50,35 +49,16 @@ class Sequential(Layer):
     def __getitem__(self, i: int) -> Layer:
         return self.layers[i]
 
-    #: Run ReLU followed by a 2x2 MaxPool2D as one step (pool first, ReLU on the 4x smaller
-    #: map; exactly the same values and gradients). Set False to run every layer on its own.
-    fuse: bool = True
-
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._fused: set[int] = set()  # i: layers i (ReLU) and i+1 (MaxPool2D) ran as one
-        layers, i = self.layers, 0
-        while i < len(layers):
-            if self.fuse and i + 1 < len(layers) and _relu_then_pool(layers[i], layers[i + 1], x):
-                x = layers[i + 1].forward_after_relu(layers[i], x)  # type: ignore[attr-defined]
-                self._fused.add(i)
-                i += 2
-            else:
-                x = layers[i].forward(x)
-                i += 1
+        for layer in self.layers:
+            x = layer.forward(x)
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Chain rule in reverse. Returns None if a layer returns None (a first Conv2D with
         ``needs_input_grad = False`` skips dL/dx; the layers before it get no gradient)."""
-        fused: set[int] = getattr(self, "_fused", set())
-        i = len(self.layers) - 1
-        while i >= 0:
-            if i - 1 in fused:
-                dy = self.layers[i].backward_through_relu(dy)  # type: ignore[attr-defined]
-                i -= 2
-            else:
-                dy = self.layers[i].backward(dy)
-                i -= 1
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
             if dy is None:
                 return None
         return dy
@@ -99,6 +79,14 @@ class Sequential(Layer):
             shape = layer.output_shape(shape)
         return shape
 
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """The sum of the layers' FLOPs, each for the shape that reaches it."""
+        total, shape = 0, tuple(input_shape)
+        for layer in self.layers:
+            total += layer.flops(shape)
+            shape = layer.output_shape(shape)
+        return total
+
     def get_config(self) -> dict[str, Any]:
         return {"layers": list(self.layers)}
 
@@ -115,10 +103,8 @@ class Sequential(Layer):
 
         Returns:
             One dict per layer with keys ``layer``, ``output_shape``, ``params``, ``flops``
-            (forward, one example; see ``cnnlab.layers.flops``) and ``formula``.
+            (forward, one example; see ``Layer.flops``) and ``formula``.
         """
-        from cnnlab.layers.flops import layer_flops
-
         shape: tuple[int, ...] = (1, *input_shape)
         rows = []
         for i, layer in enumerate(self.layers):
@@ -133,7 +119,7 @@ class Sequential(Layer):
                     "layer": f"{i}: {_one_line(layer)}",
                     "output_shape": out[1:],
                     "params": count,
-                    "flops": layer_flops(layer, shape),
+                    "flops": layer.flops(shape),
                     "formula": formula,
                 }
             )
@@ -141,16 +127,6 @@ class Sequential(Layer):
         if print_fn is not None:
             print_fn(format_summary(rows, input_shape))
         return rows
-
-
-def _relu_then_pool(first: Layer, second: Layer, x: Any) -> bool:
-    """True for ReLU -> MaxPool2D(2) on a 4-D array (the pair Sequential fuses)."""
-    return (
-        type(first) is ReLU
-        and type(second) is MaxPool2D
-        and isinstance(x, np.ndarray)
-        and second.is_2x2(x.shape)
-    )
 
 
 def _one_line(layer: Layer) -> str:

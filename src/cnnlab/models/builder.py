@@ -26,8 +26,13 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.init import RngLike, make_rng
-from cnnlab.io import MAX_PARAMETERS, build_from_config, config_parameter_count, import_all_layers
 from cnnlab.layers.base import Layer
+from cnnlab.layers.registry import (
+    MAX_PARAMETERS,
+    build_from_config,
+    config_parameter_count,
+    import_all_layers,
+)
 from cnnlab.layers.sequential import Sequential
 
 #: Constructor arguments filled in from the input shape when the file leaves them out.

@@ -279,9 +279,7 @@ def resnet(
         out = width * 2**stage
         layers += [_basic_block(channels, out, stride, rng), ReLU()]
         channels = out
-    layers.append(GlobalAvgPool2D())
-    if len(_shape("resnet", layers, in_channels, size)) == 4:  # (N, C, 1, 1) -> (N, C)
-        layers.append(Flatten())
+    layers.append(GlobalAvgPool2D())  # (N, C, H, W) -> (N, C): Dense follows directly
     return Sequential(*layers, Dense(channels, num_classes, rng=rng))
 
 

@@ -254,7 +254,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
         CnnlabError: not a cnnlab checkpoint, a corrupt/truncated file, or arrays that do
             not match the model.
     """
-    from cnnlab.io import ZIP_ERRORS, _npz_declared, check_crc, npz_member_declared
+    from cnnlab.npzfile import ZIP_ERRORS, check_crc, check_declared, declared_arrays, read_json_header
 
     path = Path(path)
     where = f"resume: checkpoint {str(path)!r}"
@@ -262,12 +262,8 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
         raise FileNotFoundError(f"{where}: no such file")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if HEADER_KEY not in npz.files:
-                raise CnnlabError(f"{where} is not a cnnlab checkpoint (no {HEADER_KEY!r} header)")
-            shape, dtype = npz_member_declared(npz, HEADER_KEY)  # before reading: it may lie
-            if dtype != np.uint8 or len(shape) != 1:
-                raise CnnlabError(f"{where}: the {HEADER_KEY!r} header must be a 1-D uint8 array")
-            header = _read_header(npz[HEADER_KEY].tobytes(), where)
+            missing = f"{where} is not a cnnlab checkpoint (no {HEADER_KEY!r} header)"
+            header = _check_header(read_json_header(npz, HEADER_KEY, where, missing), where)
             model_shapes = {k: v.shape for k, v in model.state_dict().items()}
             expected = {f"model/{k}": (shape, "model") for k, shape in model_shapes.items()}
             shapes = {p.path: p.value.shape for p in getattr(optimizer, "params", [])}
@@ -283,10 +279,11 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
                             f"{where}: callback {key!r} keeps an array for unknown weight {name!r}"
                         )
                     expected[f"callback/{key}/{name}"] = (model_shapes[name], "model")
-            declared = {key: (tuple(shape), dtype) for key, shape, dtype in _npz_declared(_Without(npz))}
-            _check_arrays(expected, declared, where)
+            declared = declared_arrays(npz, skip=HEADER_KEY)
+            mismatch = "the arrays do not match this model (another architecture?)"
+            check_declared(declared, expected, where, "f", mismatch)
             check_crc(npz, where)
-            arrays = {key: npz[key] for key in declared}
+            arrays = {key: npz[key] for key, _, _ in declared}
     except CnnlabError:
         raise
     except ZIP_ERRORS as exc:
@@ -315,19 +312,8 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
     )
 
 
-class _Without:
-    """The npz as ``_npz_declared`` sees it, with the header member skipped."""
-
-    def __init__(self, npz: Any) -> None:
-        self.files = [k for k in npz.files if k != HEADER_KEY]
-        self.zip = npz.zip
-
-
-def _read_header(raw: bytes, where: str) -> dict[str, Any]:
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise CnnlabError(f"{where}: the header is not valid JSON ({exc})") from None
+def _check_header(header: Any, where: str) -> dict[str, Any]:
+    """The parsed header, checked: a checkpoint of this format whose parts agree."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CnnlabError(f"{where}: the header does not say format {FORMAT!r}")
     if header.get("format_version") != FORMAT_VERSION:
@@ -360,25 +346,3 @@ def _read_header(raw: bytes, where: str) -> dict[str, Any]:
             if not isinstance(value, int | float) or (key == "epoch" and math.isnan(value)):
                 raise CnnlabError(f"{where}: history value {key}={value!r} is not a number")
     return header
-
-
-def _check_arrays(
-    expected: dict[str, tuple[tuple[int, ...], str]],
-    declared: dict[str, tuple[tuple[int, ...], np.dtype]],
-    where: str,
-) -> None:
-    for key, (shape, dtype) in declared.items():
-        if dtype.kind != "f":
-            raise CnnlabError(f"{where}: array `{key}` has dtype {dtype}; only float arrays are accepted")
-        if key in expected and shape != expected[key][0]:
-            raise CnnlabError(
-                f"{where}: array `{key}` does not match the {expected[key][1]}: "
-                f"expected shape {expected[key][0]}. Received: shape {shape}"
-            )
-    missing = [k for k in expected if k not in declared]
-    unexpected = [k for k in declared if k not in expected]
-    if missing or unexpected:
-        raise CnnlabError(
-            f"{where}: the arrays do not match this model (another architecture?). "
-            f"Missing: {missing or 'none'}. Unexpected: {unexpected or 'none'}"
-        )

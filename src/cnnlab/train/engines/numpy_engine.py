@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.layers.fuse import fuse
 from cnnlab.train.engines.base import Engine
 from cnnlab.train.metrics import accuracy
 
@@ -28,6 +29,7 @@ class NumpyEngine(Engine):
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self._first: Any = None
         self._first_flag: bool | None = None
+        self._step_model: Any = model
 
     def begin(self) -> None:
         # The data needs no gradient: the first conv skips computing dL/dx (docs/performance.md).
@@ -35,16 +37,18 @@ class NumpyEngine(Engine):
         self._first_flag = getattr(self._first, "needs_input_grad", None)
         if self._first_flag is not None:
             self._first.needs_input_grad = False
+        # Steps run on a view with ReLU -> MaxPool2D pairs fused (same arrays; cnnlab.layers.fuse).
+        self._step_model = fuse(self.model)
 
     def begin_epoch(self, epoch: int, lr: float) -> None:
         self.model.train()  # evaluate() leaves it in eval mode
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float]:
-        logits = self.model.forward(xb)  # (B, K)
+        logits = self._step_model.forward(xb)  # (B, K)
         batch_loss = float(self.loss.forward(logits, yb))
         if not math.isfinite(batch_loss):  # nothing to learn from: the loop stops the run
             return batch_loss, math.nan
-        self.model.backward(self.loss.backward())  # writes every layer's grads
+        self._step_model.backward(self.loss.backward())  # writes every layer's grads
         self.optimizer.step()
         return batch_loss, accuracy(logits, yb) * len(xb)
 

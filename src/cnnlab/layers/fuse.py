@@ -1,0 +1,142 @@
+"""``fuse(model)``: a training view of a model that runs ReLU -> MaxPool2D as one layer.
+
+The model a user builds reads like the lecture: a ``Sequential`` runs its layers one after
+another. Speed is a separate, explicit step: ``fuse`` returns a view of the model in which
+every ``ReLU`` directly followed by a ``MaxPool2D`` inside a ``Sequential`` is replaced by
+one ``ReLUMaxPool2D`` layer. Max pooling commutes with ReLU (ReLU is monotone:
+``max(relu(a), relu(b)) = relu(max(a, b))``), so the fused layer pools first and applies
+ReLU to the 4x smaller map, and its backward applies ReLU's rule to the pooled gradient:
+the same values and gradients at less cost (docs/performance.md).
+
+The view holds the model's own leaf layers, so it shares every parameter, gradient, buffer
+and random stream with the model: an optimizer made from ``model.parameters()`` updates
+the arrays the view computes with, and ``save(model)`` writes the unfused architecture.
+Only ``Sequential`` and ``Residual`` containers are rebuilt; the model itself is unchanged.
+
+Example:
+    >>> import numpy as np
+    >>> from cnnlab.layers.activations import ReLU
+    >>> from cnnlab.layers.conv import Conv2D
+    >>> from cnnlab.layers.pooling import MaxPool2D
+    >>> from cnnlab.layers.sequential import Sequential
+
+L = TypeVar("L", bound=Layer)
+    >>> net = Sequential(Conv2D(1, 4, 3, padding=1, rng=0), ReLU(), MaxPool2D(2))
+    >>> view = fuse(net)
+    >>> view.layers[1]
+    ReLUMaxPool2D(ReLU(), MaxPool2D(2))
+    >>> view.layers[0] is net.layers[0]
+    True
+    >>> x = np.random.default_rng(0).standard_normal((2, 1, 6, 6))
+    >>> bool(np.array_equal(view.forward(x), net.forward(x)))
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+import numpy as np
+
+from cnnlab.errors import ShapeError
+from cnnlab.functional.pool import max_pool2d_2x2, max_pool2d_2x2_backward
+from cnnlab.layers.activations import ReLU
+from cnnlab.layers.base import Layer
+from cnnlab.layers.pooling import MaxPool2D
+from cnnlab.layers.residual import Residual
+from cnnlab.layers.sequential import Sequential
+
+L = TypeVar("L", bound=Layer)
+
+
+class ReLUMaxPool2D(Layer, register=False):
+    """``pool.forward(relu.forward(x))`` in one step: pool first, then ReLU on the pooled map.
+
+    Made by ``fuse`` from a model's own ``ReLU`` and ``MaxPool2D`` (no parameters). For a
+    2x2 / stride-2 pool (the common case, ``pool.is_2x2``) it runs
+    ``max_pool2d_2x2(x, relu=True)``; otherwise it simply runs the two layers. Not in the
+    layer registry: a training-time view, never saved (the model's config has both layers).
+
+    Args:
+        relu: the ReLU layer of the pair.
+        pool: the MaxPool2D layer right after it.
+
+    Shape:
+        - Input: (N, C, H, W)
+        - Output: (N, C, H_out, W_out), as ``pool.output_shape``.
+    """
+
+    def __init__(self, relu: ReLU, pool: MaxPool2D) -> None:
+        super().__init__()
+        self.relu = relu
+        self.pool = pool
+
+    def children(self) -> dict[str, Layer]:
+        return {"relu": self.relu, "pool": self.pool}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not (isinstance(x, np.ndarray) and self.pool.is_2x2(x.shape)):
+            self._cache = (None, None, None)  # backward runs the two layers' backward
+            return self.pool.forward(self.relu.forward(x))
+        self.pool.output_shape(x.shape)  # the pool's clear error for inputs smaller than a window
+        y, masks = max_pool2d_2x2(x, relu=True)  # (N, C, H_out, W_out) = maxpool(relu(x))
+        self._cache = (x.shape, masks, y)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape, masks, y = self._cached()
+        if masks is None:
+            return self.relu.backward(self.pool.backward(dy))
+        if dy.shape != y.shape:
+            raise ShapeError(
+                f"{self.name}: dy must have shape {y.shape} (the output's). Received: shape {dy.shape}"
+            )
+        # ReLU's rule on the pooled map (dy where y > 0), then routed to each window's max.
+        return max_pool2d_2x2_backward(dy, masks, x_shape, relu_y=y)  # (N, C, H, W)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self.pool.output_shape(input_shape)
+
+    def formula(self, input_shape: tuple[int, ...]) -> str | None:
+        return self.pool.formula(input_shape)
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """Counted as the two layers it replaces (the work it saves is speed, not math)."""
+        return self.relu.flops(input_shape) + self.pool.flops(input_shape)
+
+
+def fuse(model: L) -> L:
+    """A view of ``model`` with every ReLU -> MaxPool2D pair run as one ``ReLUMaxPool2D``.
+
+    Args:
+        model: any layer; ``Sequential`` and ``Residual`` containers are searched
+            recursively, other layers are returned as they are.
+
+    Returns:
+        A layer that computes exactly what ``model`` computes, built from ``model``'s own
+        leaf layers (parameters, gradients, buffers and random streams are shared). Its
+        containers are new objects, so its ``state_dict`` keys may differ from the model's:
+        save, load and build optimizers from ``model``, step with the view.
+    """
+    return cast(L, _fused(model))
+
+
+def _fused(model: Layer) -> Layer:
+    if type(model) is Sequential:  # not subclasses: they may run their layers differently
+        layers: list[Layer] = []
+        for layer in (_fused(child) for child in model.layers):
+            previous = layers[-1] if layers else None
+            if type(layer) is MaxPool2D and type(previous) is ReLU:
+                layers[-1] = _same_mode(ReLUMaxPool2D(previous, layer), model)
+            else:
+                layers.append(layer)
+        return _same_mode(Sequential(*layers), model)
+    if type(model) is Residual:
+        shortcut = None if model.shortcut is None else _fused(model.shortcut)
+        return _same_mode(Residual(_fused(model.block), shortcut), model)
+    return model
+
+
+def _same_mode(view: Any, model: Layer) -> Any:
+    view.training = model.training
+    return view

@@ -1,0 +1,175 @@
+"""fuse(model): ReLU -> MaxPool2D as one layer, the same numbers as the two layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlab.io import load, save
+from cnnlab.layers.activations import ReLU
+from cnnlab.layers.conv import Conv2D
+from cnnlab.layers.dense import Dense
+from cnnlab.layers.dropout import Dropout
+from cnnlab.layers.fuse import ReLUMaxPool2D, fuse
+from cnnlab.layers.pooling import MaxPool2D
+from cnnlab.layers.registry import import_all_layers
+from cnnlab.layers.reshape import Flatten
+from cnnlab.layers.residual import Residual
+from cnnlab.layers.sequential import Sequential
+from cnnlab.losses import SoftmaxCrossEntropy
+from cnnlab.optim import SGD
+from torch_compare import compare_with_torch
+
+
+def _inputs(rng, shape):
+    """Continuous values, many ties, and many all-negative windows."""
+    yield rng.standard_normal(shape)
+    yield rng.integers(-2, 2, size=shape).astype(np.float64)
+    yield -np.abs(rng.standard_normal(shape))
+
+
+def _cnn(seed: int = 0) -> Sequential:
+    return Sequential(
+        Conv2D(1, 4, 3, padding=1, rng=seed),
+        ReLU(),
+        MaxPool2D(2),
+        Residual(Sequential(Conv2D(4, 4, 3, padding=1, rng=seed + 1), ReLU(), MaxPool2D(1))),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dropout(0.25, rng=seed + 2),
+        Dense(4 * 2 * 2, 3, rng=seed + 3),
+    ).astype(np.float64)
+
+
+@pytest.mark.parametrize(
+    ("pool", "shape"),
+    [
+        (MaxPool2D(2), (2, 3, 6, 8)),
+        (MaxPool2D(2), (2, 2, 7, 5)),  # odd sizes: the last row/column is in no window
+        (MaxPool2D(2, ceil_mode=True), (2, 2, 7, 5)),  # a partial window: the two layers run
+        (MaxPool2D(3, stride=2, padding=1), (2, 2, 7, 6)),  # not 2x2: the two layers run
+    ],
+    ids=repr,
+)
+def test_fused_layer_equals_relu_then_pool_and_torch(torch, rng, pool, shape):
+    fused = ReLUMaxPool2D(ReLU(), pool)
+    plain = Sequential(ReLU(), MaxPool2D(**pool.get_config()))
+    K, S, P = pool._kernel, pool._step, pool._pad
+    for x in _inputs(rng, shape):
+        y = fused.forward(x)
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_array_equal(y, plain.forward(x))
+        np.testing.assert_array_equal(fused.backward(dy), plain.backward(dy))
+        compare_with_torch(
+            torch,
+            fused,
+            lambda t: torch.nn.functional.max_pool2d(torch.relu(t), K, S, P, ceil_mode=pool.ceil_mode),
+            x,
+            dy,
+        )
+
+
+def test_fuse_replaces_each_relu_pool_pair_and_nothing_else():
+    model = Sequential(ReLU(), MaxPool2D(2), MaxPool2D(2), ReLU(), ReLU(), MaxPool2D(3), MaxPool2D(2), ReLU())
+    view = fuse(model)
+    kinds = [type(layer).__name__ for layer in view.layers]
+    assert kinds == ["ReLUMaxPool2D", "MaxPool2D", "ReLU", "ReLUMaxPool2D", "MaxPool2D", "ReLU"]
+    assert view.layers[0].relu is model.layers[0] and view.layers[0].pool is model.layers[1]
+    assert [type(layer).__name__ for layer in model.layers].count("ReLUMaxPool2D") == 0  # unchanged
+    nested = fuse(_cnn())
+    assert isinstance(nested.layers[1], ReLUMaxPool2D) and isinstance(nested.layers[2], Residual)
+    assert isinstance(nested.layers[2].block.layers[1], ReLUMaxPool2D)  # inside the residual block
+    assert fuse(Dense(2, 2)) is not None and isinstance(fuse(Dense(2, 2)), Dense)
+
+
+def test_fused_view_trains_the_models_own_arrays(tmp_path, rng):
+    model, reference = _cnn(), _cnn()
+    view = fuse(model)
+    assert {id(p.value) for p in view.parameters()} == {id(p.value) for p in model.parameters()}
+    opt, opt_ref = (
+        SGD(model.parameters(), lr=0.1, momentum=0.9),
+        SGD(reference.parameters(), lr=0.1, momentum=0.9),
+    )
+    loss, loss_ref = SoftmaxCrossEntropy(), SoftmaxCrossEntropy()
+    for _ in range(3):
+        x, y = rng.standard_normal((5, 1, 8, 8)), rng.integers(0, 3, 5)
+        loss.forward(view.forward(x), y)
+        view.backward(loss.backward())
+        loss_ref.forward(reference.forward(x), y)
+        reference.backward(loss_ref.backward())
+        opt.step()
+        opt_ref.step()
+    for (key, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=key)
+    # Saving the model writes the unfused architecture, which loads into the same numbers.
+    path = save(model, tmp_path / "m.npz")
+    loaded = load(path)
+    assert "ReLUMaxPool2D" not in repr(loaded)
+    x = rng.standard_normal((2, 1, 8, 8))
+    np.testing.assert_array_equal(loaded.eval().forward(x), model.eval().forward(x))
+
+
+def test_fused_view_keeps_the_train_and_eval_mode():
+    model = _cnn().eval()
+    view = fuse(model)
+    assert not view.training and not view.layers[2].training and not view.layers[3].training
+    view.train()
+    assert all(
+        layer.training for _, layer in model.named_layers() if not layer.children()
+    )  # the shared leaves
+
+
+def test_fused_layer_is_not_a_saved_layer_type():
+    assert "ReLUMaxPool2D" not in import_all_layers()
+    assert repr(ReLUMaxPool2D(ReLU(), MaxPool2D(2))) == "ReLUMaxPool2D(ReLU(), MaxPool2D(2))"
+    layer = ReLUMaxPool2D(ReLU(), MaxPool2D(2))
+    assert layer.output_shape((1, 2, 7, 6)) == (1, 2, 3, 3)
+    assert layer.flops((1, 2, 8, 8)) == ReLU().flops((1, 2, 8, 8)) + MaxPool2D(2).flops((1, 2, 8, 8))
+
+
+def test_sequential_forward_and_backward_are_a_plain_chain():
+    # No fusion inside Sequential: each layer's forward and backward runs, in order.
+    calls: list[str] = []
+
+    class Spy(ReLU):
+        def forward(self, x):
+            calls.append("forward")
+            return super().forward(x)
+
+        def backward(self, dy):
+            calls.append("backward")
+            return super().backward(dy)
+
+    net = Sequential(Spy(), MaxPool2D(2))
+    x = np.random.default_rng(0).standard_normal((1, 1, 4, 4))
+    net.backward(np.ones_like(net.forward(x)))
+    assert calls == ["forward", "backward"]
+
+
+def test_fit_trains_through_the_fused_view(monkeypatch, rng):
+    from cnnlab.train.fit import fit
+
+    calls = []
+    original = ReLUMaxPool2D.forward
+
+    def counting(self, x):
+        calls.append(x.shape)
+        return original(self, x)
+
+    monkeypatch.setattr(ReLUMaxPool2D, "forward", counting)
+    model = _cnn()
+    x, y = rng.standard_normal((12, 1, 8, 8)), rng.integers(0, 3, 12)
+    before = model.state_dict()
+    fit(
+        model,
+        SoftmaxCrossEntropy(),
+        SGD(model.parameters(), lr=0.1),
+        (x, y),
+        epochs=1,
+        batch_size=6,
+        verbose=False,
+    )
+    assert len(calls) == 3 * 2  # three fused pairs (one in the residual block) per batch, two batches
+    assert any(not np.array_equal(before[k], v) for k, v in model.state_dict().items())  # trained
+    assert [type(layer).__name__ for layer in model.layers].count("ReLUMaxPool2D") == 0
