@@ -64,7 +64,7 @@ class TrainConfig:
             >>> TrainConfig.from_dict({"epochs": "three"})
             Traceback (most recent call last):
             ...
-            ValueError: config: key `epochs` must be an int (a whole number). Received: 'three' (a string)
+            ValueError: config: key `epochs` must be an int (a whole number). Received: "three" (a string)
         """
         check_config_values(values, where)
         floats: dict[str, Any] = {k: float(v) for k, v in values.items() if KINDS[k] == "float"}
@@ -128,7 +128,7 @@ def is_model_file(model: str) -> bool:
 
 
 def _json_type(value: Any) -> str:
-    names = {bool: "true/false", str: "a string", list: "a list", dict: "an object", type(None): "null"}
+    names = {bool: "a boolean", str: "a string", list: "a list", dict: "an object", type(None): "null"}
     return names.get(type(value), "a " + type(value).__name__)
 
 
@@ -142,7 +142,8 @@ def _check_type(where: str, name: str, kind: str, value: Any) -> None:
     }[kind]
     if not ok:
         raise ValueError(
-            f"{where}: key `{name}` must be {_EXPECTED[kind]}. Received: {value!r} ({_json_type(value)})"
+            f"{where}: key `{name}` must be {_EXPECTED[kind]}. Received: "
+            + ("null" if value is None else f"{json.dumps(value, default=repr)} ({_json_type(value)})")
         )
 
 
@@ -255,15 +256,15 @@ def _train_run(
     from cnnlab.train.evaluate import evaluate_arrays
     from cnnlab.train.fit import fit
     from cnnlab.train.memory import check_fits
-    from cnnlab.train.runfolder import check_run_folder, claim_run_folder
+    from cnnlab.train.runfolder import claim_run_folder, preflight
 
     config.validate()
     start = time.perf_counter()
     run_dir = Path(config.out) if config.out else default_run_dir()
     # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
     is_main = config.backend != "torch" or is_main_process()
-    if is_main:
-        check_run_folder(run_dir, resume, overwrite)  # fail fast; checked again under the lock
+    if is_main and config.out:  # (a default folder gets a new name if taken)
+        preflight(run_dir, resume, overwrite)  # fail fast; checked again under the lock
 
     # 1. Data: per-channel normalization from the training split only.
     splits = load_dataset(config.data, root=config.data_dir)
@@ -379,11 +380,11 @@ def _train_run(
         )
     except KeyboardInterrupt:
         done = saved_epochs[0]
-        if done == 0:  # no epoch finished: there is no checkpoint and nothing worth a model.npz
+        if done == 0:  # no epoch saved: there is no checkpoint, and no model.npz worth writing
             save_model = False
             raise TrainingInterrupted(
-                f"cnnlab train: interrupted before the first epoch finished; nothing was trained, so "
-                f"no model or checkpoint was saved (config.json is in {run_dir}). Start again with: "
+                f"cnnlab train: interrupted before the first epoch was saved: no model and no "
+                f"checkpoint were written (the config is in {run_dir}). Start again with: "
                 f"cnnlab train --resume {run_dir}",
                 run_dir,
                 0,

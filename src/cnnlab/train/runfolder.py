@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.runlock import locked
+from cnnlab.train.runlock import check_free, locked
 
 #: What a run writes into its folder; ``--overwrite`` deletes exactly these (config.json first,
 #: so a half-cleared folder is never taken for the old run).
@@ -59,6 +59,13 @@ def check_run_folder(run_dir: Path, resume: bool = False, overwrite: bool = Fals
             f"--resume {run_dir}; to replace it (its files, plots/ and report.html are deleted): "
             "add --overwrite; or choose another --out"
         )
+
+
+def preflight(run_dir: Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Before the data is loaded: the folder is not in use by a live run, nor refused."""
+    if run_dir.is_dir():
+        check_free(run_dir)
+    check_run_folder(run_dir, resume, overwrite)
 
 
 def clear_run(run_dir: Path) -> list[str]:

@@ -89,6 +89,39 @@ def _write_pid(fd: int) -> None:
     os.fsync(fd)
 
 
+def _take(fd: int, pid: int | None) -> bool:
+    """Take the flock of an existing lock file; False while its holder lives."""
+    if fcntl is not None:
+        return _flock(fd, wait=False)
+    return pid is None or not _pid_alive(pid)
+
+
+def _in_use(folder: Path, pid: int | None) -> RunFolderLocked:
+    holder = f"PID {pid}" if pid is not None else "a process that is starting"
+    if pid == os.getpid():
+        holder += ", this very process"
+    return RunFolderLocked(
+        f"{folder} is in use by another cnnlab run ({holder}): two runs writing one folder would "
+        f"mix their files. Wait for that run to finish, or choose another --out. (Lock file: "
+        f"{folder / LOCK_NAME})"
+    )
+
+
+def check_free(folder: str | os.PathLike[str]) -> None:
+    """Raise ``RunFolderLocked`` if a live process holds ``folder``'s lock (takes nothing over)."""
+    folder = Path(folder)
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        pid = _read_pid(fd)
+        if not _take(fd, pid):
+            raise _in_use(folder, pid)
+    finally:
+        os.close(fd)  # drops the flock taken to look
+
+
 def acquire(folder: str | os.PathLike[str], notice: Callable[[str], None] = _notice) -> RunLock:
     """Lock ``folder`` (which must exist) for this process.
 
@@ -112,17 +145,9 @@ def acquire(folder: str | os.PathLike[str], notice: Callable[[str], None] = _not
         except FileNotFoundError:  # released in between: try to create it again
             continue
         pid = _read_pid(fd)
-        free = _flock(fd, wait=False) if fcntl is not None else (pid is None or not _pid_alive(pid))
-        if not free:
+        if not _take(fd, pid):
             os.close(fd)
-            holder = f"PID {pid}" if pid is not None else "a process that is starting"
-            if pid == os.getpid():
-                holder += ", this very process"
-            raise RunFolderLocked(
-                f"{folder} is in use by another cnnlab run ({holder}): two runs writing one "
-                "folder would mix their files. Wait for that run to finish, or choose another "
-                f"--out. (Lock file: {path})"
-            )
+            raise _in_use(folder, pid)
         if not _same_file(fd, path):  # removed or replaced by its holder meanwhile
             os.close(fd)
             continue
@@ -134,8 +159,8 @@ def acquire(folder: str | os.PathLike[str], notice: Callable[[str], None] = _not
                 time.sleep(0.05)
                 continue
         _write_pid(fd)
-        who = f"PID {pid}" if pid is not None else "its creator"
-        notice(f"cnnlab: taking over the stale lock of {folder} ({who} is no longer running)")
+        who = f"its holder, PID {pid}," if pid is not None else "the run that created it"
+        notice(f"cnnlab: taking over the stale lock of {folder}: {who} has ended")
         return RunLock(path, fd)
 
 
