@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -67,6 +68,15 @@ def conv_channels(run_dir: Path) -> tuple[int, int]:
     with np.load(run_dir / "model.npz", allow_pickle=False) as npz:
         weight = next(npz[k] for k in npz.files if k.endswith("weight") and npz[k].ndim == 4)
     return spec["layers"][0]["Conv2D"]["out_channels"], weight.shape[0]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run with plots/ and report.html (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", "--model", TINY, "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    assert (out / "report.html").is_file() and (out / "plots").is_dir()
+    return out
 
 
 # ---- two runs, one folder ------------------------------------------------------------------
@@ -144,11 +154,9 @@ def test_training_into_a_finished_run_is_refused(tmp_path: Path, capsys: pytest.
 
 
 def test_overwrite_replaces_the_whole_run_plots_and_report_included(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], finished_run: Path
 ) -> None:
-    out = tmp_path / "run"
-    assert cli(capsys, "train", "--model", TINY, "--out", str(out), "--epochs", "1", "--quiet")[0] == 0
-    assert (out / "report.html").is_file() and (out / "plots").is_dir()
+    out = shutil.copytree(finished_run, tmp_path / "run")
     (out / "notes.txt").write_text("mine")  # not a run file: kept
     code, err = cli(
         capsys, "train", "--model", other_tiny(tmp_path), "--out", str(out), *QUICK, "--overwrite"
@@ -246,14 +254,14 @@ def test_a_failed_start_leaves_no_folder(
 
 @pytest.mark.parametrize("case", FAILED_STARTS)
 def test_a_failed_start_with_overwrite_leaves_the_finished_run_unchanged(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_cuda: None, case: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_cuda: None, finished_run: Path, case: str
 ) -> None:
     argv, text = FAILED_STARTS[case]
     if case == "no CUDA":
         pytest.importorskip("torch")
-    out = tmp_path / "done"
-    assert cli(capsys, "train", "--model", TINY, "--out", str(out), "--epochs", "1", "--quiet")[0] == 0
+    out = shutil.copytree(finished_run, tmp_path / "done")
     before = snapshot(out)
+    assert "report.html" in before and "plots/learning_curves.png" in before
     code, err = cli(capsys, "train", "--model", TINY, *QUICK, *argv, "--out", str(out), "--overwrite")
     assert code == 1 and text in err, err
     assert snapshot(out) == before
