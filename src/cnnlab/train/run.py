@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.train.config_types import check_type, check_values
 from cnnlab.train.evaluate import TTA_MODES
 
 
@@ -73,7 +74,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse impossible values, each named by its config key and its `cnnlab train` option."""
         for name, kind in KINDS.items():  # the Python API skips from_dict: check the types too
-            _check_type("train", name, kind, getattr(self, name))
+            check_type("train", name, kind, getattr(self, name))
         if self.epochs < 1:
             raise _bad("epochs", "a positive int", self.epochs)
         if self.batch_size < 1:
@@ -111,15 +112,8 @@ class TrainConfig:
             raise _bad("data_dir", f"an existing folder ({self.data_dir} {what})", self.data_dir)
 
 
-#: The JSON type of each config key (from the dataclass annotations).
+#: The type of each config key (its annotation: "int", "float", "str", "str | None", ...).
 KINDS = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
-_EXPECTED = {
-    "int": "an int (a whole number)",
-    "float": "a number",
-    "str": "a string",
-    "str | None": "a string or null",
-    "dict[str, Any]": "an object (key: value pairs)",
-}
 
 
 def is_model_file(model: str) -> bool:
@@ -127,38 +121,9 @@ def is_model_file(model: str) -> bool:
     return os.path.splitext(model)[1].lower() in (".yaml", ".yml", ".json")
 
 
-def _json_type(value: Any) -> str:
-    names = {bool: "a boolean", str: "a string", list: "a list", dict: "an object", type(None): "null"}
-    return names.get(type(value), "a " + type(value).__name__)
-
-
-def _check_type(where: str, name: str, kind: str, value: Any) -> None:
-    ok = {
-        "int": isinstance(value, (int, np.integer)) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool),
-        "str": isinstance(value, str),
-        "str | None": value is None or isinstance(value, str),
-        "dict[str, Any]": isinstance(value, dict),
-    }[kind]
-    if not ok:
-        raise ValueError(
-            f"{where}: key `{name}` must be {_EXPECTED[kind]}. Received: "
-            + ("null" if value is None else f"{json.dumps(value, default=repr)} ({_json_type(value)})")
-        )
-
-
 def check_config_values(values: Any, where: str = "config") -> None:
     """Refuse a config that is not an object, has unknown keys, or values of the wrong type."""
-    if not isinstance(values, dict):
-        raise ValueError(
-            f'{where}: must be a JSON object of config keys (e.g. {{"epochs": 3}}). '
-            f"Received: {_json_type(values)}"
-        )
-    unknown = sorted(set(values) - set(KINDS))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}. Valid keys: {', '.join(sorted(KINDS))}")
-    for name, value in values.items():
-        _check_type(where, name, KINDS[name], value)
+    check_values(values, KINDS, where)
 
 
 def _bad(name: str, expected: str, value: Any) -> ValueError:
