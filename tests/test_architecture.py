@@ -14,7 +14,7 @@ ALLOWED: dict[str, set[str]] = {
     "utils": set(),
     "atomic": set(),
     "npzfile": {"errors"},
-    "init": {"utils"},
+    "init": {"errors", "utils"},
     "functional": {"errors", "utils"},
     "data": {"errors", "init", "utils"},
     "layers": {"errors", "functional", "init", "utils"},

@@ -164,13 +164,15 @@ def test_ctrl_c_saves_the_last_epoch_and_says_how_to_resume(
 
 
 def test_resume_refuses_changed_options(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"lr": 0.002, "out": str(tmp_path)}))
     proc = subprocess.run(
         [sys.executable, "-m", "cnnlab", "train", "--resume", str(tmp_path), "--lr", "0.1"],
         env=ENV, capture_output=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.decode().strip() == (
-        "cnnlab train: error: --resume continues the saved config unchanged; drop --lr"
+        "cnnlab train: error: --resume continues the saved config unchanged; "
+        "drop --lr 0.1 (the run has 0.002)"
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from cnnlab.train.recipes import RECIPES
-from cnnlab.train.run import SCHEDULES, TrainConfig, train_run
+from cnnlab.train.run import SCHEDULES, TrainConfig, check_config_values, train_run
 
 # CLI flag -> TrainConfig field (flags left out keep the config file's or default value).
 FLAGS: dict[str, tuple[str, type, str]] = {
@@ -89,6 +90,11 @@ def add_parser(sub: Any) -> None:
         metavar="RUN_DIR",
         help="continue an interrupted run from RUN_DIR/checkpoint.npz (same config)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (its files, plots/ and report.html are deleted)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-plots", action="store_true", help="skip RUN_DIR/plots/ and report.html")
     p.set_defaults(func=run)
@@ -100,10 +106,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
     values: dict[str, Any] = recipe(args.recipe) if args.recipe else {}
     if args.config:
-        path = Path(args.config)
-        if not path.exists():
-            raise FileNotFoundError(f"--config: no such file {path}")
-        values |= json.loads(path.read_text())
+        values |= read_config_file(args.config)
         values.pop("out", None)  # a re-run writes a new run folder unless --out says otherwise
     for flag, (name, _, _) in FLAGS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
@@ -122,21 +125,60 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(values)
 
 
+def read_config_file(name: str) -> dict[str, Any]:
+    """The keys of a config.json, each checked for its type (the message names file and key)."""
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config: no such file {path}")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--config {path}: not valid JSON: {exc}") from None
+    check_config_values(values, f"--config {path}")
+    return dict(values)
+
+
 def resume_config(run_dir: str, args: argparse.Namespace) -> TrainConfig:
-    """The saved config of ``run_dir``; options that would change the run are refused."""
-    flags = [*FLAGS, *MODEL_FLAGS, "--config", "--recipe"]
-    given = [f for f in flags if getattr(args, f[2:].replace("-", "_")) is not None]
-    if given:
-        raise ValueError(f"--resume continues the saved config unchanged; drop {', '.join(given)}")
+    """The saved config of ``run_dir``; options that would change the run are refused.
+
+    An option equal to the saved value (e.g. the same ``--backend``) changes nothing and is
+    accepted.
+    """
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no config.json in {run_dir} (is it a run folder?)")
-    values = json.loads(path.read_text())
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--resume: {path} is not valid JSON: {exc}") from None
+    check_config_values(values, f"--resume: {path}")
     values["out"] = str(run_dir)
-    return TrainConfig.from_dict(values)
+    saved = TrainConfig.from_dict(values)
+    changed = [flag for flag in ("--config", "--recipe") if getattr(args, flag[2:]) is not None]
+    for flag in [*FLAGS, *MODEL_FLAGS]:
+        given = getattr(args, flag[2:].replace("-", "_"))
+        if given is None:
+            continue
+        if flag in FLAGS:
+            now = getattr(saved, FLAGS[flag][0])
+            same = Path(given).resolve() == Path(now).resolve() if flag == "--out" else given == now
+        else:
+            now = saved.model_args.get(flag[2:].replace("-", "_"))
+            same = given == now
+        if not same:
+            changed.append(f"{flag} {given} (the run has {now})")
+    if changed:
+        raise ValueError(f"--resume continues the saved config unchanged; drop {', '.join(changed)}")
+    return saved
 
 
 def run(args: argparse.Namespace) -> int:
+    # The run folder stays locked until the report is written, whatever happens.
+    with contextlib.ExitStack() as hold:
+        return _train_and_report(args, hold)
+
+
+def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any]) -> int:
     import sys
 
     from cnnlab.train.checkpoint import TrainingInterrupted
@@ -151,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
             + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {}))
         )
     try:
-        result = train_run(config, verbose=not args.quiet, resume=bool(args.resume))
+        result = train_run(
+            config, verbose=not args.quiet, resume=bool(args.resume), overwrite=args.overwrite, hold=hold
+        )
     except TrainingInterrupted as exc:  # Ctrl-C: the last finished epoch is saved
         print(str(exc), file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ on the test split, and write the run folder::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import arg_error
+from cnnlab.train.config_types import check_type, check_values
 from cnnlab.train.evaluate import TTA_MODES
 
 
@@ -56,32 +57,80 @@ class TrainConfig:
     device: str = "cpu"  # "cuda" needs backend "torch"
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"config: unknown key(s) {unknown}. Valid keys: {', '.join(sorted(names))}")
-        return cls(**values)
+    def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
+        """A config from JSON-like ``values``; unknown keys and wrong types are refused by name.
+
+        Example:
+            >>> TrainConfig.from_dict({"epochs": "three"})
+            Traceback (most recent call last):
+            ...
+            ValueError: config: key `epochs` must be an int (a whole number). Received: "three" (a string)
+        """
+        check_config_values(values, where)
+        floats: dict[str, Any] = {k: float(v) for k, v in values.items() if KINDS[k] == "float"}
+        return cls(**(values | floats))
 
     def validate(self) -> None:
+        """Refuse impossible values, each named by its config key and its `cnnlab train` option."""
+        for name, kind in KINDS.items():  # the Python API skips from_dict: check the types too
+            check_type("train", name, kind, getattr(self, name))
         if self.epochs < 1:
-            raise arg_error("train", "epochs", "a positive int", self.epochs)
+            raise _bad("epochs", "a positive int", self.epochs)
         if self.batch_size < 1:
-            raise arg_error("train", "batch_size", "a positive int", self.batch_size)
+            raise _bad("batch_size", "a positive int", self.batch_size)
         if not self.lr > 0 or not np.isfinite(self.lr):
-            raise arg_error("train", "lr", "a positive finite float", self.lr)
+            raise _bad("lr", "a positive finite float", self.lr)
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise arg_error("train", "label_smoothing", "in [0, 1)", self.label_smoothing)
+            raise _bad("label_smoothing", "in [0, 1)", self.label_smoothing)
         if not 0.0 <= self.val_split < 1.0:
-            raise arg_error("train", "val_split", "in [0, 1)", self.val_split)
+            raise _bad("val_split", "in [0, 1)", self.val_split)
+        if self.early_stopping < 0:
+            raise _bad("early_stopping", "an int >= 0 (patience in epochs; 0: off)", self.early_stopping)
+        if self.early_stopping > 0 and self.val_split == 0:
+            expected = "0 when val_split is 0 (it watches the validation loss)"
+            raise _bad("early_stopping", expected, self.early_stopping)
+        if self.seed < 0:
+            raise _bad("seed", "an int >= 0", self.seed)
         if self.schedule not in SCHEDULES:
-            raise arg_error("train", "schedule", f"one of {', '.join(SCHEDULES)}", self.schedule)
+            raise _bad("schedule", f"one of {', '.join(SCHEDULES)}", self.schedule)
         if self.tta not in TTA_MODES:
-            raise arg_error("train", "tta", f"one of {', '.join(TTA_MODES)}", self.tta)
+            raise _bad("tta", f"one of {', '.join(TTA_MODES)}", self.tta)
         if self.backend not in ("numpy", "torch"):
-            raise arg_error("train", "backend", "numpy or torch", self.backend)
+            raise _bad("backend", "numpy or torch", self.backend)
         if self.device not in ("cpu", "cuda") or (self.device == "cuda" and self.backend != "torch"):
-            raise arg_error("train", "device", "cpu, or cuda with --backend torch", self.device)
+            raise _bad("device", "cpu, or cuda with --backend torch", self.device)
+        if self.model_args and is_model_file(self.model):
+            raise _bad(
+                "model_args",
+                f"empty for the architecture file {self.model} (--depth, --width, --widths, --dropout "
+                "and --batch-norm are options of the zoo models; edit the file instead)",
+                self.model_args,
+            )
+        if self.data_dir is not None and not Path(self.data_dir).is_dir():
+            what = "is a file, not a folder" if Path(self.data_dir).exists() else "does not exist"
+            raise _bad("data_dir", f"an existing folder ({self.data_dir} {what})", self.data_dir)
+
+
+#: The type of each config key (its annotation: "int", "float", "str", "str | None", ...).
+KINDS = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+
+
+def is_model_file(model: str) -> bool:
+    """Whether ``model`` names an architecture file (YAML/JSON) rather than a zoo model."""
+    return os.path.splitext(model)[1].lower() in (".yaml", ".yml", ".json")
+
+
+def check_config_values(values: Any, where: str = "config") -> None:
+    """Refuse a config that is not an object, has unknown keys, or values of the wrong type."""
+    check_values(values, KINDS, where)
+
+
+def _bad(name: str, expected: str, value: Any) -> ValueError:
+    """``arg_error`` for config key ``name``, naming its `cnnlab train` option too."""
+    option = "--" + name.replace("_", "-")
+    return ValueError(
+        f"train: argument `{name}` must be {expected}. Received: {name}={value!r} (option {option})"
+    )
 
 
 SCHEDULES = ("none", "cosine", "step", "plateau")
@@ -101,15 +150,55 @@ def default_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Inode and mtime of ``path`` (None if absent): an atomic replace changes it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def describe_model(config: TrainConfig) -> str:
+    """The model as the user named it, e.g. ``vgg(depth=99)``."""
+    return f"{config.model}({', '.join(f'{k}={v}' for k, v in config.model_args.items())})"
+
+
 def train_run(
-    config: TrainConfig, verbose: bool = True, callbacks: Sequence[Any] = (), resume: bool = False
+    config: TrainConfig,
+    verbose: bool = True,
+    callbacks: Sequence[Any] = (),
+    resume: bool = False,
+    overwrite: bool = False,
+    hold: contextlib.ExitStack[Any] | None = None,
 ) -> RunResult:
     """Train, evaluate and write the run folder for ``config``.
 
     ``callbacks`` are added to the run's own (history logger, early stopping), e.g. the
     hyperparameter search's pruning reporter. With ``resume`` the run continues from
     ``config.out``/checkpoint.npz (from epoch 1 when there is none yet), bit for bit.
+
+    Nothing is written before every option, the data and the model are checked (the model
+    built, after an estimate of its memory): a failed start leaves no folder and changes no
+    file. Then the folder is claimed (``cnnlab.train.runfolder``): locked against other
+    runs, and refused if it already holds a run, unless ``resume`` or ``overwrite`` (which
+    deletes the old run's files first). The lock is held until the function returns, or,
+    with ``hold`` (an ExitStack of the caller's), until the caller closes it.
     """
+    if hold is None:
+        with contextlib.ExitStack() as stack:
+            return _train_run(config, verbose, callbacks, resume, overwrite, stack)
+    return _train_run(config, verbose, callbacks, resume, overwrite, hold)
+
+
+def _train_run(
+    config: TrainConfig,
+    verbose: bool,
+    callbacks: Sequence[Any],
+    resume: bool,
+    overwrite: bool,
+    hold: contextlib.ExitStack[Any],
+) -> RunResult:
     from cnnlab.atomic import write_text_atomic
     from cnnlab.data import load_dataset
     from cnnlab.data.loader import Normalizer
@@ -130,11 +219,16 @@ def train_run(
     from cnnlab.train.distributed import is_main_process
     from cnnlab.train.evaluate import evaluate_arrays
     from cnnlab.train.fit import fit
+    from cnnlab.train.memory import check_fits
+    from cnnlab.train.runfolder import claim_run_folder, preflight
 
     config.validate()
     start = time.perf_counter()
     run_dir = Path(config.out) if config.out else default_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
+    is_main = config.backend != "torch" or is_main_process()
+    if is_main and config.out:  # (a default folder gets a new name if taken)
+        preflight(run_dir, resume, overwrite)  # fail fast; checked again under the lock
 
     # 1. Data: per-channel normalization from the training split only.
     splits = load_dataset(config.data, root=config.data_dir)
@@ -144,12 +238,11 @@ def train_run(
     _, channels, height, width = x_train.shape  # (N, C, H, W)
     num_classes = len(splits.classes)
 
-    # 2. Model: a zoo name or an architecture file.
-    rng = np.random.default_rng(config.seed)
-    if os.path.splitext(config.model)[1].lower() in (".yaml", ".yml", ".json"):
-        model = model_from_file(config.model, channels, (height, width), num_classes, rng=rng)
-    else:
-        model = build_model(
+    # 2. Model: a zoo name or an architecture file, first built dry to check it fits in memory.
+    def build(rng: np.random.Generator) -> Any:
+        if is_model_file(config.model):
+            return model_from_file(config.model, channels, (height, width), num_classes, rng=rng)
+        return build_model(
             config.model,
             in_channels=channels,
             input_size=(height, width),
@@ -157,6 +250,15 @@ def train_run(
             rng=rng,
             **config.model_args,
         )
+
+    check_fits(
+        lambda: build(np.random.default_rng(config.seed)),
+        (channels, height, width),
+        config.batch_size,
+        describe_model(config),
+        compare_memory=config.device != "cuda",  # GPU memory is not what the estimate is about
+    )
+    model = build(np.random.default_rng(config.seed))
     loss = SoftmaxCrossEntropy(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(
         config.optimizer,
@@ -173,12 +275,24 @@ def train_run(
         "step": lambda: StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1),
         "plateau": lambda: ReduceLROnPlateau(optimizer, factor=0.5, patience=2),
     }[config.schedule]()
+    # Augmentation runs on the normalized training batches only (never validation or test).
+    # Pixels that shifts, crops and rotations uncover get the normalized value of black (the
+    # background of the raw images), not 0, which after normalization is the mean gray.
+    black = normalizer(np.zeros((1, channels, 1, 1), np.float32)).ravel()  # (C,)
+    transform = parse_augment(config.augment, (channels, height, width), fill=tuple(map(float, black)))
+    if config.backend == "torch":
+        from cnnlab.train.engines.torch_engine import resolve_device
 
-    # 3. The config is written before training, so a crashed run still says what it was.
+        resolve_device(config.device)  # torch missing, or --device cuda without a GPU: say so now
+
+    # 3. Everything is checked: claim the run folder (locked until the run is done), then
+    # write the config before training, so a crashed run still says what it was.
+    if is_main:
+        run_dir = hold.enter_context(claim_run_folder(run_dir, resume, overwrite, unique=not config.out))
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
     config_dict = dataclasses.asdict(config) | {"out": str(run_dir)}
     config_text = json.dumps(config_dict, indent=2) + "\n"
-    # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
-    is_main = config.backend != "torch" or is_main_process()
     if is_main:
         write_text_atomic(run_dir / "config.json", config_text)
     checkpoint_path = run_dir / CHECKPOINT_NAME
@@ -190,18 +304,17 @@ def train_run(
     saved_epochs = [initial_state.epoch if initial_state else 0]  # the last checkpointed epoch
 
     def write_checkpoint(state: Any) -> None:
-        if is_main:  # under torchrun, one writer
-            save_checkpoint(checkpoint_path, state)
-        saved_epochs[0] = state.epoch
+        before = _file_id(checkpoint_path)
+        try:
+            if is_main:  # under torchrun, one writer
+                save_checkpoint(checkpoint_path, state)
+        finally:  # Ctrl-C inside the write: it counts once the new file replaced the old one
+            if not is_main or _file_id(checkpoint_path) != before:
+                saved_epochs[0] = state.epoch
 
     all_callbacks: list[Any] = [CSVLogger(run_dir / "history.csv"), *callbacks]
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
-    # Augmentation runs on the normalized training batches only (never validation or test).
-    # Pixels that shifts, crops and rotations uncover get the normalized value of black (the
-    # background of the raw images), not 0, which after normalization is the mean gray.
-    black = normalizer(np.zeros((1, channels, 1, 1), np.float32)).ravel()  # (C,)
-    transform = parse_augment(config.augment, (channels, height, width), fill=tuple(map(float, black)))
 
     extra = {
         "classes": list(splits.classes),
@@ -209,6 +322,7 @@ def train_run(
         "normalization": normalizer.state(),
         "dataset": config.data,
     }
+    save_model = True
     try:
         history = fit(
             model,
@@ -230,6 +344,15 @@ def train_run(
         )
     except KeyboardInterrupt:
         done = saved_epochs[0]
+        if done == 0:  # no epoch saved: there is no checkpoint, and no model.npz worth writing
+            save_model = False
+            raise TrainingInterrupted(
+                f"cnnlab train: interrupted before the first epoch was saved: no model and no "
+                f"checkpoint were written (the config is in {run_dir}). Start again with: "
+                f"cnnlab train --resume {run_dir}",
+                run_dir,
+                0,
+            ) from None
         raise TrainingInterrupted(
             f"cnnlab train: interrupted; {done} of {config.epochs} epochs are saved in {run_dir} "
             f"(model.npz, {CHECKPOINT_NAME}). Resume with: cnnlab train --resume {run_dir}",
@@ -239,7 +362,7 @@ def train_run(
     finally:
         # Whatever happened (including a NaN stop, which restores the last good weights),
         # the weights we have are saved: nothing trained is lost.
-        if is_main:
+        if is_main and save_model:
             save(model, run_dir / "model.npz", extra=extra)
     if not is_main:
         return RunResult(run_dir, math.nan, math.nan, time.perf_counter() - start, history)
