@@ -91,14 +91,13 @@ def _check_counts(
         )
 
 
-def _report(root: Path, done: list[Converted], size: tuple[int, int], asked: bool) -> None:
+def _report(root: Path, done: list[Converted], size: tuple[int, int], reason: str | None) -> None:
     """One warning for the whole folder: how many images were resized or lost information."""
     steps = Counter(step for c in done for step in c.lossy if not step.startswith("size"))
     parts = [f"{count} {step}" for step, count in sorted(steps.items())]
     resized = sum(c.size != size for c in done)
     if resized:
-        why = "the size asked for" if asked else "the most common size"
-        parts.append(f"{resized} resized to {size[0]}x{size[1]} ({why})")
+        parts.append(f"{resized} resized to {size[0]}x{size[1]} ({reason or 'the most common size'})")
     if parts:
         warnings.warn(f"folder dataset {root}: of {len(done)} images, " + "; ".join(parts), stacklevel=3)
 
@@ -110,6 +109,7 @@ def load_folder_arrays(
     test_fraction: float = 0.2,
     seed: int = 0,
     min_classes: int = 2,
+    size_reason: str = "the size asked for",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Read an image folder: ``(x_train, y_train, x_test, y_test, classes)``.
 
@@ -121,6 +121,7 @@ def load_folder_arrays(
         seed: seed of that stratified split.
         min_classes: refuse folders with fewer classes (2 for training; ``cnnlab evaluate``
             accepts a folder holding one of the model's classes).
+        size_reason: why images are resized to ``size``, for the warning.
 
     Images come back as (N, C, H, W) float32 in [0, 1], labels as int64 indices into the
     sorted class names. Images of another size are resized, colour images read as grayscale
@@ -168,7 +169,7 @@ def load_folder_arrays(
 
     x, y = read(train)
     x_test, y_test = read(test) if test is not None else (x[:0], y[:0])
-    _report(root, done, size, asked)
+    _report(root, done, size, size_reason if asked else None)
     if test is not None:
         return x, y, x_test, y_test, classes
     train_idx, test_idx = stratified_split(y, test_fraction, rng=seed)

@@ -139,3 +139,38 @@ def read_image(
         pixels = np.asarray(im, dtype=np.uint8)
     pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)  # (C, H, W)
     return pixels.astype(np.float32) / np.float32(255), converted
+
+
+def convert_batch(x: np.ndarray, channels: int, size: tuple[int, int] | None) -> tuple[np.ndarray, list[str]]:
+    """Images ``x`` (N, C, H, W) in [0, 1] with ``channels`` and (H, W) ``size``, and what changed.
+
+    Colour becomes grayscale with the luma weights (lossy unless the channels are equal),
+    grayscale becomes three equal channels, and each channel is resized bilinearly with
+    Pillow (mode ``F``, so no rounding to 8 bits). ``size=None`` keeps the size.
+
+    Shape:
+        x: (N, C, H, W) -> (N, channels, size[0], size[1])
+    """
+    changes: list[str] = []
+    N, C, H, W = x.shape
+    if C != channels and C == 3 and channels == 1:
+        if not (np.array_equal(x[:, 0], x[:, 1]) and np.array_equal(x[:, 1], x[:, 2])):
+            changes.append("colour dropped (the model takes grayscale)")
+        luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)[None, :, None, None]  # (1, 3, 1, 1)
+        x = (x * luma).sum(axis=1, keepdims=True, dtype=np.float32)  # (N, 1, H, W)
+    elif C != channels and C == 1 and channels == 3:
+        x = np.repeat(x, 3, axis=1)  # (N, 3, H, W)
+        changes.append("grayscale repeated into 3 channels")
+    elif C != channels:
+        raise ValueError(f"convert_batch: cannot turn {C}-channel images into {channels}-channel ones")
+    if size is not None and (H, W) != tuple(size):
+        Image = pillow()
+        h, w = size
+        out = np.empty((N, x.shape[1], h, w), dtype=np.float32)  # (N, C, h, w)
+        for n in range(N):
+            for c in range(x.shape[1]):
+                plane = Image.fromarray(np.ascontiguousarray(x[n, c], dtype=np.float32), "F")
+                out[n, c] = np.asarray(plane.resize((w, h), Image.Resampling.BILINEAR))  # Pillow takes (W, H)
+        x = out
+        changes.append(f"resized from {H}x{W} to {h}x{w}" + (" (size reduced)" if h < H or w < W else ""))
+    return x, changes
