@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     num_outputs = len(stored) if stored else None
     if num_outputs is None:
         channels, height, width = shape
-        num_outputs = model.output_shape((1, channels, height or test.x.shape[2], width or test.x.shape[3]))[1]
+        num_outputs = model.output_shape((1, channels, height or test.x.shape[2], width or test.x.shape[3]))[
+            1
+        ]
     y, classes = align_labels(test.y, test.classes, stored, num_outputs)
     x = to_model_shape(test.x, shape, str(name))
     metrics = evaluate_arrays(model, normalize(x, extra), y, classes, tta=args.tta)
