@@ -52,9 +52,9 @@ def note(text: str, file: TextIO | None = None) -> None:
 def cli_warnings(prefix: str) -> Iterator[None]:
     """Show every warning raised inside as one line ``PREFIX: warning: message``, once each.
 
-    The warning filters stay as they are (so what Python hides by default, such as a
-    DeprecationWarning inside a library, stays hidden); only the way a warning is shown
-    changes. Categories other than plain UserWarning are named at the end of the line.
+    Warnings Python hides by default (DeprecationWarning and the like, meant for developers)
+    stay hidden, also under test runners that show them, unless ``-W``/``PYTHONWARNINGS`` asks.
+    Categories other than plain UserWarning are named at the end of the line.
     """
     seen: set[str] = set()
 
@@ -71,6 +71,14 @@ def cli_warnings(prefix: str) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show
+            if not sys.warnoptions:  # no -W / PYTHONWARNINGS: what Python hides stays hidden
+                for category in (
+                    DeprecationWarning,
+                    PendingDeprecationWarning,
+                    ImportWarning,
+                    ResourceWarning,
+                ):
+                    warnings.filterwarnings("ignore", category=category)
             yield
     finally:
         _command[0] = previous
