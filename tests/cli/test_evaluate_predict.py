@@ -251,3 +251,23 @@ def test_16_bit_grayscale_keeps_its_values(tmp_path: Path) -> None:
     Image.fromarray(values).save(tmp_path / "g16.png")
     x = load_image(str(tmp_path / "g16.png"), 1, (2, 3))  # (1, 2, 3)
     np.testing.assert_allclose(x[0], values / 65535, atol=1e-6)  # Pillow's convert("L") clips >255 to white
+
+
+def test_predict_says_when_it_enlarges_an_image(
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "small.png"
+    Image.new("L", (4, 4), 255).save(image)
+    code, out, err = cli(capsys, "predict", str(digits_run), str(image))
+    assert code == 0 and out.startswith(f"{image}: ")
+    assert err.splitlines() == [f"cnnlab predict: note: {image} (L, 4x4) enlarged to the model's input 1x8x8"]
+
+
+def test_evaluate_a_folder_holding_one_of_the_models_classes(
+    digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = digit_folder(tmp_path / "only7", [7])
+    expected, n = model_accuracy(digits_run, folder)
+    code, out, err = cli(capsys, "evaluate", str(digits_run), "--data", str(folder), "--json")
+    assert code == 0 and err == ""
+    assert json.loads(out)["accuracy"] == pytest.approx(expected) and n == 12

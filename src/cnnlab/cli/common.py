@@ -132,7 +132,7 @@ def load_image(path: str, channels: int, size: tuple[int, int] | None) -> np.nda
     """Read any PNG/JPEG as a (C, H, W) float32 array in [0, 1] for the model.
 
     Every conversion that loses information (colour dropped, transparency flattened, size
-    reduced) is reported as one warning line naming the image.
+    reduced) is reported as one warning line naming the image; an enlarged image as one note.
     """
     from cnnlab.data.images import read_image
 
@@ -142,12 +142,14 @@ def load_image(path: str, channels: int, size: tuple[int, int] | None) -> np.nda
         raise CnnlabError(str(exc)) from None
     except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError...
         raise CnnlabError(f"cannot read image {path}: {exc}") from None
+    shape = "x".join(str(s) for s in pixels.shape)
+    source = f"{path} ({converted.mode}, {converted.size[0]}x{converted.size[1]})"
     if converted.lossy:
-        shape = "x".join(str(s) for s in pixels.shape)
         warnings.warn(
-            f"{path} ({converted.mode}, {converted.size[0]}x{converted.size[1]}) converted to the model's "
-            f"input {shape}: " + ", ".join(converted.lossy),
+            f"{source} converted to the model's input {shape}: " + ", ".join(converted.lossy),
             UserWarning,
             stacklevel=2,
         )
+    elif converted.size != pixels.shape[1:]:
+        note(f"{source} enlarged to the model's input {shape}")
     return pixels

@@ -328,9 +328,9 @@ def tune(
         best_path = out / "best_config.json"
         write_atomic(best_path, json.dumps(best.user_attrs["config"], indent=2) + "\n")
     table = trials_table(study)
-    if at_chance:
+    if best is not None and at_chance:
         table += (
-            f"\nno trial learned: the best val accuracy, {best.value:.4f}, is at chance level "  # type: ignore[union-attr]
+            f"\nno trial learned: the best val accuracy, {best.value:.4f}, is at chance level "
             f"({chance:.4f} by always guessing the most common class): no best_config.json"
         )
     if verbose:
