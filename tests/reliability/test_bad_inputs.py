@@ -250,7 +250,7 @@ def _image_folder(root: Path, sizes: dict[str, tuple[int, int, str]]) -> None:
 
 
 def test_image_folder_with_non_image_files(tmp_path: Path) -> None:
-    _image_folder(tmp_path, {"cat/a.png": (8, 8, "L"), "dog/b.png": (8, 8, "L")})
+    _image_folder(tmp_path, {f"{c}/{i}.png": (8, 8, "L") for c in ("cat", "dog") for i in range(2)})
     (tmp_path / "cat" / "notes.txt").write_text("hello")
     with pytest.warns(UserWarning, match=r"skipping .*notes\.txt \(not a \.png/\.jpg/\.jpeg file\)"):
         x, *_ = load_folder_arrays(tmp_path, test_fraction=0.5)

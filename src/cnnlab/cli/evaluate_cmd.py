@@ -1,12 +1,19 @@
-"""``cnnlab evaluate RUN_DIR_OR_MODEL --data NAME``: accuracy, loss, per-class metrics."""
+"""``cnnlab evaluate RUN_DIR_OR_MODEL --data NAME``: accuracy, loss, per-class metrics.
+
+The data's classes are matched to the model's by name (a folder may hold some of them), and
+images are converted to the model's input shape (a note says so).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import warnings
+from pathlib import Path
 from typing import Any
 
-from cnnlab.cli.common import load_model, normalize
+from cnnlab.cli.common import load_model, model_input_shape, normalize, run_config
+from cnnlab.cli.notices import note
 
 
 def add_parser(sub: Any) -> None:
@@ -21,18 +28,60 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def load_test_split(name: str, data_dir: str | None, shape: tuple[int, int | None, int | None]) -> Any:
+    """The test split of ``name``; a folder is read straight at the model's input ``shape``."""
     from cnnlab.data import load_dataset
-    from cnnlab.train.evaluate import evaluate_arrays
+    from cnnlab.data.datasets import DATASETS, ArrayDataset
+
+    channels, height, width = shape
+    size = None if height is None or width is None else (height, width)
+    if name.lower() not in DATASETS and Path(name).is_dir():
+        from cnnlab.data.folder import load_folder_arrays
+
+        # The folder's one warning says how many images were resized or lost colour.
+        _, _, x, y, classes = load_folder_arrays(
+            name, size=size, channels=channels, min_classes=1, size_reason="the model's input size"
+        )
+        return ArrayDataset(x, y, classes, name=f"{name}/test")
+    return load_dataset(name, root=data_dir).test
+
+
+def to_model_shape(x: Any, shape: tuple[int, int | None, int | None], name: str) -> Any:
+    """Images ``x`` (N, C, H, W) converted to the model's (C, H, W), with a note when they change."""
+    from cnnlab.data.images import convert_batch
+
+    channels, height, width = shape
+    x, changes = convert_batch(x, channels, None if height is None or width is None else (height, width))
+    if changes:
+        C, H, W = x.shape[1:]
+        note(f"{name} images converted to the model's input {C}x{H}x{W}: {', '.join(changes)}")
+    return x
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.train.evaluate import align_labels, evaluate_arrays, tta_warning
     from cnnlab.train.metrics import classification_report
 
     model, extra = load_model(args.model)
     name = args.data or extra.get("dataset")
     if not name:
         raise ValueError("--data is required: the model file does not say which dataset it was trained on")
-    test = load_dataset(name, root=args.data_dir).test
-    classes = extra.get("classes") or test.classes
-    metrics = evaluate_arrays(model, normalize(test.x, extra), test.y, classes, tta=args.tta)
+    shape = model_input_shape(model, extra)
+    test = load_test_split(str(name), args.data_dir, shape)
+    stored = extra.get("classes")
+    num_outputs = len(stored) if stored else None
+    if num_outputs is None:
+        channels, height, width = shape
+        num_outputs = model.output_shape((1, channels, height or test.x.shape[2], width or test.x.shape[3]))[
+            1
+        ]
+    y, classes = align_labels(test.y, test.classes, stored, num_outputs)
+    x = to_model_shape(test.x, shape, str(name))
+    metrics = evaluate_arrays(model, normalize(x, extra), y, classes, tta=args.tta)
+    config = run_config(args.model)
+    warning = tta_warning(args.tta, None if config is None else str(config.get("augment", "none")), metrics)
+    if warning:
+        warnings.warn(warning, UserWarning, stacklevel=1)
     if args.json:
         print(json.dumps(metrics))
         return 0

@@ -1,8 +1,14 @@
-"""Entry point: ``cnnlab COMMAND ...``. Errors print one line on stderr, exit status 1."""
+"""Entry point: ``cnnlab COMMAND ...``.
+
+An error prints its whole message on stderr (first line the summary, the rest indented),
+exit status 1; warnings print one line each (see ``cli/notices.py``); a closed stdout
+(``| head -1``) ends quietly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +26,7 @@ from cnnlab.cli import (
     train_cmd,
     tune_cmd,
 )
+from cnnlab.cli.notices import cli_warnings, error_lines, quiet_broken_pipe
 
 COMMANDS = (
     train_cmd,
@@ -68,16 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    prefix = f"cnnlab {args.command}"
     try:
-        return int(args.func(args) or 0)
+        with contextlib.nullcontext() if args.debug else cli_warnings(prefix):
+            status = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.debug:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, KeyError):
-            message = str(exc.args[0]) if exc.args else message
-        print(f"cnnlab {args.command}: error: {message}", file=sys.stderr)
+        print("\n".join(error_lines(prefix, exc)), file=sys.stderr)
         return 1

@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.cli.common import load_image, load_model, normalize
+from cnnlab.cli.common import class_names, load_image, load_model, model_input_shape, normalize, positive_int
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("show", help="draw feature maps and the prediction for one image", description=__doc__)
     p.add_argument("model", help="run folder or model file")
     p.add_argument("image", help="a PNG or JPEG file")
-    p.add_argument("--top-k", type=int, default=5, help="how many classes to show")
+    p.add_argument("--top-k", type=positive_int, default=5, help="how many classes to show (at least 1)")
     p.add_argument("--out", default=".", help="folder for the PNGs (default .)")
     p.set_defaults(func=run)
 
@@ -31,12 +31,13 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.viz.probe import feature_maps
 
     model, extra = load_model(args.model)
-    channels, height, width = extra.get("input_shape") or (1, 28, 28)
-    classes = [str(c) for c in extra.get("classes") or range(10)]
-    image = load_image(args.image, channels, (height, width))  # (C, H, W)
+    channels, height, width = model_input_shape(model, extra)
+    size = None if height is None or width is None else (height, width)
+    image = load_image(args.image, channels, size)  # (C, H, W)
     x = normalize(image[None], extra)  # (1, C, H, W)
     probs = softmax(model.predict(x).astype(np.float64))[0]  # (K,)
-    k = max(1, min(args.top_k, len(probs)))
+    classes = class_names(extra, len(probs))
+    k = min(args.top_k, len(probs))
     top = np.argsort(-probs, kind="stable")[:k]
     print(f"{args.image}: " + ", ".join(f"{classes[i]} {probs[i]:.3f}" for i in top))
     out, stem = Path(args.out), Path(args.image).stem

@@ -29,10 +29,12 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.errors import CnnlabError
     from cnnlab.train.tune import load_space, require_optuna, tune
 
     optuna = require_optuna()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we print our own line per trial
+    # We print our own line per trial; a failed trial's error is ours to print, once, as one message.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     result = tune(
         args.data,
         args.trials,
@@ -48,10 +50,19 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.quiet:
         print(result.table)
-    if result.best_config_path is None:
+    completed = [t for t in result.study.trials if t.state.name == "COMPLETE"]
+    if not completed:
         print("no trial completed: run again with more --trials or --epochs")
         return 0
-    best = max((t for t in result.study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    best = max(completed, key=lambda t: t.value)
+    if result.at_chance:
+        raise CnnlabError(
+            f"no trial learned anything: the best, trial {best.number}, has val accuracy {best.value:.4f}, "
+            f"chance level (always guessing the most common class gives {result.chance:.4f}); "
+            "no best_config.json written.\n"
+            "Check that the images and their class folders match, then widen the search: "
+            "a lower learning-rate range in --space, more --epochs, more --trials"
+        )
     print(f"best: trial {best.number}, val accuracy {best.value:.4f} ({len(result.study.trials)} trials)")
     print(f"best config: {result.best_config_path}")
     print(f"reproduce:   cnnlab train --config {result.best_config_path}")

@@ -150,6 +150,7 @@ def load_dataset(
     channels: int | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    min_classes: int = 2,
 ) -> Splits:
     """Load a dataset by name, or an image folder by path.
 
@@ -162,6 +163,7 @@ def load_dataset(
         channels: folders only: 1 or 3 (default: 3 if any image is in colour).
         test_fraction: folders only, without ``test/``: share held out per class.
         seed: folders only: seed of that split.
+        min_classes: folders only: refuse fewer class folders (default 2: a classifier needs two).
 
     Raises:
         ValueError: unknown name (the message lists the valid ones) or corrupt data.
@@ -187,7 +189,12 @@ def load_dataset(
         from cnnlab.data.folder import load_folder_arrays
 
         x_train, y_train, x_test, y_test, classes = load_folder_arrays(
-            name, size=size, channels=channels, test_fraction=test_fraction, seed=seed
+            name,
+            size=size,
+            channels=channels,
+            test_fraction=test_fraction,
+            seed=seed,
+            min_classes=min_classes,
         )
         return _splits(Path(name).resolve().name, classes, (x_train, y_train, x_test, y_test))
     raise ValueError(

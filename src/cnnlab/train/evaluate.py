@@ -78,3 +78,64 @@ def evaluate_arrays(
     }
     result["confusion_matrix"] = cm.tolist()
     return result
+
+
+def align_labels(
+    y: np.ndarray, data_classes: list[str], model_classes: list[str] | None, num_outputs: int
+) -> tuple[np.ndarray, list[str]]:
+    """Labels ``y`` (indices into ``data_classes``) as indices into the model's classes, by name.
+
+    A folder that holds some of the model's classes (``cat/`` and ``dog/`` of a 10-class
+    model) has its own indices (0, 1); matching by name gives the model's (3, 5). Names the
+    model does not know are refused. Without stored names (a model saved without
+    ``extra``), classes are matched by index.
+
+    Returns:
+        ``(labels, classes)``: labels (N,) in ``range(len(classes))`` and the model's class names.
+
+    Example:
+        >>> align_labels(np.array([0, 1, 1]), ["cat", "dog"], ["ant", "cat", "dog"], 3)
+        (array([1, 2, 2]), ['ant', 'cat', 'dog'])
+    """
+    if model_classes is None:
+        if len(data_classes) > num_outputs:
+            raise ValueError(
+                f"evaluate: the data has {len(data_classes)} classes but the model has {num_outputs} "
+                "outputs (and stores no class names to match them by)"
+            )
+        return y, list(data_classes) + [str(i) for i in range(len(data_classes), num_outputs)]
+    model_classes = [str(c) for c in model_classes]
+    unknown = [str(c) for c in data_classes if str(c) not in model_classes]
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        raise ValueError(
+            f"evaluate: the data has classes the model was not trained on: {shown}. "
+            f"The model's classes: {', '.join(model_classes)}"
+        )
+    mapping = np.array([model_classes.index(str(c)) for c in data_classes], dtype=np.int64)
+    return mapping[y], model_classes
+
+
+def tta_warning(tta: str, trained_augment: str | None, metrics: dict[str, Any]) -> str | None:
+    """A one-line warning when flip TTA does not suit the model, else None.
+
+    Flip TTA averages each image with its mirror: it helps a model trained with flipped
+    images and can hurt one that never saw a mirrored image (mirrored digits are not digits).
+
+    Args:
+        tta: the test-time augmentation used.
+        trained_augment: the run's ``augment`` setting, or None when unknown (a bare model file).
+        metrics: ``evaluate_arrays``'s result (``accuracy`` and ``accuracy_without_tta``).
+    """
+    if tta != "flip":
+        return None
+    with_tta, without = metrics["accuracy"], metrics["accuracy_without_tta"]
+    numbers = f"accuracy {with_tta:.4f} with flip TTA, {without:.4f} without"
+    if trained_augment is not None and "flip" not in trained_augment.split(","):
+        return (
+            f"--tta flip on a model trained without flipped images (augment={trained_augment}): "
+            f"{numbers}; use --tta none, or train with --augment flip"
+        )
+    if with_tta < without:
+        return f"flip TTA lowered the accuracy ({numbers}); was the model trained with --augment flip?"
+    return None

@@ -185,10 +185,47 @@ class PruningCallback(Callback):
 
 @dataclass
 class TuneResult:
+    """What ``tune`` did.
+
+    Attributes:
+        study: the Optuna study.
+        out: the tune folder.
+        best_config_path: ``best_config.json``, or None when no trial completed or the best
+            trial is at chance level (no config worth re-running).
+        table: every trial, one line each.
+        chance: the validation accuracy of always guessing the most common class.
+        at_chance: the best completed trial is not clearly above ``chance`` (see ``chance_bound``).
+    """
+
     study: Any
     out: Path
     best_config_path: Path | None
     table: str
+    chance: float = 0.0
+    at_chance: bool = False
+
+
+def chance_bound(y: Any, val_split: float) -> tuple[float, float]:
+    """``(chance, bound)``: the accuracy of always guessing the most common class, and the
+    validation accuracy a trial must beat to count as having learned something.
+
+    The bound is chance plus two binomial standard errors of a validation part of
+    ``ceil(val_split * N)`` images (at most halfway from chance to 1), so a trial that only
+    guesses, and is lucky on a small validation part, is still called chance level.
+
+    Example:
+        >>> import numpy as np
+        >>> chance, bound = chance_bound(np.repeat(np.arange(10), 144), 0.1)
+        >>> round(chance, 3), round(bound, 3)
+        (0.1, 0.15)
+    """
+    import numpy as np
+
+    counts = np.bincount(np.asarray(y))
+    chance = float(counts.max() / counts.sum())
+    n_val = max(1, math.ceil(round(val_split * counts.sum(), 9)))
+    margin = min(2.0 * math.sqrt(chance * (1.0 - chance) / n_val), (1.0 - chance) / 2.0)
+    return chance, chance + margin
 
 
 def tune(
@@ -230,11 +267,15 @@ def tune(
         raise arg_error("tune", "epochs", "a positive int", epochs)
     if timeout is not None and not timeout > 0:
         raise arg_error("tune", "timeout", "a positive number of seconds", timeout)
+    from cnnlab.data import load_dataset
+
+    # The data first: a bad --data is one clear error, before any folder or study exists.
+    base = TrainConfig(data=data, data_dir=data_dir, epochs=epochs, seed=seed)
+    chance, bound = chance_bound(load_dataset(data, root=data_dir).train.y, base.val_split)
     out = Path(out) if out is not None else Path("runs") / f"tune-{Path(data).name}"
     (out / "trials").mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     space = DEFAULT_SPACE if space is None else space
-    base = TrainConfig(data=data, data_dir=data_dir, epochs=epochs, seed=seed)
 
     study = optuna.create_study(
         storage=storage,
@@ -281,14 +322,20 @@ def tune(
     study.optimize(objective, n_trials=trials, timeout=timeout, catch=(TrainingDiverged,), callbacks=[record])
     best_path = None
     completed = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if completed:
-        best = max(completed, key=lambda t: t.value)
+    best = max(completed, key=lambda t: t.value) if completed else None
+    at_chance = best is not None and best.value <= bound
+    if best is not None and not at_chance:
         best_path = out / "best_config.json"
         write_atomic(best_path, json.dumps(best.user_attrs["config"], indent=2) + "\n")
     table = trials_table(study)
+    if best is not None and at_chance:
+        table += (
+            f"\nno trial learned: the best val accuracy, {best.value:.4f}, is at chance level "
+            f"({chance:.4f} by always guessing the most common class): no best_config.json"
+        )
     if verbose:
         print(table)
-    return TuneResult(study, out, best_path, table)
+    return TuneResult(study, out, best_path, table, chance, at_chance)
 
 
 def _seconds(frozen: Any) -> float | None:

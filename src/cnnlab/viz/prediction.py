@@ -19,6 +19,8 @@ def plot_prediction(
 ) -> Path:
     """Draw ``image`` ``(C, H, W)`` and a bar chart of its ``top_k`` softmax probabilities.
 
+    Classes without a name in ``classes`` are labelled with their index.
+
     Example:
         >>> import numpy as np, tempfile, pathlib
         >>> out = plot_prediction(np.zeros((1, 8, 8)), np.array([0.7, 0.2, 0.1]), ["a", "b", "c"],
@@ -27,11 +29,12 @@ def plot_prediction(
         'p.png'
     """
     probs = np.asarray(probs, dtype=np.float64)
+    names = [str(classes[i]) if i < len(classes) else str(i) for i in range(len(probs))]  # indices if unnamed
     top = np.argsort(-probs, kind="stable")[: max(1, top_k)]
     fig = new_figure(*SIZE)
     ax_img, ax_bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2]})
-    show_image(ax_img, image, f"predicted: {classes[top[0]]} ({probs[top[0]]:.1%})", fontsize=11)
-    labels = [str(classes[i]) for i in top][::-1]  # best on top
+    show_image(ax_img, image, f"predicted: {names[top[0]]} ({probs[top[0]]:.1%})", fontsize=11)
+    labels = [names[i] for i in top][::-1]  # best on top
     values = probs[top][::-1]
     bars = ax_bar.barh(labels, values, color="tab:blue")
     for bar, value in zip(bars, values, strict=True):
