@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.functional.pool import (
     _pair,
     avg_pool2d,
@@ -146,6 +147,7 @@ class MaxPool2D(_Pool2D):
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, ndims=(4,))
         self.output_shape(x.shape)  # the clear error for inputs smaller than a window
@@ -158,6 +160,7 @@ class MaxPool2D(_Pool2D):
             self._cache = (x.shape, y.shape, None, arg, None)
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return self._backward(dy, through_relu=False)
 
@@ -236,6 +239,7 @@ class AvgPool2D(_Pool2D):
             raise arg_error(self.name, "count_include_pad", "True or False", count_include_pad)
         self.count_include_pad = bool(count_include_pad)
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, ndims=(4,))
         self.output_shape(x.shape)
@@ -245,6 +249,7 @@ class AvgPool2D(_Pool2D):
         self._cache = (x.shape, y.shape)
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, y_shape = self._cached()
         if dy.shape != y_shape:
@@ -270,11 +275,13 @@ class GlobalAvgPool2D(Layer):
         (2, 3)
     """
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, ndims=(4,))
         self._cache = x.shape
         return global_avg_pool2d(x)  # (N, C)
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape = self._cached()
         if dy.shape != tuple(x_shape[:2]):

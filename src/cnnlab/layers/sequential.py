@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.activations import ReLU
 from cnnlab.layers.base import Layer
 from cnnlab.layers.pooling import MaxPool2D
@@ -54,6 +55,7 @@ class Sequential(Layer):
     #: map; exactly the same values and gradients). Set False to run every layer on its own.
     fuse: bool = True
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._fused: set[int] = set()  # i: layers i (ReLU) and i+1 (MaxPool2D) ran as one
         layers, i = self.layers, 0
@@ -67,6 +69,7 @@ class Sequential(Layer):
                 i += 1
         return x
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Chain rule in reverse. Returns None if a layer returns None (a first Conv2D with
         ``needs_input_grad = False`` skips dL/dx; the layers before it get no gradient)."""
