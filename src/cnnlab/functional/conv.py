@@ -80,7 +80,11 @@ def split_channels(fn: Callable[[int, int], Any], channels: int, work: int) -> N
         _POOL[1].submit(contextvars.copy_context().run, fn, bounds[k], bounds[k + 1])
         for k in range(parts - 1)
     ]
-    fn(bounds[parts - 1], bounds[parts])
+    try:
+        fn(bounds[parts - 1], bounds[parts])
+    finally:  # never return or raise while a worker still computes on the caller's arrays
+        for future in futures:
+            future.exception()  # waits; a worker's error is raised just below
     for future in futures:
         future.result()
 
