@@ -263,3 +263,13 @@ def test_real_one_epoch_run_makes_no_claim_about_trends(tmp_path: Path) -> None:
     assert result.evidence["train_loss_trend_per_epoch"] == 0.0
     assert "still improving" not in str(result) and "still falling" not in str(result)
     check_commands(result, json.loads((run / "config.json").read_text()))
+
+
+def test_a_run_flat_at_chance_with_a_usual_rate_is_diverging_and_mentions_the_labels(tmp_path: Path) -> None:
+    history = rows([2.31, 2.305, 2.304], [2.306, 2.305, 2.304], [0.10, 0.11, 0.10], [0.10, 0.10, 0.10])
+    config, path = write_config(tmp_path / "run", {"model": "small_bn", "optimizer": "adam", "lr": 2e-3})
+    result = diagnose(history, config, config_path=path)
+    assert result.verdict == "diverging" and "learned nothing" in result.reasons[0]
+    assert "rising" not in result.reasons[0]
+    assert result.commands[0][-2:] == ["--lr", "0.0002"] and "labels" in result.advice[-1]
+    check_commands(result, config)

@@ -163,8 +163,8 @@ def diagnose(
         lines, commands = _advice.advise(suggestions, cfg, path)
         return Diagnosis(name, ev, reasons, lines, commands)
 
-    def diverging(reason: str) -> Diagnosis:
-        return verdict("diverging", [reason], _advice.diverging(cfg))
+    def diverging(reason: str, *extra: _advice.Suggestion) -> Diagnosis:
+        return verdict("diverging", [reason], [*_advice.diverging(cfg), *extra])
 
     # 1. diverging
     losses = tl + (vl if has_val else [])
@@ -206,7 +206,12 @@ def diagnose(
                 )
             if rose:
                 what += f", after rising to {tl[worst]:.4g} in epoch {worst + 1}"
-            return diverging(f"{what}: the network has learned nothing")
+                return diverging(f"{what}: the network has learned nothing")
+            # never above chance: a too-high rate that killed the units at once, or bad labels
+            check = _advice.Suggestion(
+                "If a lower rate does not help, check that the labels match the images."
+            )
+            return diverging(f"{what}: the network has learned nothing", check)
     # 2. overfitting
     if has_val:
         best = ev["best_epoch"] - 1
