@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"errors", "init", "utils"},
     "layers": {"errors", "functional", "init", "utils"},
     "losses": {"errors", "functional"},
-    "optim": {"errors", "layers"},
+    "optim": {"errors", "functional", "layers"},
     "models": {"errors", "init", "layers"},
     "io": {"atomic", "errors", "layers", "npzfile"},
     "gradcheck": {"errors", "init"},

@@ -16,6 +16,7 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError, ShapeError, arg_error
 from cnnlab.functional.activations import log_softmax
+from cnnlab.functional.fpstate import quiet_fp_method
 
 
 class Loss:
@@ -73,7 +74,7 @@ class SoftmaxCrossEntropy(Loss):
     others, and log(0) = -inf), and makes the gradient simply (softmax - y) / N.
 
     Args:
-        label_smoothing: ε in [0, 1]; the target becomes (1 - ε) y + ε / K, as in PyTorch.
+        label_smoothing: ε in [0, 1); the target becomes (1 - ε) y + ε / K, as in PyTorch.
 
     Shape:
         - logits: (N, K).
@@ -97,9 +98,10 @@ class SoftmaxCrossEntropy(Loss):
         if (
             isinstance(label_smoothing, bool)
             or not isinstance(label_smoothing, numbers.Real)
-            or not 0 <= label_smoothing <= 1
+            or not 0 <= label_smoothing < 1
         ):
-            raise arg_error("SoftmaxCrossEntropy", "label_smoothing", "a number in [0, 1]", label_smoothing)
+            # 1 would make every target uniform: there would be nothing left to learn
+            raise arg_error("SoftmaxCrossEntropy", "label_smoothing", "a number in [0, 1)", label_smoothing)
         self.label_smoothing: float = label_smoothing
 
     def _target_distribution(self, targets: Any, N: int, K: int, dtype: np.dtype) -> np.ndarray:
@@ -139,6 +141,7 @@ class SoftmaxCrossEntropy(Loss):
         eps = self.label_smoothing
         return y if eps == 0 else (1 - eps) * y + eps / K
 
+    @quiet_fp_method
     def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
         logits = _as_float_array(self.name, "logits", logits)
         if logits.ndim != 2 or logits.shape[0] == 0:
@@ -152,6 +155,7 @@ class SoftmaxCrossEntropy(Loss):
         self._cache = (logp, y)
         return float(-np.sum(y * logp) / N)
 
+    @quiet_fp_method
     def backward(self) -> np.ndarray:
         logp, y = self._cached()
         N = logp.shape[0]
@@ -176,6 +180,7 @@ class MSELoss(Loss):
         array([[1., 2.]])
     """
 
+    @quiet_fp_method
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         pred = _as_float_array(self.name, "pred", pred)
         target = _as_float_array(self.name, "target", target)
@@ -190,6 +195,7 @@ class MSELoss(Loss):
         self._cache = diff
         return float(np.mean(diff * diff))
 
+    @quiet_fp_method
     def backward(self) -> np.ndarray:
         diff = self._cached()
         return 2 * diff / diff.size

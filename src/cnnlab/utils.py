@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import os
 from collections.abc import Callable
@@ -57,8 +58,16 @@ def split_channels(fn: Callable[[int, int], Any], channels: int, work: int) -> N
     if _POOL is None or _POOL[0] != os.getpid():  # a forked child inherits no live threads
         _POOL = (os.getpid(), ThreadPoolExecutor(max(1, _THREADS - 1), thread_name_prefix="cnnlab-conv"))
     bounds = [channels * k // parts for k in range(parts + 1)]
-    # The calling thread does the last part itself: one thread fewer to schedule.
-    futures = [_POOL[1].submit(fn, bounds[k], bounds[k + 1]) for k in range(parts - 1)]
-    fn(bounds[parts - 1], bounds[parts])
+    # The calling thread does the last part itself: one thread fewer to schedule. Workers
+    # run in a copy of the caller's context: NumPy's error state (functional.fpstate) is in it.
+    futures = [
+        _POOL[1].submit(contextvars.copy_context().run, fn, bounds[k], bounds[k + 1])
+        for k in range(parts - 1)
+    ]
+    try:
+        fn(bounds[parts - 1], bounds[parts])
+    finally:  # never return or raise while a worker still computes on the caller's arrays
+        for future in futures:
+            future.exception()  # waits; a worker's error is raised just below
     for future in futures:
         future.result()

@@ -161,9 +161,13 @@ def test_astype(rng):
         (lambda: BatchNorm2D(2.5), r"`num_features` must be a positive int\. Received: num_features=2\.5"),
         (
             lambda: BatchNorm1D(3, eps=0),
-            r"BatchNorm1D: argument `eps` must be a positive float\. Received: eps=0",
+            r"BatchNorm1D: argument `eps` must be a positive finite float\. Received: eps=0",
         ),
         (lambda: BatchNorm1D(3, eps=-1e-5), r"Received: eps=-1e-05"),
+        (
+            lambda: BatchNorm1D(3, eps=float("inf")),
+            r"`eps` must be a positive finite float\. Received: eps=inf",
+        ),
         (
             lambda: BatchNorm2D(3, momentum=1.5),
             r"`momentum` must be a float in \[0, 1\]\. Received: momentum=1\.5",

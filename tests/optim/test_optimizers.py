@@ -176,7 +176,7 @@ def test_load_state_dict_errors_leave_state_unchanged():
         ShapeError, match=r"`0.bias` momentum_buffer must have shape \(3,\). Received: shape \(4,\)"
     ):
         opt.load_state_dict(wrong_shape)
-    with pytest.raises(ValueError, match="argument `momentum` must be a non-negative float"):
+    with pytest.raises(ValueError, match=r"argument `momentum` must be a float in \[0, 1\)"):
         opt.load_state_dict({**good, "hparams": {**good["hparams"], "momentum": -1.0}})
     assert opt.lr == 0.1 and opt.t == 0 and opt.momentum == 0.9
 
@@ -257,20 +257,64 @@ def test_training_a_tiny_model_matches_torch_and_learns(torch):
 @pytest.mark.parametrize(
     ("cls", "kwargs", "match"),
     [
-        (SGD, {"lr": -0.1}, r"SGD: argument `lr` must be a non-negative float. Received: lr=-0.1"),
-        (SGD, {"lr": 0.1, "momentum": -0.5}, r"argument `momentum` must be a non-negative float"),
+        (SGD, {"lr": -0.1}, r"SGD: argument `lr` must be a positive finite float. Received: lr=-0.1"),
+        (SGD, {"lr": 0.1, "momentum": -0.5}, r"argument `momentum` must be a float in \[0, 1\)"),
         (SGD, {"lr": 0.1, "nesterov": True}, r"argument `nesterov` must be False when momentum=0"),
         (SGD, {"lr": 0.1, "weight_decay": -1.0}, r"argument `weight_decay` must be a non-negative"),
         (Adam, {"betas": (0.9, 1.0)}, r"Adam: argument `betas` must be a pair .* in \[0, 1\)"),
         (AdamW, {"betas": (-0.1, 0.9)}, r"AdamW: argument `betas`"),
         (Adam, {"betas": (0.9,)}, r"argument `betas`"),
-        (Adam, {"eps": -1e-8}, r"argument `eps` must be a non-negative float"),
+        (Adam, {"eps": -1e-8}, r"argument `eps` must be a positive finite float"),
         (AdamW, {"lr": float("nan")}, r"AdamW: argument `lr`"),
     ],
 )
 def test_invalid_arguments(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(_Holder(weight=np.ones(2)).parameters(), **kwargs)
+
+
+# Impossible values (issue 15): each refused with the option, the range and what was given.
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (
+            SGD,
+            {"lr": 0.1, "momentum": 5},
+            r"^SGD: argument `momentum` must be a float in \[0, 1\). Received: momentum=5$",
+        ),
+        (SGD, {"lr": 0.1, "momentum": 1.0}, r"momentum=1.0$"),
+        (SGD, {"lr": 0.1, "momentum": float("nan")}, r"`momentum` must be a float in \[0, 1\)"),
+        (
+            SGD,
+            {"lr": 0.1, "momentum": "0.9"},
+            r"`momentum` must be a float in \[0, 1\). Received: momentum='0.9'",
+        ),
+        (SGD, {"lr": 0.0}, r"^SGD: argument `lr` must be a positive finite float. Received: lr=0.0$"),
+        (SGD, {"lr": float("inf")}, r"`lr` must be a positive finite float. Received: lr=inf"),
+        (Adam, {"lr": -1e-3}, r"^Adam: argument `lr` must be a positive finite float"),
+        (SGD, {"lr": 0.1, "weight_decay": float("inf")}, r"`weight_decay` must be a non-negative float"),
+        (AdamW, {"weight_decay": -0.01}, r"^AdamW: argument `weight_decay` must be a non-negative float"),
+        (
+            Adam,
+            {"betas": (1.5, 0.999)},
+            r"`betas` must be a pair .* in \[0, 1\). Received: betas=\(1.5, 0.999\)",
+        ),
+        (Adam, {"betas": (0.9, float("nan"))}, r"`betas` must be a pair"),
+        (Adam, {"eps": 0.0}, r"^Adam: argument `eps` must be a positive finite float. Received: eps=0.0$"),
+    ],
+)
+def test_impossible_values_are_refused(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(_Holder(weight=np.ones(2)).parameters(), **kwargs)
+
+
+def test_a_schedule_may_end_at_lr_zero_and_its_state_still_loads():
+    params = _Holder(weight=np.ones(2)).parameters()
+    opt = SGD(params, lr=0.1, momentum=0.9)
+    opt.lr = 0.0  # where a cosine schedule ends
+    again = SGD(params, lr=0.5, momentum=0.5)
+    again.load_state_dict(opt.state_dict())
+    assert (again.lr, again.momentum) == (0.0, 0.9)
 
 
 def test_invalid_params():

@@ -223,7 +223,7 @@ FAILED_STARTS = {
     "unknown optimizer": (["--optimizer", "nope"], "unknown optimizer 'nope'"),
     "bad --dropout": (
         ["--model", "small_bn", "--dropout", "2"],
-        "Dropout: argument `p` must be a number with 0 <= p < 1",
+        "argument `dropout` must be a number with 0 <= dropout < 1",
     ),
     "--seed -1": (["--seed", "-1"], "train: argument `seed` must be an int >= 0"),
 }

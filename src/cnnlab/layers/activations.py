@@ -14,6 +14,7 @@ import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
 from cnnlab.functional import activations as F
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer
 
 
@@ -35,11 +36,13 @@ class Sigmoid(Layer):
         array([0. , 0.5, 1. ])
     """
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = F.sigmoid(x)
         self._cache = y
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return F.sigmoid_backward(dy, self._cached())
 
@@ -57,11 +60,13 @@ class Tanh(Layer):
         array([0., 1.])
     """
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = F.tanh(x)
         self._cache = y
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return F.tanh_backward(dy, self._cached())
 
@@ -79,10 +84,12 @@ class ReLU(Layer):
         array([0., 0., 3.])
     """
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._cache = x
         return F.relu(x)
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return F.relu_backward(dy, self._cached())
 
@@ -112,10 +119,12 @@ class LeakyReLU(Layer):
         _check_real("LeakyReLU", "negative_slope", negative_slope)
         self.negative_slope: float = negative_slope
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._cache = x
         return F.leaky_relu(x, self.negative_slope)
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return F.leaky_relu_backward(dy, self._cached(), self.negative_slope)
 
@@ -143,10 +152,12 @@ class ELU(Layer):
         _check_real("ELU", "alpha", alpha)
         self.alpha: float = alpha
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._cache = x
         return F.elu(x, self.alpha)
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return F.elu_backward(dy, self._cached(), self.alpha)
 
@@ -198,12 +209,14 @@ class Maxout(Layer):
                 f"{channels} % {self.pieces} = {channels % self.pieces}. Received: shape {shape}"
             )
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_channels(x.shape)
         y, index = F.maxout(x, self.pieces)
         self._cache = (index, x.shape)
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         index, x_shape = self._cached()
         return F.maxout_backward(dy, index, x_shape)
@@ -231,6 +244,7 @@ class Softmax(Layer):
         array([[0.5, 0.5, 0. ]])
     """
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim < 2:
             raise ShapeError(
@@ -240,5 +254,6 @@ class Softmax(Layer):
         self._cache = y
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return F.softmax_backward(dy, self._cached(), axis=1)

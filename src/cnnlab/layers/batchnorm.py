@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import arg_error, shape_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer, config_int
 from cnnlab.utils import DEFAULT_DTYPE, split_channels
 
@@ -169,8 +170,8 @@ class _BatchNorm(Layer):
             or num_features < 1
         ):
             raise arg_error(self.name, "num_features", "a positive int", num_features)
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-            raise arg_error(self.name, "eps", "a positive float", eps)
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+            raise arg_error(self.name, "eps", "a positive finite float", eps)
         if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
             raise arg_error(self.name, "momentum", "a float in [0, 1]", momentum)
         self.num_features: int = int(num_features)
@@ -196,6 +197,7 @@ class _BatchNorm(Layer):
                 tuple(shape),
             )
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, ndims=self._ndims)
         self._check_shape(x.shape)
@@ -225,6 +227,7 @@ class _BatchNorm(Layer):
         self._cache = (centered, inv_std, self.training)
         return from_channels_first(y2, x.shape)
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         centered, inv_std, batch_stats = self._cached()
         weight = self.params["weight"]

@@ -10,6 +10,7 @@ import numpy as np
 from cnnlab.errors import CnnlabError, ShapeError, arg_error
 from cnnlab.functional import conv as conv_kernels
 from cnnlab.functional.conv import ConvWorkspace, conv2d_backward, conv2d_forward
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
 from cnnlab.layers.base import Layer, config_int
 
@@ -198,6 +199,7 @@ class Conv2D(Layer):
         return count + (0 if args.get("bias", True) is False else out_channels)
 
     # ---- the two phases -------------------------------------------------------------
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         """y = conv(x, weight) + bias; the result is an NCHW view of CNHW memory."""
         self.output_shape(x.shape)  # checks rank, channels and that the kernel fits
@@ -235,6 +237,7 @@ class Conv2D(Layer):
                 "with cnnlab.functional.conv.set_workspace_budget"
             )
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
         """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""
         x, pads = self._cached()

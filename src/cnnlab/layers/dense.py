@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
 from cnnlab.layers.base import Layer, config_int
 
@@ -72,6 +73,7 @@ class Dense(Layer):
             )
         raise ShapeError(message)
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not isinstance(x, np.ndarray):
             raise TypeError(f"Dense: input must be a numpy.ndarray. Received: {type(x).__name__}")
@@ -82,6 +84,7 @@ class Dense(Layer):
             y += self.params["bias"]  # in place: y is a fresh array
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x = self._cached()
         W = self.params["weight"]

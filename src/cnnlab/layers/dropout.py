@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from cnnlab.errors import arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng
 from cnnlab.layers.base import Layer
 
@@ -43,6 +44,7 @@ class Dropout(Layer):
         self.p: float = p
         self._rng: np.random.Generator = make_rng(rng)
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.training or self.p == 0:
             self._cache = (None,)  # identity: backward passes dy through
@@ -53,6 +55,7 @@ class Dropout(Layer):
         self._cache = (mask,)
         return x * mask
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         (mask,) = self._cached()
         return dy if mask is None else dy * mask

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.functional.pool import (
     _pair,
     avg_pool2d,
@@ -154,6 +155,7 @@ class MaxPool2D(_Pool2D):
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, ndims=(4,))
         self.output_shape(x.shape)  # the clear error for inputs smaller than a window
@@ -166,6 +168,7 @@ class MaxPool2D(_Pool2D):
             self._cache = (x.shape, y.shape, None, arg)
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, y_shape, masks, arg = self._cached()
         if dy.shape != y_shape:
@@ -222,6 +225,7 @@ class AvgPool2D(_Pool2D):
             raise arg_error(self.name, "count_include_pad", "True or False", count_include_pad)
         self.count_include_pad = bool(count_include_pad)
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, ndims=(4,))
         self.output_shape(x.shape)
@@ -231,6 +235,7 @@ class AvgPool2D(_Pool2D):
         self._cache = (x.shape, y.shape)
         return y
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, y_shape = self._cached()
         if dy.shape != y_shape:
@@ -256,11 +261,13 @@ class GlobalAvgPool2D(Layer):
         (2, 3)
     """
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x, ndims=(4,))
         self._cache = x.shape
         return global_avg_pool2d(x)  # (N, C)
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape = self._cached()
         if dy.shape != tuple(x_shape[:2]):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer
 
 
@@ -63,6 +64,7 @@ class Residual(Layer):
             "Conv2D(in_channels, out_channels, kernel_size=1, stride=block_stride)"
         )
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         out = self.block.forward(x)
         skip = x if self.shortcut is None else self.shortcut.forward(x)
@@ -71,6 +73,7 @@ class Residual(Layer):
         self._cache = True  # the sub-layers cache what backward needs
         return out + skip
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         self._cached()
         # The sum copies dy to both branches; their input gradients add up.

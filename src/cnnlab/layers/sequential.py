@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer
 
 
@@ -49,11 +50,13 @@ class Sequential(Layer):
     def __getitem__(self, i: int) -> Layer:
         return self.layers[i]
 
+    @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
             x = layer.forward(x)
         return x
 
+    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Chain rule in reverse. Returns None if a layer returns None (a first Conv2D with
         ``needs_input_grad = False`` skips dL/dx; the layers before it get no gradient)."""

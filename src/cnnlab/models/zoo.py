@@ -8,6 +8,7 @@ with ``output_shape``, so inputs whose size does not divide evenly just use the 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,6 +46,13 @@ def _activation(model: str, name: str) -> Layer:
     if name not in ACTIVATIONS:
         raise arg_error(model, "activation", f"one of {sorted(ACTIVATIONS)}", name)
     return ACTIVATIONS[name]()
+
+
+def _dropout(model: str, p: Any) -> float:
+    """The dropout probability, checked here so the error names the model's own argument."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= float(p) < 1:
+        raise arg_error(model, "dropout", "a number with 0 <= dropout < 1 (0: none)", p)
+    return float(p)
 
 
 def _shape(model: str, layers: list[Layer], in_channels: int, size: tuple[int, int]) -> tuple[int, ...]:
@@ -146,6 +154,7 @@ def small_bn(
         >>> small_bn(input_size=8, rng=0, dropout=0.5).output_shape((3, 1, 8, 8))
         (3, 10)
     """
+    dropout = _dropout("small_bn", dropout)
     rng = make_rng(rng)
     size = _pair("small_bn", input_size)
     features: list[Layer] = [
@@ -193,6 +202,7 @@ def vgg(
         >>> vgg(widths=[16, 64], rng=0).layers[7]  # the first conv of block 2
         Conv2D(16, 64, kernel_size=3, padding=1, bias=False)
     """
+    dropout = _dropout("vgg", dropout)
     if widths is None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
             raise arg_error("vgg", "depth", "a positive int", depth)

@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnlab.errors import arg_error
 from cnnlab.layers.base import Param
-from cnnlab.optim.base import Optimizer
+from cnnlab.optim.base import SMALLEST, Optimizer, check_real
 
 
 class Adam(Optimizer):
@@ -25,9 +25,9 @@ class Adam(Optimizer):
 
     Args:
         params: ``model.parameters()``.
-        lr: learning rate (>= 0).
+        lr: learning rate (> 0).
         betas: decay rates ``(beta1, beta2)`` of the two averages, each in [0, 1).
-        eps: added to the denominator for stability (>= 0).
+        eps: added to the denominator for stability (> 0).
         weight_decay: L2 penalty added to the gradient (>= 0). With Adam the penalty is
             scaled by the adaptive denominator; AdamW decouples it.
 
@@ -55,19 +55,20 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, lr)
-        if (
-            not isinstance(betas, (tuple, list))
-            or len(betas) != 2
-            or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
-        ):
-            raise arg_error(self.name, "betas", "a pair (beta1, beta2) with each in [0, 1)", betas)
-        if not (np.isfinite(eps) and eps >= 0):
-            raise arg_error(self.name, "eps", "a non-negative float", eps)
-        if not (np.isfinite(weight_decay) and weight_decay >= 0):
-            raise arg_error(self.name, "weight_decay", "a non-negative float", weight_decay)
+        pair = "a pair (beta1, beta2) with each in [0, 1)"
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise arg_error(self.name, "betas", pair, betas)
+        for b in betas:  # beta = 1 would never update the average; it stays at its zero start
+            if isinstance(b, bool) or not isinstance(b, (int, float, np.floating)) or not 0 <= b < 1:
+                raise arg_error(self.name, "betas", pair, betas)
+        # eps = 0 divides by zero wherever a gradient has always been 0
+        eps = check_real(self.name, "eps", eps, SMALLEST, math.inf, "a positive finite float")
+        weight_decay = check_real(
+            self.name, "weight_decay", weight_decay, 0.0, math.inf, "a non-negative float"
+        )
         self.betas = (float(betas[0]), float(betas[1]))
-        self.eps = float(eps)
-        self.weight_decay = float(weight_decay)
+        self.eps = eps
+        self.weight_decay = weight_decay
 
     def buffer_names(self) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
@@ -117,9 +118,9 @@ class AdamW(Adam):
 
     Args:
         params: ``model.parameters()``.
-        lr: learning rate (>= 0).
+        lr: learning rate (> 0).
         betas: decay rates ``(beta1, beta2)``, each in [0, 1).
-        eps: added to the denominator (>= 0).
+        eps: added to the denominator (> 0).
         weight_decay: decoupled decay coefficient (>= 0; default 0.01 as in PyTorch).
 
     Example:

@@ -11,22 +11,48 @@ arrays in the parameter's dtype, keyed by the dotted path of ``model.state_dict(
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Param
 
+ONE_BELOW = math.nextafter(1.0, 0.0)  # the largest float below 1: upper bound of [0, 1)
+SMALLEST = 5e-324  # the smallest positive float: lower bound of (0, inf)
 
-def check_lr(where: str, lr: Any) -> float:
-    """Return ``lr`` as a float, or raise the argument error for a negative/non-finite one."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
-        raise arg_error(where, "lr", "a non-negative float", lr)
-    if not (np.isfinite(lr) and lr >= 0):
-        raise arg_error(where, "lr", "a non-negative float", lr)
-    return float(lr)
+
+def check_real(where: str, name: str, value: Any, low: float, high: float, expected: str) -> float:
+    """Return ``value`` as a float if it is a finite real number in the given interval.
+
+    ``low``/``high`` are inclusive bounds (``ONE_BELOW`` and ``SMALLEST`` make [0, 1) and
+    (0, inf)). Otherwise raise the argument error, which names ``expected``.
+
+    Example:
+        >>> check_real("SGD", "momentum", 5, 0.0, ONE_BELOW, "a float in [0, 1)")
+        Traceback (most recent call last):
+        ...
+        ValueError: SGD: argument `momentum` must be a float in [0, 1). Received: momentum=5
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise arg_error(where, name, expected, value)
+    if not (np.isfinite(value) and low <= value <= high):
+        raise arg_error(where, name, expected, value)
+    return float(value)
+
+
+def check_lr(where: str, lr: Any, positive: bool = False) -> float:
+    """Return ``lr`` as a float, or raise the argument error.
+
+    A new optimizer needs ``lr > 0`` (``positive``); a schedule may take a running one's
+    rate to 0, so a saved state may hold 0.
+    """
+    if positive:
+        return check_real(where, "lr", lr, SMALLEST, math.inf, "a positive finite float")
+    return check_real(where, "lr", lr, 0.0, math.inf, "a non-negative finite float")
 
 
 class Optimizer:
@@ -37,7 +63,7 @@ class Optimizer:
 
     Args:
         params: ``model.parameters()`` (a list of ``Param`` handles, non-empty, unique paths).
-        lr: learning rate (>= 0); schedules set ``optimizer.lr`` between epochs.
+        lr: learning rate (> 0, finite); schedules set ``optimizer.lr`` between epochs.
     """
 
     def __init__(self, params: Iterable[Param], lr: float) -> None:
@@ -52,7 +78,7 @@ class Optimizer:
             dupes = sorted({q for q in paths if paths.count(q) > 1})
             raise arg_error(self.name, "params", "handles with unique paths", dupes)
         self.params: list[Param] = params
-        self.lr: float = check_lr(self.name, lr)
+        self.lr: float = check_lr(self.name, lr, positive=True)
         self.t: int = 0  # number of step() calls so far
         self.state: dict[str, dict[str, np.ndarray]] = {p.path: {} for p in params}
         self._scratch: dict[str, np.ndarray] = {}  # one work array per param, never saved
@@ -77,6 +103,7 @@ class Optimizer:
         raise NotImplementedError
 
     # ---- the training-loop API ----------------------------------------------------------
+    @quiet_fp_method
     def step(self) -> None:
         """Apply one update to every parameter from its current gradient."""
         self.t += 1
@@ -171,7 +198,8 @@ class Optimizer:
         unknown = [k for k in hparams if k not in self.hparams()]
         if unknown:
             raise KeyError(f"{self.name}.load_state_dict: unknown settings {unknown}")
-        return type(self)(self.params, self.lr, **{**self.hparams(), **hparams})
+        # lr is checked on its own (a saved one may be 0 at the end of a schedule)
+        return type(self)(self.params, 1.0, **{**self.hparams(), **hparams})
 
     def __repr__(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.hparams().items())

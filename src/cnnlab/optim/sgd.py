@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
 
 from cnnlab.errors import arg_error
 from cnnlab.layers.base import Param
-from cnnlab.optim.base import Optimizer
+from cnnlab.optim.base import ONE_BELOW, Optimizer, check_real
 
 
 class SGD(Optimizer):
@@ -24,8 +25,8 @@ class SGD(Optimizer):
 
     Args:
         params: ``model.parameters()``.
-        lr: learning rate (>= 0).
-        momentum: momentum factor (>= 0; 0 is plain SGD).
+        lr: learning rate (> 0).
+        momentum: momentum factor in [0, 1) (0 is plain SGD).
         nesterov: use Nesterov momentum (needs ``momentum > 0``).
         weight_decay: L2 penalty coefficient (>= 0).
 
@@ -53,14 +54,13 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, lr)
-        if not (np.isfinite(momentum) and momentum >= 0):
-            raise arg_error("SGD", "momentum", "a non-negative float", momentum)
+        # momentum >= 1 makes the buffer a sum that never forgets: it grows without bound.
+        momentum = check_real("SGD", "momentum", momentum, 0.0, ONE_BELOW, "a float in [0, 1)")
         if nesterov and momentum == 0:
             raise arg_error(
                 "SGD", "nesterov", "False when momentum=0 (Nesterov needs momentum > 0)", nesterov
             )
-        if not (np.isfinite(weight_decay) and weight_decay >= 0):
-            raise arg_error("SGD", "weight_decay", "a non-negative float", weight_decay)
+        weight_decay = check_real("SGD", "weight_decay", weight_decay, 0.0, math.inf, "a non-negative float")
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)

@@ -1,9 +1,15 @@
 """Over/underfitting diagnosis from a run's learning curves (the lecture's tuning step 4).
 
-One verdict per run, checked in this order (the first that holds wins):
+One verdict per run, checked in this order (the first that holds wins). ``K`` is the number
+of classes: a network that has learned nothing predicts 1/K everywhere, with the chance
+loss ln K (2.303 for 10 classes) and the chance accuracy 1/K.
 
-- ``diverging``: a loss is NaN/inf, the training loss ends above where it started, or it
-  oscillates (it rose in at least 40% of the epochs, by more than 5% at least once).
+- ``diverging``: a loss is NaN/inf; the training loss blew up (above 10 ln K in some
+  epoch); it ends above where it started; it oscillates (it rose in at least 40% of the
+  epochs, by more than 5% at least once); or the run ends at chance (training loss at or
+  above 0.98 ln K, or both accuracies within 5 points of 1/K) -- unless the loss never rose
+  above 1.5 ln K and the run's learning rate is below its optimizer's usual range, which
+  is a run too slow to have learned yet (``undertrained``, raise the rate).
 - ``overfitting``: validation loss ends more than 10% above its best, at an earlier
   epoch, while the training loss kept falling; or the train/val accuracy gap exceeds 10
   points.
@@ -15,51 +21,36 @@ One verdict per run, checked in this order (the first that holds wins):
   points of it: the model cannot even fit its training data.
 - ``good_fit``: none of the above.
 
-The thresholds are rules of thumb, stated in the evidence so a reader can judge them.
+The thresholds are rules of thumb, stated in the evidence so a reader can judge them. The
+advice (``cnnlab.train.advice``) is fitted to the run's config when it is known: it never
+proposes what the run already did or an option its model does not have.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ADVICE = {
-    "diverging": [
-        "Lower the learning rate (e.g. 10x: --lr 0.0002 instead of 0.002).",
-        "Use a schedule with warmup (--schedule cosine) or gradient-friendly optimizer (--optimizer adam).",
-        "Check the data for NaN/inf and that inputs are normalized.",
-    ],
-    "overfitting": [
-        "Add image data augmentation (--augment shift,flip).",
-        "Regularize: dropout (--dropout 0.3) and weight decay (--weight-decay 5e-4).",
-        "Stop early at the best epoch (--early-stopping 3 restores the best weights).",
-        "Get more training data, or use a smaller model.",
-    ],
-    "undertrained": [
-        "Train for more epochs (--epochs): both curves were still improving.",
-        "Or raise the learning rate a little to converge faster.",
-    ],
-    "underfitting": [
-        "Use a deeper or wider topology (--model vgg --depth 3 --width 32, --model resnet).",
-        "Train longer or with a larger learning rate; reduce regularization (dropout, weight decay).",
-        "Check the inputs are normalized and the labels are right.",
-    ],
-    "good_fit": [
-        "The curves agree and have settled. To go further: tune the learning rate and batch size "
-        "(cnnlab tune), or try augmentation with a larger model.",
-    ],
-}
+from cnnlab.train import advice as _advice
 
 
 @dataclass
 class Diagnosis:
+    """The verdict, the numbers behind it, why, what to do, and the suggested commands.
+
+    ``commands`` holds the argv (after ``cnnlab``) of every command line in ``advice``.
+    """
+
     verdict: str
     evidence: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    commands: list[list[str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +58,7 @@ class Diagnosis:
             "evidence": self.evidence,
             "reasons": self.reasons,
             "advice": self.advice,
+            "commands": self.commands,
         }
 
     def __str__(self) -> str:
@@ -101,10 +93,46 @@ def _column(rows: list[dict[str, Any]], name: str) -> list[float]:
     return out
 
 
-def diagnose(rows: list[dict[str, Any]]) -> Diagnosis:
-    """Diagnose a history: rows with train_loss, train_accuracy, val_loss, val_accuracy."""
+def _config_dict(config: Any) -> dict[str, Any] | None:
+    if config is None or isinstance(config, dict):
+        return config
+    return dataclasses.asdict(config)  # a TrainConfig
+
+
+def _classes_of(config: dict[str, Any] | None) -> int | None:
+    from cnnlab.data.datasets import DATASETS
+
+    data = None if config is None else config.get("data")
+    return len(DATASETS[data]) if data in DATASETS else None
+
+
+def diagnose(
+    rows: list[dict[str, Any]],
+    config: Any = None,
+    num_classes: int | None = None,
+    config_path: str | Path | None = None,
+) -> Diagnosis:
+    """Diagnose a history: rows with train_loss, train_accuracy, val_loss, val_accuracy.
+
+    Args:
+        rows: one dict per epoch (``history.rows`` or the rows of history.csv).
+        config: the run's ``TrainConfig`` (or its dict); advice is then fitted to it.
+        num_classes: K, for the chance level ln K (default: from the config's dataset).
+        config_path: the run's config.json; advice then gives whole command lines.
+
+    Example:
+        >>> rows = [{"train_loss": 40.0, "train_accuracy": 0.1, "val_loss": 9.0, "val_accuracy": 0.1},
+        ...         {"train_loss": 2.4, "train_accuracy": 0.1, "val_loss": 2.4, "val_accuracy": 0.1}]
+        >>> d = diagnose(rows, {"optimizer": "adam", "lr": 2.0}, num_classes=10)
+        >>> d.verdict
+        'diverging'
+        >>> print(d.advice[0])
+        Lower the learning rate from 2 to 0.002 (adam's usual range is 0.0001 to 0.01) (`--lr 0.002`)
+    """
     if not rows:
         raise ValueError("diagnose: the history is empty (no epoch finished)")
+    cfg = _config_dict(config)
+    K = num_classes or _classes_of(cfg)
     tl, ta = _column(rows, "train_loss"), _column(rows, "train_accuracy")
     vl, va = _column(rows, "val_loss"), _column(rows, "val_accuracy")
     n = len(rows)
@@ -125,54 +153,115 @@ def diagnose(rows: list[dict[str, Any]]) -> Diagnosis:
     ev |= {"train_loss_trend_per_epoch": _trend(tl, k)}
     if has_val:
         ev["val_loss_trend_per_epoch"] = _trend(vl, k)
+    # Chance level; with K unknown, the blow-up test assumes at most 1000 classes.
+    chance_loss = math.log(K) if K and K > 1 else math.log(1000)
+    if K and K > 1:
+        ev |= {"num_classes": K, "chance_loss": chance_loss, "chance_accuracy": 1 / K}
+    path = Path(config_path) if config_path is not None else None
 
-    def verdict(name: str, *reasons: str) -> Diagnosis:
-        return Diagnosis(name, ev, list(reasons), ADVICE[name])
+    def verdict(name: str, reasons: list[str], suggestions: list[_advice.Suggestion]) -> Diagnosis:
+        lines, commands = _advice.advise(suggestions, cfg, path)
+        return Diagnosis(name, ev, reasons, lines, commands)
+
+    def diverging(reason: str, *extra: _advice.Suggestion) -> Diagnosis:
+        return verdict("diverging", [reason], [*_advice.diverging(cfg), *extra])
 
     # 1. diverging
     losses = tl + (vl if has_val else [])
     if any(not math.isfinite(v) for v in losses):
-        return verdict("diverging", "a loss became NaN or infinite")
+        return diverging("a loss became NaN or infinite")
+    worst = max(range(n), key=lambda i: tl[i])
+    if tl[worst] > 10 * chance_loss:
+        level = f"the chance level ln {K} = {chance_loss:.3f}" if "num_classes" in ev else "any sane loss"
+        return diverging(
+            f"the training loss blew up to {tl[worst]:.4g} in epoch {worst + 1}, "
+            f"{tl[worst] / chance_loss:.3g}x {level}"
+        )
     if n >= 2 and tl[-1] > tl[0]:
-        return verdict("diverging", f"the training loss ended above its start ({tl[-1]:.4g} > {tl[0]:.4g})")
+        return diverging(f"the training loss ended above its start ({tl[-1]:.4g} > {tl[0]:.4g})")
     rises = [tl[i + 1] > tl[i] for i in range(n - 1)]
     big_rise = any(tl[i + 1] > 1.05 * tl[i] for i in range(n - 1))
     if n >= 5 and sum(rises) >= 0.4 * (n - 1) and big_rise:
-        return verdict("diverging", f"the training loss rose in {sum(rises)} of {n - 1} epochs (oscillating)")
+        return diverging(f"the training loss rose in {sum(rises)} of {n - 1} epochs (oscillating)")
+    if K and K > 1:
+        margin = 0.05
+        acc_at_chance = ta[-1] <= 1 / K + margin and (not has_val or va[-1] <= 1 / K + margin)
+        loss_at_chance = tl[-1] >= 0.98 * chance_loss
+        if loss_at_chance or acc_at_chance:
+            what = (
+                f"the training loss ended at {tl[-1]:.4g}, at or above the chance level "
+                f"ln {K} = {chance_loss:.3f}"
+                if loss_at_chance
+                else f"the accuracy ended at chance (train {100 * ta[-1]:.1f}%"
+                + (f", val {100 * va[-1]:.1f}%" if has_val else "")
+                + f"; chance is {100 / K:.1f}%)"
+            )
+            rose = tl[worst] > 1.5 * chance_loss
+            lr_low = cfg is not None and _advice.lr_below_range(cfg)
+            if not rose and lr_low:
+                return verdict(
+                    "undertrained",
+                    [f"{what}: with a learning rate of {cfg['lr']:.3g} the network has barely moved"],  # type: ignore[index]
+                    _advice.lr_suggestions(cfg, lower=False),
+                )
+            if rose:
+                what += f", after rising to {tl[worst]:.4g} in epoch {worst + 1}"
+                return diverging(f"{what}: the network has learned nothing")
+            # never above chance: a too-high rate that killed the units at once, or bad labels
+            check = _advice.Suggestion(
+                "If a lower rate does not help, check that the labels match the images."
+            )
+            return diverging(f"{what}: the network has learned nothing", check)
     # 2. overfitting
     if has_val:
         best = ev["best_epoch"] - 1
         if best < n - 1 and vl[-1] > 1.10 * vl[best] and tl[-1] < tl[best]:
             return verdict(
                 "overfitting",
-                f"validation loss rose from {vl[best]:.4g} (epoch {best + 1}) to {vl[-1]:.4g} "
-                "while the training loss kept falling",
+                [
+                    f"validation loss rose from {vl[best]:.4g} (epoch {best + 1}) to {vl[-1]:.4g} "
+                    "while the training loss kept falling"
+                ],
+                _advice.overfitting(cfg),
             )
         if ev["accuracy_gap"] > 0.10:
             return verdict(
                 "overfitting",
-                f"training accuracy exceeds validation accuracy by {100 * ev['accuracy_gap']:.1f} points",
+                [f"training accuracy exceeds validation accuracy by {100 * ev['accuracy_gap']:.1f} points"],
+                _advice.overfitting(cfg),
             )
     # 3. undertrained
     if n < 3 and ta[-1] < 0.98:
-        return verdict("undertrained", f"only {n} epoch(s) ran: too few to see where the curves are going")
+        return verdict(
+            "undertrained",
+            [f"only {n} epoch(s) ran: too few to see where the curves are going"],
+            _advice.undertrained(cfg, still_falling=False),
+        )
     still_train = ev["train_loss_trend_per_epoch"] < -0.01
     still_val = (not has_val) or ev["val_loss_trend_per_epoch"] < -0.005
     if n >= 2 and still_train and still_val and ta[-1] < 0.98:
         return verdict(
             "undertrained",
-            "both losses were still falling at the end "
-            f"(train {100 * ev['train_loss_trend_per_epoch']:.1f}%/epoch"
-            + (f", val {100 * ev['val_loss_trend_per_epoch']:.1f}%/epoch)" if has_val else ")"),
+            [
+                "both losses were still falling at the end "
+                f"(train {100 * ev['train_loss_trend_per_epoch']:.1f}%/epoch"
+                + (f", val {100 * ev['val_loss_trend_per_epoch']:.1f}%/epoch)" if has_val else ")")
+            ],
+            _advice.undertrained(cfg, still_falling=True),
         )
     # 4. underfitting
     if ta[-1] < 0.90 and (not has_val or abs(ev["accuracy_gap"]) < 0.03):
         return verdict(
             "underfitting",
-            f"training accuracy is only {100 * ta[-1]:.1f}% and the curves have flattened"
-            + (f", with validation within {100 * abs(ev['accuracy_gap']):.1f} points" if has_val else ""),
+            [
+                f"training accuracy is only {100 * ta[-1]:.1f}% and the curves have flattened"
+                + (f", with validation within {100 * abs(ev['accuracy_gap']):.1f} points" if has_val else "")
+            ],
+            _advice.underfitting(cfg),
         )
-    return verdict("good_fit", "validation follows training closely and both have settled")
+    return verdict(
+        "good_fit", ["validation follows training closely and both have settled"], _advice.good_fit(cfg)
+    )
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:
@@ -191,4 +280,26 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
 
 
 def diagnose_run(path: str | Path) -> Diagnosis:
-    return diagnose(read_history(path))
+    """Diagnose a run folder (or a history.csv), with advice fitted to its config.json.
+
+    The class count for the chance level comes from metrics.json (its confusion matrix)
+    or the config's dataset.
+    """
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    rows = read_history(p)
+    config = config_path = num_classes = None
+    if (folder / "config.json").is_file():
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            config_path = folder / "config.json"
+        except (OSError, ValueError):
+            config = None
+        if not isinstance(config, dict):
+            config, config_path = None, None
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+        num_classes = len(metrics["confusion_matrix"]) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        num_classes = None
+    return diagnose(rows, config, num_classes=num_classes, config_path=config_path)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import arg_error
+from cnnlab.functional.fpstate import quiet_fp_method
 
 #: Test-time augmentations: "flip" averages the class probabilities of each image and of
 #: its left-right mirror (for models trained with ``--augment flip``).
@@ -29,6 +30,7 @@ def predict_proba(model: Any, x: np.ndarray, tta: str = "none", batch_size: int 
     return np.mean(_view_probabilities(model, x, tta, batch_size, "predict_proba"), axis=0)
 
 
+@quiet_fp_method  # a diverged model's inf logits give NaN probabilities, not warnings
 def _view_probabilities(model: Any, x: np.ndarray, tta: str, batch_size: int, where: str) -> list[np.ndarray]:
     """Softmax of the model's logits for each view of ``x``: the plain images first, then
     (``tta="flip"``) their mirrors along the width axis."""
