@@ -235,14 +235,40 @@ def _targets(where: str, target: Any, logits: np.ndarray) -> np.ndarray:
     return values.astype(np.intp)
 
 
+def default_layer(model: Any, input_shape: tuple[int, ...] | Sequence[int]) -> int:
+    """The index of ``grad_cam``'s default layer for inputs of ``input_shape`` (C, H, W).
+
+    The last layer whose output is a 4-D feature map with more than one pixel (a 1 x 1
+    map has no "where"), else the last 4-D one.
+
+    Example:
+        >>> from cnnlab.models import build_model
+        >>> net = build_model("small", input_size=(8, 8), num_classes=3, rng=0)
+        >>> i = default_layer(net, (1, 8, 8))
+        >>> i, net.layers[i]
+        (5, MaxPool2D(2))
+    """
+    shape: tuple[int, ...] = (1, *input_shape)
+    shapes = []
+    for lay in model.layers:
+        shape = lay.output_shape(shape)
+        shapes.append(shape)
+    return _last_map(shapes)
+
+
+def _last_map(shapes: list[tuple[int, ...]]) -> int:
+    four_d = [i for i, shape in enumerate(shapes) if len(shape) == 4]
+    wide = [i for i in four_d if shapes[i][2] * shapes[i][3] > 1]
+    if not (wide or four_d):
+        raise ShapeError("grad_cam: the model has no layer with a 4-D (N, C, h, w) output")
+    return (wide or four_d)[-1]
+
+
 def _pick_layer(layers: list[Layer], outputs: list[np.ndarray], layer: Any) -> int:
     """The index of the Grad-CAM layer: ``layer`` checked, or the default."""
     four_d = [i for i, out in enumerate(outputs) if out.ndim == 4]
     if layer is None:
-        wide = [i for i in four_d if outputs[i].shape[2] * outputs[i].shape[3] > 1]
-        if not (wide or four_d):
-            raise ShapeError("grad_cam: the model has no layer with a 4-D (N, C, h, w) output")
-        return (wide or four_d)[-1]
+        return _last_map([out.shape for out in outputs])
     count = len(layers)
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -count <= layer < count:
         raise arg_error(
