@@ -176,6 +176,3 @@ def test_cli_train_tensorboard(tmp_path, accumulator, capsys):
     assert "gradients/0.weight" in tr.Tags()["histograms"]
     assert "feature_maps/0_Conv2D" in tr.Tags()["images"]
     assert accumulator(run / "tensorboard" / "validation").Scalars("epoch_accuracy")
-    # Without the flag: no tensorboard folder.
-    assert main([*args[:-1], str(tmp_path / "plain")]) == 0
-    assert not (tmp_path / "plain" / "tensorboard").exists()

@@ -185,9 +185,11 @@ def test_report_gradcam_shows_the_predicted_and_true_class_maps(run_dir, monkeyp
     monkeypatch.setattr(
         cam_plots, "plot_cam_misclassified", lambda *args, **kw: drawn.update(args=args, kw=kw)
     )
-    run_plots.plot_run(run, tsne=False)
-    imgs, y_true, y_pred, cam_pred, cam_true, classes, _ = drawn["args"]
-    assert classes == [str(c) for c in range(10)]
+    confidence = probs[np.arange(len(pred)), pred]
+    classes = [str(c) for c in extra["classes"]]
+    run_plots._gradcam_plot(model, test.x, x, test.y, pred, confidence, classes, run / "plots")
+    imgs, y_true, y_pred, cam_pred, cam_true, drawn_classes, _ = drawn["args"]
+    assert drawn_classes == classes
     np.testing.assert_array_equal(imgs, test.x[wrong])
     np.testing.assert_array_equal(y_true, test.y[wrong])
     np.testing.assert_array_equal(y_pred, pred[wrong])
@@ -197,6 +199,7 @@ def test_report_gradcam_shows_the_predicted_and_true_class_maps(run_dir, monkeyp
     np.testing.assert_allclose(cam_true, grad_cam(model, x[wrong], target=test.y[wrong], layer=last_pool))
     assert not np.allclose(cam_pred, cam_true)
     assert drawn["kw"]["layer"] == "7: MaxPool2D(2)"
+    assert not (run / "tensorboard").exists()  # a run without --tensorboard writes no event files
 
 
 def test_cli_show_cam(run_dir, tmp_path, capsys):
