@@ -216,7 +216,9 @@ def test_cli_show_cam(run_dir, tmp_path, capsys):
     assert str(tmp_path / "d_gradcam.png") in capsys.readouterr().out
     # input, Grad-CAM of the top-2 classes, saliency: 4 panels
     check_png(tmp_path / "d_gradcam.png", (4 * cam_plots.CAM_CELL, cam_plots.CAM_CELL + 60))
-    assert main([*args, "--cam", "--cam-layer", "0"]) == 0
+    (tmp_path / "d_gradcam.png").unlink()
+    assert main([*args, "--cam-layer", "0"]) == 0
+    check_png(tmp_path / "d_gradcam.png", (4 * cam_plots.CAM_CELL, cam_plots.CAM_CELL + 60))
     assert main([*args, "--cam", "--cam-layer", "8"]) == 1  # Flatten: not a feature map
     err = capsys.readouterr().err
     assert "layer 8 (Flatten) must output a 4-D feature map" in err

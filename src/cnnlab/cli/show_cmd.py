@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="index of the layer for Grad-CAM (default: the last conv/pool stage with a map over 1x1)",
+        help="index of the layer for Grad-CAM (implies --cam; default: the last conv/pool output over 1x1)",
     )
     p.set_defaults(func=run)
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     print(plot_prediction(image, probs, classes, out / f"{stem}_prediction.png", top_k=k))
-    if args.cam:
+    if args.cam or args.cam_layer is not None:  # --cam-layer alone implies --cam
         print(_draw_cam(model, x, image, probs, classes, args.cam_layer, out / f"{stem}_gradcam.png"))
     return 0
 
