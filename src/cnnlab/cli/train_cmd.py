@@ -96,6 +96,12 @@ def add_parser(sub: Any) -> None:
         help="replace the run already in --out (its files, plots/ and report.html are deleted)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="write TensorBoard event files to RUN_DIR/tensorboard (pip install tensorboard)",
+    )
     p.add_argument("--no-plots", action="store_true", help="skip RUN_DIR/plots/ and report.html")
     p.set_defaults(func=run)
 
@@ -122,6 +128,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         if value is not None:
             model_args[key] = value
     values["model_args"] = model_args
+    if args.tensorboard:
+        values["tensorboard"] = True
     return TrainConfig.from_dict(values)
 
 
@@ -169,6 +177,8 @@ def resume_config(run_dir: str, args: argparse.Namespace) -> TrainConfig:
             changed.append(f"{flag} {given} (the run has {now})")
     if changed:
         raise ValueError(f"--resume continues the saved config unchanged; drop {', '.join(changed)}")
+    if args.tensorboard:  # logging changes nothing in the run itself
+        saved = dataclasses.replace(saved, tensorboard=True)
     return saved
 
 

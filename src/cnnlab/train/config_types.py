@@ -19,6 +19,7 @@ EXPECTED = {
     "int": "an int (a whole number)",
     "float": "a number",
     "str": "a string",
+    "bool": "true or false",
     "str | None": "a string or null",
     "dict[str, Any]": "an object (key: value pairs)",
 }
@@ -36,6 +37,7 @@ def check_type(where: str, name: str, kind: str, value: Any) -> None:
         "int": isinstance(value, (int, np.integer)) and not isinstance(value, bool),
         "float": isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool),
         "str": isinstance(value, str),
+        "bool": isinstance(value, (bool, np.bool_)),
         "str | None": value is None or isinstance(value, str),
         "dict[str, Any]": isinstance(value, dict),
     }[kind]

@@ -30,6 +30,9 @@ RUN_FILES = (
     "metrics.json",
     "report.html",
     "plots",
+    "tensorboard",  # cnnlab train --tensorboard
+    "torch",  # cnnlab export RUN --to torch
+    "model.onnx",  # cnnlab export RUN --to onnx
 )
 
 

@@ -74,6 +74,15 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _holder_pid(fd: int, pid: int | None) -> int | None:
+    """The holder's PID; a holder that has the flock but not yet written its PID gets a moment."""
+    deadline = time.monotonic() + CREATING_GRACE_S
+    while pid is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        pid = _read_pid(fd)
+    return pid
+
+
 def _same_file(fd: int, path: Path) -> bool:
     """Whether ``path`` still names the file open as ``fd`` (not removed or replaced)."""
     try:
@@ -117,7 +126,7 @@ def check_free(folder: str | os.PathLike[str]) -> None:
     try:
         pid = _read_pid(fd)
         if not _take(fd, pid):
-            raise _in_use(folder, pid)
+            raise _in_use(folder, _holder_pid(fd, pid))
     finally:
         os.close(fd)  # drops the flock taken to look
 
@@ -146,6 +155,7 @@ def acquire(folder: str | os.PathLike[str], notice: Callable[[str], None] = _not
             continue
         pid = _read_pid(fd)
         if not _take(fd, pid):
+            pid = _holder_pid(fd, pid)
             os.close(fd)
             raise _in_use(folder, pid)
         if not _same_file(fd, path):  # removed or replaced by its holder meanwhile
