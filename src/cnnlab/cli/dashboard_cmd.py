@@ -1,0 +1,42 @@
+"""``cnnlab dashboard [RUNS_DIR]``: a live web page of the runs in RUNS_DIR (default ``runs``).
+
+Shows every run in a sortable table, learning curves that update while a run trains, the
+confusion matrix and per-class accuracy, feature maps, and a "try it" pad (draw or upload
+an image: top-k probabilities and Grad-CAM). Binds 127.0.0.1 unless --host says otherwise;
+the page loads nothing from the network. Stop it with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import arg_error
+
+
+def add_parser(sub: Any) -> None:
+    from cnnlab.dashboard.server import DEFAULT_HOST, DEFAULT_PORT
+
+    p = sub.add_parser("dashboard", help="serve a live web page of the runs in a folder", description=__doc__)
+    p.add_argument("runs_dir", nargs="?", default="runs", help="folder of run folders (default runs)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    p.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.dashboard.server import serve, url
+
+    if not 0 <= args.port <= 65535:
+        raise arg_error("dashboard", "port", "in 0..65535", args.port)
+    if not Path(args.runs_dir).is_dir():
+        raise FileNotFoundError(f"dashboard: RUNS_DIR {args.runs_dir!r} is not a folder (train a run first)")
+    print(
+        f"cnnlab dashboard: serving {args.runs_dir} at {url(args.host, args.port)} (Ctrl-C to stop)",
+        flush=True,
+    )
+    serve(args.runs_dir, host=args.host, port=args.port)
+    return 0
