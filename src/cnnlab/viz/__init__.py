@@ -9,6 +9,11 @@ Modules, one concept each (matplotlib is imported lazily, inside the functions):
 - ``images``: misclassified test images, first-layer filters, feature maps;
 - ``projection``: PCA (NumPy) and t-SNE (scikit-learn) of penultimate-layer features;
 - ``activations``: the lecture's six activation functions and their derivatives;
+- ``gradcam``: Grad-CAM and saliency maps (``grad_cam``, ``saliency``), NumPy only;
 - ``run_plots``: every plot of a run folder (``plot_run``);
 - ``report``: one self-contained ``report.html`` per run (``write_report``).
 """
+
+from cnnlab.viz.gradcam import grad_cam, saliency
+
+__all__ = ["grad_cam", "saliency"]

@@ -1,0 +1,258 @@
+"""Grad-CAM and saliency maps: where in the image does the network look for a class?
+
+Grad-CAM (Selvaraju et al., 2017, arXiv:1610.02391) weighs the K feature maps A_k of one
+conv-stage layer by how much the target class's logit y_c grows with them:
+
+    alpha_k = mean over (i, j) of d y_c / d A_k[i, j]        (N, K)
+    cam     = ReLU(sum_k alpha_k * A_k)                       (N, h, w)
+
+and divides each map by its maximum (an all-zero map stays zero). The saliency map
+(Simonyan et al., 2014, arXiv:1312.6034) is |d y_c / d x|, the maximum over the input's
+channels. Both run the model's own ``forward``/``backward`` (no autograd, no torch) in eval
+mode (dropout off, batch norm on its running statistics, as at prediction time) on an
+*inspection copy* of the model: new layer objects that share the weight arrays (read only)
+but have their own caches, gradients and workspaces, so the model's mode, weights, caches
+and gradients are exactly as they were (a training step in between keeps working).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.conv import ConvWorkspace
+from cnnlab.layers.base import Layer
+
+
+def grad_cam(
+    model: Any,
+    x: np.ndarray,
+    target: int | Sequence[int] | np.ndarray | None = None,
+    layer: int | None = None,
+    resize: bool = True,
+) -> np.ndarray:
+    """Grad-CAM heatmaps of ``target`` for a batch ``x``, each scaled to a maximum of 1.
+
+    Args:
+        model: a ``Sequential`` (what the zoo and the config builder return) whose output is
+            the class logits (N, classes).
+        x: ``(N, C, H, W)`` normalized inputs (as the model was trained on); computed in the
+            model's dtype.
+        target: the class per example: an int for all, or N ints; None (default) takes each
+            example's predicted class.
+        layer: an index into ``model.layers`` (negative counts from the end) whose output is
+            a 4-D feature map; None (default) takes the last layer whose output is 4-D with
+            more than one pixel (a 1 x 1 map has no "where").
+        resize: True (default) upsamples each map bilinearly to the input's H x W, with
+            ``align_corners=False`` as ``torch.nn.functional.interpolate`` (see
+            ``bilinear_resize``); False returns it at the layer's resolution.
+
+    Returns:
+        ``(N, H, W)`` (or ``(N, h, w)`` with ``resize=False``) float arrays in [0, 1]. The
+        maximum is 1 at the layer's resolution; after upsampling it can be slightly lower
+        (the bilinear samples fall between the map's pixels).
+
+    Raises:
+        ValueError: a bad ``layer`` index or ``target`` (the message says what fits).
+        ShapeError: ``x`` not 4-D, or ``layer``'s output not a 4-D feature map.
+
+    Shape:
+        - Input: (N, C, H, W)
+        - Output: (N, H, W) with ``resize``, else (N, h, w), the layer's map size.
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab.models import build_model
+        >>> net = build_model("small", input_size=(8, 8), num_classes=3, rng=0)
+        >>> x = np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
+        >>> cam = grad_cam(net, x)
+        >>> cam.shape, bool(cam.min() >= 0 and cam.max() <= 1)
+        ((2, 8, 8), True)
+        >>> grad_cam(net, x, target=[0, 2], layer=0, resize=False).shape
+        (2, 8, 8)
+    """
+    layers, x = _check_model_and_input("grad_cam", model, x)
+    net = [_inspection_copy(lay) for lay in layers]
+    outputs = _forward(net, x)  # outputs[i] = output of layer i
+    index = _pick_layer(layers, outputs, layer)
+    targets = _targets("grad_cam", target, outputs[-1])
+    grad = _backward(net, index + 1, _one_hot(outputs[-1], targets))  # dy_c/dA, (N, K, h, w)
+    feats = outputs[index]  # A, (N, K, h, w)
+    alpha = grad.mean(axis=(2, 3))  # (N, K): global-average-pooled gradients
+    cam = np.maximum(np.einsum("nk,nkhw->nhw", alpha, feats), 0)  # (N, h, w)
+    peak = cam.max(axis=(1, 2), keepdims=True)  # (N, 1, 1)
+    cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)  # all-zero stays zero
+    return bilinear_resize(cam, x.shape[2:]) if resize else cam
+
+
+def saliency(model: Any, x: np.ndarray, target: int | Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """Saliency maps: |d logit of ``target`` / d input|, the maximum over the channels.
+
+    Args:
+        model, x, target: as for ``grad_cam``.
+
+    Returns:
+        ``(N, H, W)`` non-negative arrays (not rescaled: compare them within one model).
+
+    Shape:
+        - Input: (N, C, H, W)
+        - Output: (N, H, W)
+
+    Example:
+        >>> import numpy as np
+        >>> from cnnlab.models import build_model
+        >>> net = build_model("small", input_size=(8, 8), num_classes=3, rng=0)
+        >>> saliency(net, np.zeros((2, 1, 8, 8), np.float32), target=1).shape
+        (2, 8, 8)
+    """
+    layers, x = _check_model_and_input("saliency", model, x)
+    net = [_inspection_copy(lay) for lay in layers]
+    outputs = _forward(net, x)
+    targets = _targets("saliency", target, outputs[-1])
+    dx = _backward(net, 0, _one_hot(outputs[-1], targets))  # (N, C, H, W)
+    return np.abs(dx).max(axis=1)  # (N, H, W)
+
+
+def bilinear_resize(maps: np.ndarray, size: tuple[int, int] | Sequence[int]) -> np.ndarray:
+    """Bilinear upsampling (or downsampling) of ``(N, h, w)`` maps to ``size`` = (H, W).
+
+    The convention of ``torch.nn.functional.interpolate(mode="bilinear",
+    align_corners=False)`` with ``size`` given: pixel centers are aligned, output pixel o
+    samples the input at s = (o + 0.5) * h / H - 0.5, clamped to [0, h - 1], between the
+    two nearest pixels with weights 1 - frac(s) and frac(s). No antialiasing.
+
+    Shape:
+        - Input: (N, h, w)
+        - Output: (N, H, W)
+
+    Example:
+        >>> bilinear_resize(np.array([[[0.0, 1.0]]]), (1, 4)).tolist()
+        [[[0.0, 0.25, 0.75, 1.0]]]
+    """
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ShapeError(f"bilinear_resize: maps must have shape (N, h, w). Received: shape {maps.shape}")
+    out_h, out_w = (int(s) for s in size)
+    rows0, rows1, wy = _sample_points(maps.shape[1], out_h)  # (H,), (H,), (H,)
+    cols0, cols1, wx = _sample_points(maps.shape[2], out_w)  # (W,), (W,), (W,)
+    wy, wx = wy.astype(maps.dtype)[:, None], wx.astype(maps.dtype)[None, :]
+    top = maps[:, rows0][:, :, cols0] * (1 - wx) + maps[:, rows0][:, :, cols1] * wx  # (N, H, W)
+    bottom = maps[:, rows1][:, :, cols0] * (1 - wx) + maps[:, rows1][:, :, cols1] * wx  # (N, H, W)
+    return top * (1 - wy) + bottom * wy  # (N, H, W)
+
+
+def _sample_points(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left index, right index and right weight of each output pixel (align_corners=False)."""
+    src = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+    src = np.clip(src, 0, size_in - 1)  # torch clamps below at 0; the top clamp is i1's min
+    i0 = np.floor(src).astype(np.intp)
+    i1 = np.minimum(i0 + 1, size_in - 1)
+    return i0, i1, src - i0
+
+
+# ---- the passes ---------------------------------------------------------------------------
+def _check_model_and_input(where: str, model: Any, x: Any) -> tuple[list[Layer], np.ndarray]:
+    layers = getattr(model, "layers", None)
+    if not isinstance(layers, list) or not layers or not all(isinstance(lay, Layer) for lay in layers):
+        raise arg_error(where, "model", "a cnnlab Sequential (a model with .layers)", type(model).__name__)
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        received = f"shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise ShapeError(f"{where}: x must be a numpy array of shape (N, C, H, W). Received: {received}")
+    return layers, x.astype(model.dtype, copy=False)
+
+
+def _inspection_copy(layer: Layer) -> Layer:
+    """A copy of ``layer`` in eval mode that shares the weight arrays but nothing it writes.
+
+    Caches, gradients and conv workspaces are fresh; sub-layers (attributes holding a layer
+    or a list of layers, as in ``Sequential`` and ``Residual``) are copied the same way.
+    Every conv computes dL/dx (``needs_input_grad``), which saliency needs.
+    """
+    clone = copy.copy(layer)  # shallow: the params/buffers dicts are replaced just below
+    clone.params, clone.buffers, clone.grads = dict(layer.params), dict(layer.buffers), {}
+    clone._cache = None
+    for name, value in vars(layer).items():
+        if isinstance(value, Layer):
+            setattr(clone, name, _inspection_copy(value))
+        elif isinstance(value, list) and value and all(isinstance(v, Layer) for v in value):
+            setattr(clone, name, [_inspection_copy(v) for v in value])
+        elif isinstance(value, ConvWorkspace):
+            setattr(clone, name, ConvWorkspace())
+    if hasattr(clone, "needs_input_grad"):
+        clone.needs_input_grad = True
+    clone.training = False  # eval mode for this copy only (its children are set by their own copy)
+    return clone
+
+
+def _forward(layers: list[Layer], x: np.ndarray) -> list[np.ndarray]:
+    """Run the layers one by one (no fused pairs: every layer keeps its own output)."""
+    outputs = []
+    for lay in layers:
+        x = lay.forward(x)
+        outputs.append(x)
+    if outputs[-1].ndim != 2:
+        raise ShapeError(
+            "the model's output must be the class logits of shape (N, classes). "
+            f"Received: shape {outputs[-1].shape}"
+        )
+    return outputs
+
+
+def _backward(layers: list[Layer], stop: int, dy: np.ndarray) -> np.ndarray:
+    """Chain rule from the logits back to the input of ``layers[stop]``."""
+    for lay in reversed(layers[stop:]):
+        dy = lay.backward(dy)
+    return dy
+
+
+def _one_hot(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """d y_c / d logits: 1 at each example's target class (examples are independent in eval)."""
+    dy = np.zeros_like(logits)  # (N, classes)
+    dy[np.arange(len(logits)), targets] = 1
+    return dy
+
+
+def _targets(where: str, target: Any, logits: np.ndarray) -> np.ndarray:
+    """One class index per example: the predicted class for None, an int broadcast, or N ints."""
+    N, classes = logits.shape
+    if target is None:
+        return np.asarray(logits.argmax(axis=1))
+    values = np.asarray(target)
+    if values.ndim == 0:
+        values = np.full(N, values)
+    ok = (
+        values.shape == (N,)
+        and values.dtype.kind in "iu"
+        and bool(np.all((values >= 0) & (values < classes)))
+    )
+    if not ok:
+        expected = f"None, a class index in [0, {classes}) or {N} of them (one per example)"
+        raise arg_error(where, "target", expected, target)
+    return values.astype(np.intp)
+
+
+def _pick_layer(layers: list[Layer], outputs: list[np.ndarray], layer: Any) -> int:
+    """The index of the Grad-CAM layer: ``layer`` checked, or the default."""
+    four_d = [i for i, out in enumerate(outputs) if out.ndim == 4]
+    if layer is None:
+        wide = [i for i in four_d if outputs[i].shape[2] * outputs[i].shape[3] > 1]
+        if not (wide or four_d):
+            raise ShapeError("grad_cam: the model has no layer with a 4-D (N, C, h, w) output")
+        return (wide or four_d)[-1]
+    count = len(layers)
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -count <= layer < count:
+        raise arg_error(
+            "grad_cam", "layer", f"an index into model.layers, from {-count} to {count - 1}", layer
+        )
+    index = int(layer) % count
+    if outputs[index].ndim != 4:
+        raise ShapeError(
+            f"grad_cam: layer {index} ({type(layers[index]).__name__}) must output a 4-D feature map "
+            f"(N, C, h, w). Received: shape {outputs[index].shape}. Layers with 4-D outputs: "
+            f"{', '.join(map(str, four_d)) or 'none'}"
+        )
+    return index
