@@ -178,7 +178,7 @@ def predict(run_dir: Path, data: bytes, top_k: int = 5) -> dict[str, Any]:
 def _cam(model: Any, x: np.ndarray, target: int) -> list[list[float]] | None:
     """Grad-CAM of ``target`` at the input's resolution, or None without cnnlab.viz.grad_cam."""
     try:
-        from cnnlab.viz import grad_cam  # type: ignore[attr-defined]
+        from cnnlab.viz import grad_cam
     except ImportError:
         return None
     try:
