@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 pytest.importorskip(
     "starlette", reason="the dashboard tests need starlette (pip install 'cnnlab[dashboard]')"
 )
 pytest.importorskip("uvicorn", reason="the dashboard tests need uvicorn (pip install 'cnnlab[dashboard]')")
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")

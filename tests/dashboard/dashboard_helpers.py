@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

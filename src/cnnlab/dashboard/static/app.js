@@ -4,7 +4,7 @@
 // exact bytes sent, window.cnnlab.lastPrediction the answer, for tests and curious users).
 "use strict";
 
-const cnnlab = (window.cnnlab = { lastUpload: null, lastPrediction: null, events: 0 });
+const cnnlab = (window.cnnlab = { lastUpload: null, lastPrediction: null, answers: 0, events: 0 });
 const state = { runs: [], sortKey: "modified", sortDir: -1, run: null, source: null, featuresShown: false };
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -314,6 +314,7 @@ async function send(bytes) {
     method: "POST", body: bytes, headers: { "Content-Type": "application/octet-stream" },
   });
   const body = await r.json();
+  cnnlab.answers += 1;
   if (!r.ok) {
     cnnlab.lastPrediction = { error: body.error, status: r.status };
     $("prediction").replaceChildren(el("p", { className: "error", text: `${r.status}: ${body.error}` }));
