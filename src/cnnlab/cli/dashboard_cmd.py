@@ -28,15 +28,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.dashboard.server import serve, url
+    from cnnlab.dashboard.server import BackgroundServer, wait_for_ctrl_c
 
     if not 0 <= args.port <= 65535:
-        raise arg_error("dashboard", "port", "in 0..65535", args.port)
+        raise arg_error("dashboard", "port", "in 0..65535 (0: any free port)", args.port)
     if not Path(args.runs_dir).is_dir():
         raise FileNotFoundError(f"dashboard: RUNS_DIR {args.runs_dir!r} is not a folder (train a run first)")
-    print(
-        f"cnnlab dashboard: serving {args.runs_dir} at {url(args.host, args.port)} (Ctrl-C to stop)",
-        flush=True,
-    )
-    serve(args.runs_dir, host=args.host, port=args.port)
+    server = BackgroundServer(args.runs_dir, host=args.host, port=args.port).start()
+    print(f"cnnlab dashboard: serving {args.runs_dir} at {server.url} (Ctrl-C to stop)", flush=True)
+    wait_for_ctrl_c(server)
     return 0

@@ -1,5 +1,5 @@
-"""Running the dashboard with uvicorn: in the foreground (``cnnlab dashboard``) or in a
-background thread beside a training run (``cnnlab train --dashboard``)."""
+"""Running the dashboard with uvicorn in a background thread: for ``cnnlab dashboard`` (the
+main thread waits for Ctrl-C) and beside a training run (``cnnlab train --dashboard``)."""
 
 from __future__ import annotations
 
@@ -44,11 +44,6 @@ def _server(runs_dir: str | os.PathLike[str], host: str, port: int) -> Any:
 def url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/"
-
-
-def serve(runs_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve the dashboard until Ctrl-C."""
-    _server(runs_dir, host, port).run()
 
 
 class BackgroundServer:
@@ -101,6 +96,11 @@ def start_beside(run_dir: str | os.PathLike[str], port: int = DEFAULT_PORT) -> B
 def keep_serving(server: BackgroundServer) -> None:
     """After training: the page stays up (final metrics, try-it) until Ctrl-C."""
     print(f"dashboard: still serving at {server.url} (Ctrl-C to stop)", flush=True)
+    wait_for_ctrl_c(server)
+
+
+def wait_for_ctrl_c(server: BackgroundServer) -> None:
+    """Block until Ctrl-C (or the server ends), then stop the server."""
     try:
         while server.thread.is_alive():
             server.thread.join(timeout=0.5)
