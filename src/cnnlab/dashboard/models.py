@@ -29,6 +29,8 @@ MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 4096 * 4096
 #: Channels drawn per feature-map layer.
 MAX_MAPS = 32
+#: Pictures are enlarged to at least this many pixels high (tiles of feature maps too).
+TILE = 24
 
 _lock = threading.Lock()
 _models: dict[tuple[str, int, int], tuple[Any, dict[str, Any]]] = {}
@@ -222,38 +224,33 @@ def feature_maps(run_dir: Path, index: int) -> dict[str, Any]:
     }
 
 
-def png_data_url(array: np.ndarray, grid: bool = False, scale: int = 0) -> str:
-    """A ``data:image/png`` URL of a ``(C, H, W)`` image, or of its channels side by side.
+def png_data_url(array: np.ndarray, grid: bool = False) -> str:
+    """A ``data:image/png`` URL of a ``(C, H, W)`` image, or of its channels as tiles.
 
-    Each channel (``grid=True``) or the image is scaled to 0..255 by its own min and max;
-    small pictures are enlarged (nearest neighbour) to at least 64 pixels high.
+    The image (or each channel, ``grid=True``) is scaled to 0..255 by its own min and max and
+    enlarged (nearest neighbour) to at least ``TILE`` pixels high (an image: 4 ``TILE``);
+    tiles sit 8 to a row with a 2-pixel dark gap.
     """
     from PIL import Image
 
-    a = np.asarray(array, dtype=np.float64)
+    a = np.asarray(array, dtype=np.float64)  # (C, H, W)
+    c, h, w = a.shape
+    k = max(1, -(-(TILE if grid else 4 * TILE) // h))  # enlargement factor
+    lo = a.min(axis=(1, 2), keepdims=True) if grid else a.min()
+    span = np.maximum((a.max(axis=(1, 2), keepdims=True) if grid else a.max()) - lo, 1e-12)
+    a = ((a - lo) / span).repeat(k, axis=1).repeat(k, axis=2)  # (C, kH, kW) in [0, 1]
     if grid:
-        c, h, w = a.shape
-        cols = min(c, 8)
+        cols, gap = min(c, 8), 2
         rows = -(-c // cols)
-        lo = a.min(axis=(1, 2), keepdims=True)
-        span = np.maximum(a.max(axis=(1, 2), keepdims=True) - lo, 1e-12)
-        tiles = (a - lo) / span  # (C, H, W) in [0, 1]
-        sheet = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1))
+        sheet = np.full((rows * (k * h + gap) - gap, cols * (k * w + gap) - gap), 0.2)
         for i in range(c):
             r, q = divmod(i, cols)
-            sheet[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = tiles[i]
-        pixels = (sheet * 255).round().astype(np.uint8)
-        height = h
+            y, x = r * (k * h + gap), q * (k * w + gap)
+            sheet[y : y + k * h, x : x + k * w] = a[i]
+        pixels = (sheet * 255).round().astype(np.uint8)  # (rows kH, cols kW)
     else:
-        lo, hi = a.min(), a.max()
-        img = (a - lo) / max(hi - lo, 1e-12)
-        pixels = (img.transpose(1, 2, 0) * 255).round().astype(np.uint8)  # (H, W, C)
-        pixels = pixels[..., 0] if pixels.shape[2] == 1 else pixels  # L or RGB
-        height = a.shape[1]
-    picture = Image.fromarray(pixels)
-    factor = scale or max(1, -(-64 // max(1, height)))
-    if factor > 1:
-        picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
+        pixels = (a.transpose(1, 2, 0) * 255).round().astype(np.uint8)  # (kH, kW, C)
+        pixels = pixels[..., 0] if c == 1 else pixels  # L or RGB
     buf = io.BytesIO()
-    picture.save(buf, format="PNG")
+    Image.fromarray(pixels).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

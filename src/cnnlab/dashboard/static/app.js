@@ -33,7 +33,7 @@ function fmt(value, key) {
   if (typeof value === "number") {
     if (Number.isInteger(value)) return String(value);
     if (/accuracy/.test(key)) return (100 * value).toFixed(2) + "%";
-    return Math.abs(value) < 1e-3 ? value.toExponential(2) : value.toPrecision(4);
+    return Math.abs(value) < 1e-4 ? value.toExponential(2) : String(Number(value.toPrecision(4)));
   }
   return String(value);
 }
@@ -88,7 +88,7 @@ function renderRuns() {
 
 // ---- line charts (SVG) --------------------------------------------------------------------
 function lineChart(node, series, opts = {}) {
-  const W = 420, H = 240, L = 48, R = 10, T = 10, B = 42;
+  const W = 400, H = 240, L = 48, R = 10, T = 24, B = 34;
   node.replaceChildren();
   const points = series.flatMap((s) => s.points);
   if (!points.length) {
@@ -113,7 +113,7 @@ function lineChart(node, series, opts = {}) {
   }
   node.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }));
   node.append(svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }));
-  node.append(svg("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle" }, "epoch"));
+  node.append(svg("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle" }, "epoch"));
   series.forEach((s, i) => {
     if (!s.points.length) return;
     const d = s.points.map((p, j) => (j ? "L" : "M") + sx(p[0]).toFixed(1) + " " + sy(p[1]).toFixed(1)).join(" ");
@@ -123,9 +123,9 @@ function lineChart(node, series, opts = {}) {
       dot.append(svg("title", {}, `${s.name} epoch ${p[0]}: ${p[1]}`));
       node.append(dot);
     }
-    const lx = L + 8 + i * 110;
-    node.append(svg("rect", { x: lx, y: H - 18 + 4, width: 10, height: 3, fill: s.color }));
-    node.append(svg("text", { x: lx + 14, y: H - 18 + 9 }, s.name));
+    const lx = L + 8 + i * 110; // legend above the plot
+    node.append(svg("rect", { x: lx, y: 8, width: 10, height: 3, fill: s.color }));
+    node.append(svg("text", { x: lx + 14, y: 13 }, s.name));
   });
 }
 
@@ -361,7 +361,7 @@ async function drawSeen(src, cam) {
   const data = heat.getContext("2d").createImageData(w, h);
   cam.forEach((row, y) => row.forEach((v, x) => {
     const [r, g, b] = jet(v);
-    data.data.set([r, g, b, 150 * v + 40], 4 * (y * w + x));
+    data.data.set([r, g, b, 170 * v], 4 * (y * w + x)); // cold areas let the image show
   }));
   heat.getContext("2d").putImageData(data, 0, 0);
   ctx.imageSmoothingEnabled = true;
