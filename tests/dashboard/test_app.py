@@ -198,3 +198,34 @@ def test_event_stream_sends_new_history_rows_and_survives_partial_files(server, 
     finally:
         shutil.rmtree(run)
     assert raw_get(server, "/api/runs")[0] == 200  # still serving
+
+
+def test_a_run_still_training_is_served_from_its_checkpoint(client, runs_root):
+    """Before its first model.npz a run has config.json + checkpoint.npz: the model is rebuilt
+    from the config, the normalization from the training split, as `cnnlab train` does."""
+    run = runs_root / "midway"
+    shutil.copytree(runs_root / "done", run, ignore=shutil.ignore_patterns("model.npz", "metrics.json"))
+    try:
+        pixels = np.zeros((28, 28), np.uint8)
+        pixels[4:24, 8:20] = 200
+        data = png_bytes(pixels)
+        from_ckpt = client.post("/api/predict", params={"run": "midway"}, content=data).json()
+        final = client.post("/api/predict", params={"run": "done"}, content=data).json()
+        assert (from_ckpt["source"], final["source"]) == ("checkpoint.npz", "model.npz")
+        # one epoch: the checkpoint holds the final weights; float32 normalization sums may
+        # differ in the last bits between the saved and the recomputed statistics
+        np.testing.assert_allclose(from_ckpt["probabilities"], final["probabilities"], atol=1e-6)
+        features = client.get("/api/features", params={"run": "midway", "index": 3}).json()
+        assert features["source"] == "checkpoint.npz" and len(features["layers"]) == 4
+        os.utime(run / "checkpoint.npz", (1, 1))  # a checkpoint older than model.npz is not used
+        shutil.copy(runs_root / "done" / "model.npz", run / "model.npz")
+        assert client.get("/api/features", params={"run": "midway"}).json()["source"] == "model.npz"
+        (run / "model.npz").unlink()
+        (run / "checkpoint.npz").write_bytes(b"PK\x03\x04 torn")  # being replaced / corrupt
+        torn = client.get("/api/features", params={"run": "midway"})
+        assert torn.status_code == 409 and "cannot read the weights" in torn.json()["error"]
+        (run / "checkpoint.npz").unlink()
+        missing = client.post("/api/predict", params={"run": "midway"}, content=data)
+        assert missing.status_code == 409 and "no model.npz or checkpoint.npz yet" in missing.json()["error"]
+    finally:
+        shutil.rmtree(run)

@@ -33,6 +33,8 @@ MAX_MAPS = 32
 TILE = 24
 
 _lock = threading.Lock()
+#: Layers keep forward caches (Grad-CAM runs backward on them): one computation at a time.
+_compute = threading.Lock()
 _models: dict[tuple[str, int, int], tuple[Any, dict[str, Any]]] = {}
 _datasets: dict[tuple[str, str | None], Any] = {}
 
@@ -86,7 +88,9 @@ def latest_model(run_dir: Path) -> tuple[Any, dict[str, Any], str]:
 
 
 def _load(run_dir: Path, path: Path) -> tuple[Any, dict[str, Any]]:
+    from cnnlab.dashboard.data import read_json
     from cnnlab.io import load_with_extra
+    from cnnlab.optim import make_optimizer
     from cnnlab.train.checkpoint import load_checkpoint
 
     if path.name == "model.npz":
@@ -95,7 +99,17 @@ def _load(run_dir: Path, path: Path) -> tuple[Any, dict[str, Any]]:
         model, extra = load_with_extra(run_dir / "model.npz")
     else:
         model, extra = _model_from_config(run_dir)
-    load_checkpoint(path, model)
+    # The checkpoint also holds the optimizer's state; the reader checks every declared
+    # shape against the model and the optimizer (as the run built it) before reading data.
+    config = read_json(run_dir / "config.json") or {}
+    optimizer = make_optimizer(
+        str(config.get("optimizer", "adam")),
+        model.parameters(),
+        lr=float(config.get("lr", 1e-3)),
+        weight_decay=float(config.get("weight_decay", 0.0)),
+        momentum=float(config.get("momentum", 0.9)),
+    )
+    model.load_state_dict(load_checkpoint(path, model, optimizer).model)
     return model, extra
 
 
@@ -165,7 +179,9 @@ def predict(run_dir: Path, data: bytes, top_k: int = 5) -> dict[str, Any]:
     classes = [str(c) for c in extra.get("classes") or range(10)]
     image = read_upload(data, channels, (height, width))  # (C, H, W)
     x = normalize(image[None], extra)  # (1, C, H, W)
-    probs = softmax(model.predict(x).astype(np.float64))[0]  # (K,)
+    with _compute:
+        probs = softmax(model.predict(x).astype(np.float64))[0]  # (K,)
+        cam = _cam(model, x, int(np.argmax(probs)))
     top = np.argsort(-probs, kind="stable")[: max(1, min(top_k, len(probs)))]
     return {
         "source": source,
@@ -173,7 +189,7 @@ def predict(run_dir: Path, data: bytes, top_k: int = 5) -> dict[str, Any]:
         "probabilities": probs.tolist(),
         "top": [{"class": classes[i], "index": int(i), "probability": float(probs[i])} for i in top],
         "input": png_data_url(image),
-        "cam": _cam(model, x, int(top[0])),
+        "cam": cam,
     }
 
 
@@ -206,11 +222,13 @@ def feature_maps(run_dir: Path, index: int) -> dict[str, Any]:
     index = int(index) % n
     image = splits.test.x[index]  # (C, H, W)
     x = normalize(image[None], extra)  # (1, C, H, W), as the run normalizes its inputs
-    probs = softmax(model.predict(x).astype(np.float64))[0]  # (K,)
+    with _compute:
+        probs = softmax(model.predict(x).astype(np.float64))[0]  # (K,)
+        outputs = probe(model, x)
     classes = [str(c) for c in extra.get("classes") or splits.classes]
     layers = [
         {"label": label, "shape": list(out.shape[1:]), "png": png_data_url(out[0, :MAX_MAPS], grid=True)}
-        for label, out in probe(model, x)
+        for label, out in outputs
     ]
     return {
         "source": source,
