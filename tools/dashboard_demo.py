@@ -52,32 +52,25 @@ def main() -> int:
     parser.add_argument("--runs", required=True, help="runs folder (the run goes to RUNS/<name>)")
     parser.add_argument("--name", default="fashion-small", help="run folder name")
     parser.add_argument("--screenshots", default=None, help="folder for the PNG screenshots")
+    parser.add_argument("--attach", default=None, help="URL of a running `train --dashboard`; start none")
     parser.add_argument("train_args", nargs="*", help="cnnlab train options (after --)")
     args = parser.parse_args()
     train_args = args.train_args or ["--data", "fashion-mnist", "--model", "small", "--epochs", "2"]
     out = Path(args.runs) / args.name
-    command = [
-        sys.executable,
-        "-m",
-        "cnnlab",
-        "train",
-        *train_args,
-        "--out",
-        str(out),
-        "--quiet",
-        "--dashboard",
-    ]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1")
-    )
-    assert proc.stdout is not None
-    url = None
-    for line in proc.stdout:
-        print("train:", line.rstrip())
-        match = re.match(r"dashboard: (\S+)", line)
-        if match:
-            url = match.group(1)
-            break
+    command = [sys.executable, "-m", "cnnlab", "train", *train_args]
+    command += ["--out", str(out), "--quiet", "--dashboard"]
+    proc = None
+    url = args.attach
+    if url is None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print("train:", line.rstrip())
+            match = re.match(r"dashboard: (\S+)", line)
+            if match:
+                url = match.group(1)
+                break
     if url is None:
         return 1
 
@@ -97,13 +90,13 @@ def main() -> int:
         page.evaluate(OBSERVER)
         history = out / "history.csv"
         written: dict[int, float] = {}
-        while proc.poll() is None or not (out / "metrics.json").exists():
+        while True:
             try:
                 rows = len(history.read_text().strip().splitlines()) - 1
                 written.setdefault(rows, history.stat().st_mtime)
             except OSError:
                 pass
-            if (out / "metrics.json").exists():
+            if (out / "metrics.json").exists() or (proc is not None and proc.poll() is not None):
                 break
             time.sleep(0.05)
         page.wait_for_selector("#run-status:has-text('done')", timeout=120_000)
@@ -142,12 +135,13 @@ def main() -> int:
                 print("screenshot:", shots / name)
         print("console errors:", errors or "none")
         browser.close()
-    for line in proc.stdout:  # the run's last lines (report.html is written before this one)
-        print("train:", line.rstrip())
-        if line.startswith("dashboard: still serving"):
-            break
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+    if proc is not None and proc.stdout is not None:
+        for line in proc.stdout:  # the run's last lines (report.html is written before this one)
+            print("train:", line.rstrip())
+            if line.startswith("dashboard: still serving"):
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
     return 0
 
 

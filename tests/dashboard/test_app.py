@@ -229,3 +229,22 @@ def test_a_run_still_training_is_served_from_its_checkpoint(client, runs_root):
         assert missing.status_code == 409 and "no model.npz or checkpoint.npz yet" in missing.json()["error"]
     finally:
         shutil.rmtree(run)
+
+
+def test_event_stream_waits_for_a_run_that_does_not_exist_yet(server, runs_root):
+    """`train --dashboard` prints the page's URL before the run folder exists."""
+    import httpx
+
+    run = runs_root / "later"
+    try:
+        with httpx.stream("GET", server.url + "api/events", params={"run": "later"}, timeout=30) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            read_events(lines, lambda ev: any(e["event"] == "pending" for e in ev))
+            shutil.copytree(runs_root / "done", run)
+            events = read_events(lines, lambda ev: any(e["event"] == "run" for e in ev))
+            assert events[-1]["data"]["summary"]["status"] == "done"
+            shutil.rmtree(run)
+            read_events(lines, lambda ev: any(e["event"] == "gone" for e in ev))
+    finally:
+        shutil.rmtree(run, ignore_errors=True)

@@ -101,8 +101,8 @@ def create_app(runs_dir: str | os.PathLike[str], poll_seconds: float = POLL_SECO
 
     async def events(request: Request) -> Response:
         name = request.query_params.get("run") or None
-        if name is not None:
-            runs.run(name)
+        if name is not None:  # may not exist yet: `train --dashboard` prints the URL first
+            runs.resolve(name, must_exist=False)
         return StreamingResponse(
             _event_stream(runs, name, poll_seconds),
             media_type="text/event-stream",
@@ -177,7 +177,10 @@ def _sse(event: str, value: Any) -> str:
 
 
 async def _event_stream(runs: data.RunsDir, name: str | None, poll: float) -> AsyncIterator[str]:
-    """``runs`` when any run's files change, ``run`` when run ``name``'s do (first: both)."""
+    """``runs`` when any run's files change, ``run`` when run ``name``'s do (first: both).
+
+    A run that does not exist yet is ``pending`` until it does; one that disappears is ``gone``.
+    """
 
     def look() -> tuple[Any, Any]:
         listing = tuple((n, data.signature(runs.root / n)) for n in runs.runs())
@@ -185,7 +188,7 @@ async def _event_stream(runs: data.RunsDir, name: str | None, poll: float) -> As
         return listing, one
 
     seen: tuple[Any, Any] = (None, None)
-    quiet = 0.0
+    quiet, existed = 0.0, False
     yield "retry: 1000\n\n"
     while True:
         now = await anyio.to_thread.run_sync(look)
@@ -196,10 +199,15 @@ async def _event_stream(runs: data.RunsDir, name: str | None, poll: float) -> As
         if name and now[1] != seen[1]:
             try:
                 details = await anyio.to_thread.run_sync(data.run_details, runs, name)
-            except data.NotFound:  # the run folder was removed
-                yield _sse("gone", {"run": name})
-                return
-            yield _sse("run", details)
+            except data.NotFound:
+                if existed:  # the run folder was removed
+                    yield _sse("gone", {"run": name})
+                    return
+                if seen[1] is None:
+                    yield _sse("pending", {"run": name})
+            else:
+                existed = True
+                yield _sse("run", details)
             quiet = 0.0
         seen = now
         if quiet >= HEARTBEAT_SECONDS:

@@ -87,10 +87,18 @@ def start_beside(run_dir: str | os.PathLike[str], port: int = DEFAULT_PORT) -> B
 
     root = Path(run_dir).absolute().parent
     root.mkdir(parents=True, exist_ok=True)
-    try:
-        return BackgroundServer(root, port=port).start()
-    except (CnnlabError, OSError):
-        return BackgroundServer(root, port=0).start()
+    return BackgroundServer(root, port=port if _port_free(DEFAULT_HOST, port) else 0).start()
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def keep_serving(server: BackgroundServer) -> None:

@@ -234,6 +234,13 @@ function connect() {
     renderRun(JSON.parse(e.data));
     document.body.dataset.ready = "1";
   });
+  source.addEventListener("pending", (e) => {
+    $("run-section").hidden = false;
+    $("run-name").textContent = JSON.parse(e.data).run;
+    $("run-status").textContent = "waiting for the run to write its first file";
+    renderCurves([]);
+    document.body.dataset.ready = "1";
+  });
   source.addEventListener("gone", () => { source.close(); state.run = null; $("run-section").hidden = true; connect(); });
 }
 
