@@ -142,6 +142,12 @@ def test_paths_outside_runs_dir_are_404_on_a_real_server(server, target):
 def test_files_of_a_run_are_served_but_symlinks_out_are_not(server, runs_root, tmp_path):
     status, body = raw_get(server, "/files/done/config.json")
     assert status == 200 and json.loads(body)["model"] == "small"
+    from starlette.testclient import TestClient
+
+    from cnnlab.dashboard.app import create_app
+
+    report = TestClient(create_app(runs_root)).get("/files/done/history.csv")
+    assert report.headers["content-security-policy"] == "sandbox"
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
     link = runs_root / "done" / "leak.txt"

@@ -52,6 +52,14 @@ HEADERS = {
 }
 
 
+#: A run's files (report.html too) open sandboxed: no script of theirs runs with this origin.
+FILE_HEADERS = {
+    "Content-Security-Policy": "sandbox",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
 def create_app(runs_dir: str | os.PathLike[str], poll_seconds: float = POLL_SECONDS) -> Starlette:
     """The dashboard app serving the runs under ``runs_dir`` (which must be a folder)."""
     root = Path(runs_dir)
@@ -97,7 +105,7 @@ def create_app(runs_dir: str | os.PathLike[str], poll_seconds: float = POLL_SECO
         run = path.parent if path.parent.name != "plots" else path.parent.parent
         if not path.is_file() or not data.is_run(run) or path.name.startswith("."):
             raise data.NotFound(request.path_params["path"])
-        return FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+        return FileResponse(path, headers=FILE_HEADERS)
 
     async def events(request: Request) -> Response:
         name = request.query_params.get("run") or None
