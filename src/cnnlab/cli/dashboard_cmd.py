@@ -9,6 +9,7 @@ the page loads nothing from the network. Stop it with Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
         raise arg_error("dashboard", "port", "in 0..65535 (0: any free port)", args.port)
     if not Path(args.runs_dir).is_dir():
         raise FileNotFoundError(f"dashboard: RUNS_DIR {args.runs_dir!r} is not a folder (train a run first)")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"cnnlab dashboard: warning: listening on {args.host}: anyone who can reach it sees these runs "
+            "and can run their models (no login)",
+            file=sys.stderr,
+        )
     server = BackgroundServer(args.runs_dir, host=args.host, port=args.port).start()
     print(f"cnnlab dashboard: serving {args.runs_dir} at {server.url} (Ctrl-C to stop)", flush=True)
     wait_for_ctrl_c(server)
