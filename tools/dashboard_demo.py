@@ -22,6 +22,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +44,23 @@ OBSERVER = """() => {
     if (n > last) { window.pointTimes.push([n, Date.now() / 1000]); last = n; }
   }).observe(chart, { childList: true, subtree: true });
 }"""
+
+
+def test_image(run_dir: Path, index: int = 0) -> Path:
+    """Test image ``index`` of the run's dataset as a PNG (for the upload button)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data import load_dataset
+
+    config = json.loads((run_dir / "config.json").read_text())
+    x = load_dataset(config["data"], root=config.get("data_dir")).test.x[index]  # (C, H, W) in [0, 1]
+    pixels = (x.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    path = Path(tempfile.gettempdir()) / f"cnnlab-test-image-{index}.png"
+    Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).save(path)
+    return path
 
 
 def main() -> int:
@@ -123,6 +141,10 @@ def main() -> int:
                 page.mouse.up()
                 time.sleep(0.5)
             page.wait_for_function("() => window.cnnlab.answers >= 3", timeout=30_000)
+            cam = page.evaluate("window.cnnlab.lastPrediction.cam")
+            if not cam or max(max(row) for row in cam) <= 0:  # no heat to show: upload a test image
+                page.locator("#upload").set_input_files(str(test_image(out)))
+                page.wait_for_function("() => window.cnnlab.answers >= 4", timeout=30_000)
             time.sleep(0.5)
             for name, selector in [
                 ("dashboard-runs.png", "#runs-section"),

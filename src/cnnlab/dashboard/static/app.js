@@ -287,8 +287,14 @@ function setupPad() {
   $("pad-clear").addEventListener("click", () => { clearPad(); $("prediction").replaceChildren(el("p", { className: "muted", text: "Draw something." })); });
   $("upload").addEventListener("change", async (e) => {
     const file = e.target.files[0];
-    if (file) await send(new Uint8Array(await file.arrayBuffer()));
     e.target.value = "";
+    if (!file) return;
+    try { // show it on the pad; the original bytes are what is sent
+      const bitmap = await createImageBitmap(file);
+      clearPad();
+      pad().getContext("2d").drawImage(bitmap, 0, 0, pad().width, pad().height);
+    } catch (err) { clearPad(); } // not decodable here: the server says why
+    await send(new Uint8Array(await file.arrayBuffer()));
   });
 }
 
@@ -363,12 +369,19 @@ async function drawSeen(src, cam) {
     return;
   }
   const h = cam.length, w = cam[0].length;
+  if (Math.max(...cam.flat()) <= 0) { // ReLU(sum) was zero everywhere: no positive evidence
+    ctx.fillStyle = "rgba(255,255,255,0.85)";
+    ctx.fillRect(0, 170, 196, 26);
+    ctx.fillStyle = "#000";
+    ctx.fillText("Grad-CAM is zero everywhere", 6, 187);
+    return;
+  }
   const heat = document.createElement("canvas");
   heat.width = w; heat.height = h;
   const data = heat.getContext("2d").createImageData(w, h);
   cam.forEach((row, y) => row.forEach((v, x) => {
     const [r, g, b] = jet(v);
-    data.data.set([r, g, b, 170 * v], 4 * (y * w + x)); // cold areas let the image show
+    data.data.set([r, g, b, 120], 4 * (y * w + x)); // the usual Grad-CAM look: jet at ~half opacity
   }));
   heat.getContext("2d").putImageData(data, 0, 0);
   ctx.imageSmoothingEnabled = true;
