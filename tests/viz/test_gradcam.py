@@ -12,7 +12,7 @@ from cnnlab.errors import ShapeError
 from cnnlab.interop.torch import to_torch
 from cnnlab.models import build_model
 from cnnlab.viz import grad_cam, saliency
-from cnnlab.viz.gradcam import bilinear_resize
+from cnnlab.viz.resize import bilinear_resize
 
 
 def randomize_batchnorm(model, rng):

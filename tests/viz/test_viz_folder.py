@@ -29,7 +29,8 @@ def test_folder_run_uses_folder_names_and_colour(tmp_path):
     report = write_report(run, tsne=False)
     text = report.read_text()
     assert "<td>cat</td>" in text and "<td>dog &amp; &lt;friends&gt;</td>" in text
-    assert text.count("data:image/png") == 7
+    assert text.count("data:image/png") == 8  # every plot but t-SNE, Grad-CAM included
+    assert (run / "plots" / PLOT_FILES["gradcam"]).exists()  # colour images, LeNet-5
     with Image.open(run / "plots" / PLOT_FILES["filters"]) as img:
         assert img.size == images.grid_size(6, images.FILTER_COLUMNS, images.FILTER_CELL)  # LeNet: 6
         rgb = np.asarray(img.convert("RGB"), dtype=np.float64)

@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from cnnlab.viz import confusion, curves, images, projection
+from cnnlab.viz import cam_plots, confusion, curves, images, projection
 from cnnlab.viz.report import PLOT_SECTIONS, write_report
 from cnnlab.viz.run_plots import PLOT_FILES, plot_run
 
@@ -61,7 +61,10 @@ def test_plot_run_writes_every_plot(run_dir):
         plots / PLOT_FILES["misclassified"],
         images.grid_size(min(wrong, 32), images.MISCLASSIFIED_COLUMNS, images.MISCLASSIFIED_CELL),
     )
-    assert sorted(p.name for p in written) == sorted(PLOT_FILES[k] for k in [*expected, "misclassified"])
+    check_png(plots / PLOT_FILES["gradcam"], cam_plots.cam_grid_size(min(wrong, 9)))
+    assert sorted(p.name for p in written) == sorted(
+        PLOT_FILES[k] for k in [*expected, "misclassified", "gradcam"]
+    )
 
 
 def test_report_is_self_contained(run_dir):
@@ -70,7 +73,7 @@ def test_report_is_self_contained(run_dir):
     for heading in HEADINGS:
         assert f"<h2>{heading}</h2>" in text
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # no network
-    assert text.count('src="data:image/png;base64,') == 7  # every plot but t-SNE
+    assert text.count('src="data:image/png;base64,') == 8  # every plot but t-SNE
     assert "floor((8 - 3 + 2*1) / 1) + 1 = 8" in text  # the model summary's size formula
     assert "verdict:" in text
     assert "<td>9</td>" in text  # digits' class names in the per-class table
@@ -158,6 +161,69 @@ def test_cli_plot_activations_and_show(run_dir, tmp_path, capsys):
     assert re.search(r"digit\.png: \d 0\.\d{3}, \d 0\.\d{3}, \d 0\.\d{3}", printed)
     check_png(tmp_path / "digit_feature_maps.png", images.feature_maps_size(4))
     check_png(tmp_path / "digit_prediction.png", (900, 400))
+
+
+def test_report_gradcam_shows_the_predicted_and_true_class_maps(run_dir, monkeypatch):
+    """The Grad-CAM section draws the most confident mistakes, with the maps of their
+    predicted and of their true class at the default layer (the last conv/pool stage)."""
+    from cnnlab.data import load_dataset
+    from cnnlab.functional.activations import softmax
+    from cnnlab.io import load_with_extra
+    from cnnlab.viz import run_plots
+    from cnnlab.viz.gradcam import grad_cam
+
+    run, _ = run_dir
+    model, extra = load_with_extra(run / "model.npz")
+    test = load_dataset("digits").test
+    x = run_plots._normalize(test.x, extra)
+    probs = softmax(model.predict(x).astype(np.float64))
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != test.y)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:9]
+    assert len(wrong) > 1  # one epoch on digits leaves mistakes to show
+    drawn = {}
+    monkeypatch.setattr(
+        cam_plots, "plot_cam_misclassified", lambda *args, **kw: drawn.update(args=args, kw=kw)
+    )
+    confidence = probs[np.arange(len(pred)), pred]
+    classes = [str(c) for c in extra["classes"]]
+    run_plots._gradcam_plot(model, test.x, x, test.y, pred, confidence, classes, run / "plots")
+    imgs, y_true, y_pred, cam_pred, cam_true, drawn_classes, _ = drawn["args"]
+    assert drawn_classes == classes
+    np.testing.assert_array_equal(imgs, test.x[wrong])
+    np.testing.assert_array_equal(y_true, test.y[wrong])
+    np.testing.assert_array_equal(y_pred, pred[wrong])
+    last_pool = 7  # the default model: (conv, BN, ReLU, pool) x 2, flatten, dense x 2
+    assert type(model.layers[last_pool]).__name__ == "MaxPool2D" and model.layers[8].name == "Flatten"
+    np.testing.assert_allclose(cam_pred, grad_cam(model, x[wrong], target=pred[wrong], layer=last_pool))
+    np.testing.assert_allclose(cam_true, grad_cam(model, x[wrong], target=test.y[wrong], layer=last_pool))
+    assert not np.allclose(cam_pred, cam_true)
+    assert drawn["kw"]["layer"] == "7: MaxPool2D(2)"
+    assert not (run / "tensorboard").exists()  # a run without --tensorboard writes no event files
+
+
+def test_cli_show_cam(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from cnnlab.cli.main import main
+    from cnnlab.data import load_dataset
+
+    run, _ = run_dir
+    digit = load_dataset("digits").test.x[3, 0]
+    Image.fromarray((digit * 255).astype(np.uint8)).save(tmp_path / "d.png")
+    args = ["show", str(run), str(tmp_path / "d.png"), "--out", str(tmp_path)]
+    assert main([*args, "--cam"]) == 0
+    assert str(tmp_path / "d_gradcam.png") in capsys.readouterr().out
+    # input, Grad-CAM of the top-2 classes, saliency: 4 panels
+    check_png(tmp_path / "d_gradcam.png", (4 * cam_plots.CAM_CELL, cam_plots.CAM_CELL + 60))
+    (tmp_path / "d_gradcam.png").unlink()
+    assert main([*args, "--cam-layer", "0"]) == 0
+    check_png(tmp_path / "d_gradcam.png", (4 * cam_plots.CAM_CELL, cam_plots.CAM_CELL + 60))
+    assert main([*args, "--cam", "--cam-layer", "8"]) == 1  # Flatten: not a feature map
+    err = capsys.readouterr().err
+    assert "layer 8 (Flatten) must output a 4-D feature map" in err
+    assert main([*args, "--cam", "--cam-layer", "99"]) == 1
+    assert "argument `layer` must be an index into model.layers, from -12 to 11" in capsys.readouterr().err
 
 
 def test_cli_plot_errors(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 Writes ``<out>/<image name>_feature_maps.png`` (the image after every conv/pool layer) and
 ``<out>/<image name>_prediction.png`` (the top-k class probabilities), and prints the top-k.
+With ``--cam`` also ``<out>/<image name>_gradcam.png``: the Grad-CAM heatmaps of the two most
+probable classes laid over the image, and the saliency map of the most probable one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("image", help="a PNG or JPEG file")
     p.add_argument("--top-k", type=int, default=5, help="how many classes to show")
     p.add_argument("--out", default=".", help="folder for the PNGs (default .)")
+    p.add_argument(
+        "--cam",
+        action="store_true",
+        help="also draw the Grad-CAM overlay and the saliency map (<image name>_gradcam.png)",
+    )
+    p.add_argument(
+        "--cam-layer",
+        type=int,
+        default=None,
+        metavar="N",
+        help="index of the layer for Grad-CAM (implies --cam; default: the last conv/pool output over 1x1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,4 +65,35 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     print(plot_prediction(image, probs, classes, out / f"{stem}_prediction.png", top_k=k))
+    if args.cam or args.cam_layer is not None:  # --cam-layer alone implies --cam
+        print(_draw_cam(model, x, image, probs, classes, args.cam_layer, out / f"{stem}_gradcam.png"))
     return 0
+
+
+def _draw_cam(
+    model: Any,
+    x: np.ndarray,
+    image: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    layer: int | None,
+    path: Path,
+) -> Path:
+    """Grad-CAM of the two most probable classes and the saliency of the first, in one PNG."""
+    from cnnlab.viz.cam_plots import plot_cam
+    from cnnlab.viz.gradcam import default_layer, grad_cam, saliency
+    from cnnlab.viz.probe import layer_label
+
+    top = np.argsort(-probs, kind="stable")[:2]
+    cams = [
+        (f"Grad-CAM: {classes[c]} ({probs[c]:.1%})", grad_cam(model, x, target=int(c), layer=layer)[0])
+        for c in top
+    ]
+    index = default_layer(model, x.shape[1:]) if layer is None else layer % len(model.layers)
+    return plot_cam(
+        image,
+        cams,
+        path,
+        saliency_map=saliency(model, x, target=int(top[0]))[0],
+        title=f"Grad-CAM at layer {layer_label(index, model.layers[index])}",
+    )

@@ -90,6 +90,12 @@ def add_parser(sub: Any) -> None:
         help="continue an interrupted run from RUN_DIR/checkpoint.npz (same config)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="write TensorBoard event files to RUN_DIR/tensorboard (pip install tensorboard)",
+    )
     p.add_argument("--no-plots", action="store_true", help="skip RUN_DIR/plots/ and report.html")
     p.add_argument(
         "--dashboard", action="store_true", help="serve `cnnlab dashboard` on the runs folder meanwhile"
@@ -122,6 +128,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         if value is not None:
             model_args[key] = value
     values["model_args"] = model_args
+    if args.tensorboard:
+        values["tensorboard"] = True
     return TrainConfig.from_dict(values)
 
 
@@ -136,6 +144,8 @@ def resume_config(run_dir: str, args: argparse.Namespace) -> TrainConfig:
         raise FileNotFoundError(f"--resume: no config.json in {run_dir} (is it a run folder?)")
     values = json.loads(path.read_text())
     values["out"] = str(run_dir)
+    if args.tensorboard:  # logging changes nothing in the run itself
+        values["tensorboard"] = True
     return TrainConfig.from_dict(values)
 
 

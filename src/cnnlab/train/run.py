@@ -10,6 +10,7 @@ on the test split, and write the run folder::
       metrics.json   test_accuracy, test_loss, per-class metrics, confusion matrix
                      (with --tta flip: of the averaged predictions, and accuracy_without_tta)
       checkpoint.npz everything needed to resume (`cnnlab train --resume RUN_DIR`)
+      tensorboard/   with --tensorboard: event files (`tensorboard --logdir RUN_DIR/tensorboard`)
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class TrainConfig:
     out: str | None = None
     backend: str = "numpy"  # "torch": cnnlab.train.torch_backend (also under torchrun)
     device: str = "cpu"  # "cuda" needs backend "torch"
+    tensorboard: bool = False  # event files in RUN/tensorboard (cnnlab.train.tensorboard)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -133,6 +135,10 @@ def train_run(
     from cnnlab.train.fit import fit
 
     config.validate()
+    if config.tensorboard:  # the install hint before anything is written
+        from cnnlab.train.tensorboard import import_tensorboard
+
+        import_tensorboard()
     start = time.perf_counter()
     run_dir = Path(config.out) if config.out else default_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -198,6 +204,10 @@ def train_run(
     all_callbacks: list[Any] = [CSVLogger(run_dir / "history.csv"), *callbacks]
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
+    if config.tensorboard and is_main:
+        from cnnlab.train.tensorboard import TensorBoard
+
+        all_callbacks.append(TensorBoard(run_dir / "tensorboard", sample=x_test[:1]))  # test image 0
     # Augmentation runs on the normalized training batches only (never validation or test).
     # Pixels that shifts, crops and rotations uncover get the normalized value of black (the
     # background of the raw images), not 0, which after normalization is the mean gray.

@@ -10,6 +10,8 @@ Modules, one concept each (matplotlib is imported lazily, inside the functions):
 - ``projection``: PCA (NumPy) and t-SNE (scikit-learn) of penultimate-layer features;
 - ``activations``: the lecture's six activation functions and their derivatives;
 - ``gradcam``: Grad-CAM and saliency maps (``grad_cam``, ``saliency``), NumPy only;
+- ``resize``: bilinear upsampling of heatmaps (PyTorch's ``align_corners=False``);
+- ``cam_plots``: heatmaps laid over images (``show --cam``, the report's Grad-CAM section);
 - ``run_plots``: every plot of a run folder (``plot_run``);
 - ``report``: one self-contained ``report.html`` per run (``write_report``).
 """

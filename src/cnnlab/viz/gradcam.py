@@ -26,6 +26,7 @@ import numpy as np
 from cnnlab.errors import ShapeError, arg_error
 from cnnlab.functional.conv import ConvWorkspace
 from cnnlab.layers.base import Layer
+from cnnlab.viz.resize import bilinear_resize
 
 
 def grad_cam(
@@ -49,7 +50,7 @@ def grad_cam(
             more than one pixel (a 1 x 1 map has no "where").
         resize: True (default) upsamples each map bilinearly to the input's H x W, with
             ``align_corners=False`` as ``torch.nn.functional.interpolate`` (see
-            ``bilinear_resize``); False returns it at the layer's resolution.
+            ``cnnlab.viz.resize.bilinear_resize``); False returns it at the layer's resolution.
 
     Returns:
         ``(N, H, W)`` (or ``(N, h, w)`` with ``resize=False``) float arrays in [0, 1]. The
@@ -115,43 +116,6 @@ def saliency(model: Any, x: np.ndarray, target: int | Sequence[int] | np.ndarray
     targets = _targets("saliency", target, outputs[-1])
     dx = _backward(net, 0, _one_hot(outputs[-1], targets))  # (N, C, H, W)
     return np.abs(dx).max(axis=1)  # (N, H, W)
-
-
-def bilinear_resize(maps: np.ndarray, size: tuple[int, int] | Sequence[int]) -> np.ndarray:
-    """Bilinear upsampling (or downsampling) of ``(N, h, w)`` maps to ``size`` = (H, W).
-
-    The convention of ``torch.nn.functional.interpolate(mode="bilinear",
-    align_corners=False)`` with ``size`` given: pixel centers are aligned, output pixel o
-    samples the input at s = (o + 0.5) * h / H - 0.5, clamped to [0, h - 1], between the
-    two nearest pixels with weights 1 - frac(s) and frac(s). No antialiasing.
-
-    Shape:
-        - Input: (N, h, w)
-        - Output: (N, H, W)
-
-    Example:
-        >>> bilinear_resize(np.array([[[0.0, 1.0]]]), (1, 4)).tolist()
-        [[[0.0, 0.25, 0.75, 1.0]]]
-    """
-    maps = np.asarray(maps)
-    if maps.ndim != 3:
-        raise ShapeError(f"bilinear_resize: maps must have shape (N, h, w). Received: shape {maps.shape}")
-    out_h, out_w = (int(s) for s in size)
-    rows0, rows1, wy = _sample_points(maps.shape[1], out_h)  # (H,), (H,), (H,)
-    cols0, cols1, wx = _sample_points(maps.shape[2], out_w)  # (W,), (W,), (W,)
-    wy, wx = wy.astype(maps.dtype)[:, None], wx.astype(maps.dtype)[None, :]
-    top = maps[:, rows0][:, :, cols0] * (1 - wx) + maps[:, rows0][:, :, cols1] * wx  # (N, H, W)
-    bottom = maps[:, rows1][:, :, cols0] * (1 - wx) + maps[:, rows1][:, :, cols1] * wx  # (N, H, W)
-    return top * (1 - wy) + bottom * wy  # (N, H, W)
-
-
-def _sample_points(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Left index, right index and right weight of each output pixel (align_corners=False)."""
-    src = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
-    src = np.clip(src, 0, size_in - 1)  # torch clamps below at 0; the top clamp is i1's min
-    i0 = np.floor(src).astype(np.intp)
-    i1 = np.minimum(i0 + 1, size_in - 1)
-    return i0, i1, src - i0
 
 
 # ---- the passes ---------------------------------------------------------------------------
@@ -235,14 +199,40 @@ def _targets(where: str, target: Any, logits: np.ndarray) -> np.ndarray:
     return values.astype(np.intp)
 
 
+def default_layer(model: Any, input_shape: tuple[int, ...] | Sequence[int]) -> int:
+    """The index of ``grad_cam``'s default layer for inputs of ``input_shape`` (C, H, W).
+
+    The last layer whose output is a 4-D feature map with more than one pixel (a 1 x 1
+    map has no "where"), else the last 4-D one.
+
+    Example:
+        >>> from cnnlab.models import build_model
+        >>> net = build_model("small", input_size=(8, 8), num_classes=3, rng=0)
+        >>> i = default_layer(net, (1, 8, 8))
+        >>> i, net.layers[i]
+        (5, MaxPool2D(2))
+    """
+    shape: tuple[int, ...] = (1, *input_shape)
+    shapes = []
+    for lay in model.layers:
+        shape = lay.output_shape(shape)
+        shapes.append(shape)
+    return _last_map(shapes)
+
+
+def _last_map(shapes: list[tuple[int, ...]]) -> int:
+    four_d = [i for i, shape in enumerate(shapes) if len(shape) == 4]
+    wide = [i for i in four_d if shapes[i][2] * shapes[i][3] > 1]
+    if not (wide or four_d):
+        raise ShapeError("grad_cam: the model has no layer with a 4-D (N, C, h, w) output")
+    return (wide or four_d)[-1]
+
+
 def _pick_layer(layers: list[Layer], outputs: list[np.ndarray], layer: Any) -> int:
     """The index of the Grad-CAM layer: ``layer`` checked, or the default."""
     four_d = [i for i, out in enumerate(outputs) if out.ndim == 4]
     if layer is None:
-        wide = [i for i in four_d if outputs[i].shape[2] * outputs[i].shape[3] > 1]
-        if not (wide or four_d):
-            raise ShapeError("grad_cam: the model has no layer with a 4-D (N, C, h, w) output")
-        return (wide or four_d)[-1]
+        return _last_map([out.shape for out in outputs])
     count = len(layers)
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -count <= layer < count:
         raise arg_error(

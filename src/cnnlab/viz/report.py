@@ -1,7 +1,7 @@
 """``RUN_DIR/report.html``: one self-contained page per run (no network, images inlined).
 
 Sections: Configuration, Model (summary with the size formulas), Metrics, Diagnosis,
-Learning curves, Confusion matrix, Misclassified, Filters, Feature maps, Feature space.
+Learning curves, Confusion matrix, Misclassified, Grad-CAM, Filters, Feature maps, Feature space.
 Every PNG is embedded as a base64 ``data:`` URI and the CSS is inline, so the file can be
 mailed or archived alone. All text from the run is escaped with ``html.escape``.
 """
@@ -23,6 +23,7 @@ PLOT_SECTIONS = (
     ("Learning curves", ("curves",)),
     ("Confusion matrix", ("confusion", "per_class")),
     ("Misclassified", ("misclassified",)),
+    ("Grad-CAM", ("gradcam",)),
     ("Filters", ("filters",)),
     ("Feature maps", ("feature_maps",)),
     ("Feature space", ("pca", "tsne")),

@@ -21,6 +21,7 @@ PLOT_FILES = {
     "confusion": "confusion_matrix.png",
     "per_class": "per_class_accuracy.png",
     "misclassified": "misclassified.png",
+    "gradcam": "gradcam_misclassified.png",
     "filters": "filters.png",
     "feature_maps": "feature_maps.png",
     "pca": "feature_space_pca.png",
@@ -28,6 +29,8 @@ PLOT_FILES = {
 }
 #: At most this many test images go into the projections (t-SNE is quadratic in N).
 MAX_PROJECTED = 600
+#: Misclassified test images (most confident first) with Grad-CAM maps in the report.
+MAX_GRADCAM = 9
 
 
 def plot_run(run_dir: str | os.PathLike[str], tsne: bool | None = None) -> list[Path]:
@@ -99,8 +102,10 @@ def _test_plots(
     pred = probs.argmax(axis=1)
     confidence = probs[np.arange(len(pred)), pred]
     written = [
-        plot_misclassified(images, labels, pred, confidence, classes, out / PLOT_FILES["misclassified"])
+        plot_misclassified(images, labels, pred, confidence, classes, out / PLOT_FILES["misclassified"]),
     ]
+    cams = _gradcam_plot(model, images, x, labels, pred, confidence, classes, out)
+    written += [cams] if cams is not None else []
     maps = feature_maps(model, x[:1])
     if maps:
         written.append(
@@ -120,6 +125,42 @@ def _test_plots(
         points = tsne_2d(features)
         written.append(plot_projection(points, labels[subset], classes, out / PLOT_FILES["tsne"], "t-SNE"))
     return written
+
+
+def _gradcam_plot(
+    model: Any,
+    images: np.ndarray,
+    x: np.ndarray,
+    labels: np.ndarray,
+    pred: np.ndarray,
+    confidence: np.ndarray,
+    classes: list[str],
+    out: Path,
+) -> Path | None:
+    """Grad-CAM of the predicted and the true class for the most confident mistakes.
+
+    None (no picture) for a model without a conv/pool stage (no 4-D layer output).
+    """
+    from cnnlab.errors import ShapeError
+    from cnnlab.viz.cam_plots import plot_cam_misclassified
+    from cnnlab.viz.gradcam import default_layer, grad_cam
+    from cnnlab.viz.probe import layer_label
+
+    try:
+        index = default_layer(model, x.shape[1:])
+    except (ShapeError, AttributeError):  # no feature maps, or not a Sequential
+        return None
+    wrong = np.flatnonzero(pred != labels)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_GRADCAM]  # (n,)
+    cam_pred = cam_true = np.zeros((0, *x.shape[2:]))
+    if len(wrong):
+        cam_pred = grad_cam(model, x[wrong], target=pred[wrong], layer=index)  # (n, H, W)
+        cam_true = grad_cam(model, x[wrong], target=labels[wrong], layer=index)  # (n, H, W)
+    path = out / PLOT_FILES["gradcam"]
+    label = layer_label(index, model.layers[index])
+    return plot_cam_misclassified(
+        images[wrong], labels[wrong], pred[wrong], cam_pred, cam_true, classes, path, layer=label
+    )
 
 
 def _test_split(run: Path, extra: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
