@@ -76,20 +76,20 @@ def test_page_loads_with_the_runs_table_and_no_console_errors(page, server):
 
 
 def test_a_curve_gains_points_while_a_run_trains(page, server, runs_root):
+    """The page is open (run pending) before the run starts: every point must arrive live."""
     out = runs_root / "live"
+    page.goto(server.url + "#run=live")  # as `train --dashboard` does: the URL comes first
+    page.wait_for_selector("#run-status:has-text('waiting for the run')")
+    page.evaluate("window.notReloaded = true")
+    dots = "#chart-loss circle.pt[data-series='train loss']"
+    assert page.locator(dots).count() == 0
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     command = [sys.executable, "-m", "cnnlab", "train", "--epochs", "3", "--model", "small"]
     command += ["--batch-size", "64", "--out", str(out), "--quiet", "--no-plots"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        page.goto(server.url + "#run=live")  # before the run folder exists, as with --dashboard
-        page.wait_for_selector("body[data-ready='1']")
-        page.evaluate("window.notReloaded = true")
-        dots = "#chart-loss circle.pt[data-series='train loss']"
-        seen = page.locator(dots).count()
-        assert seen < 3
         count = "([sel, n]) => document.querySelectorAll(sel).length > n"  # no eval: the CSP forbids it
-        page.wait_for_function(count, arg=[dots, seen], timeout=60_000, polling=100)
+        page.wait_for_function(count, arg=[dots, 0], timeout=60_000, polling=100)
         page.wait_for_function(count, arg=[dots, 2], timeout=60_000)
         assert page.evaluate("window.notReloaded") is True  # pushed by the event stream
         page.wait_for_selector("#run-status:has-text('done')", timeout=60_000)
