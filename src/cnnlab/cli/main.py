@@ -15,6 +15,7 @@ from typing import Any
 
 from cnnlab.cli import (
     bench_cmd,
+    dashboard_cmd,
     diagnose_cmd,
     evaluate_cmd,
     explain_cmd,
@@ -40,6 +41,7 @@ COMMANDS = (
     plot_cmd,
     show_cmd,
     export_cmd,
+    dashboard_cmd,
 )
 
 

@@ -103,6 +103,9 @@ def add_parser(sub: Any) -> None:
         help="write TensorBoard event files to RUN_DIR/tensorboard (pip install tensorboard)",
     )
     p.add_argument("--no-plots", action="store_true", help="skip RUN_DIR/plots/ and report.html")
+    p.add_argument(
+        "--dashboard", action="store_true", help="serve `cnnlab dashboard` on the runs folder meanwhile"
+    )
     p.set_defaults(func=run)
 
 
@@ -202,6 +205,14 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
             "cnnlab train: "
             + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {}))
         )
+    dashboard = None
+    if args.dashboard and main:  # a live page of the runs folder (cnnlab.dashboard)
+        from cnnlab.dashboard.server import start_beside
+        from cnnlab.train.run import default_run_dir
+
+        config.out = config.out or str(default_run_dir())
+        dashboard = start_beside(config.out)
+        print(f"dashboard: {dashboard.url}#run={Path(config.out).name}", flush=True)
     try:
         result = train_run(
             config, verbose=not args.quiet, resume=bool(args.resume), overwrite=args.overwrite, hold=hold
@@ -231,4 +242,8 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
             print(f"report: {write_report(result.run_dir, tsne=False)}")
         except CnnlabError as exc:  # e.g. matplotlib not installed: the run itself is saved
             print(f"plots skipped: {exc}", file=sys.stderr)
+    if dashboard is not None:
+        from cnnlab.dashboard.server import keep_serving
+
+        keep_serving(dashboard)
     return 0
