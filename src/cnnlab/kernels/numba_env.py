@@ -1,0 +1,56 @@
+"""Import numba with cnnlab's settings: cache directory, threading layer, SLP vectorizer.
+
+- Cache: compiled kernels are cached in ``$XDG_CACHE_HOME/cnnlab/numba`` (default
+  ``~/.cache/cnnlab/numba``) unless ``NUMBA_CACHE_DIR`` is set. A cached kernel loads in
+  ~0.02 s instead of compiling for several seconds.
+- Threads: numba's ``workqueue`` layer (unless ``NUMBA_THREADING_LAYER`` is set) sleeps when
+  idle, so it does not spin against OpenBLAS's and torch's pools (issue 14: an OpenMP pool
+  spinning beside them slowed the next GEMM 1.7x). workqueue must not be entered from two
+  threads at once, so every compiled call holds ``LOCK``.
+- SLP vectorizer: numba turns LLVM's SLP vectorizer off by default; the generated kernels
+  (scalar accumulators, one per output channel and pixel) need it to become vector FMAs.
+  ``slp()`` turns it on only while cnnlab's kernels compile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+LOCK = threading.Lock()
+
+
+def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/cnnlab`` or ``~/.cache/cnnlab``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cnnlab"
+
+
+def numba_cache_dir() -> Path:
+    return Path(os.environ.get("NUMBA_CACHE_DIR") or cache_root() / "numba")
+
+
+def import_numba() -> Any:
+    """numba, imported after its environment is set (only fills in what the user left unset)."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_root() / "numba"))
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+    import numba
+
+    return numba
+
+
+@contextlib.contextmanager
+def slp() -> Iterator[None]:
+    """Enable LLVM's SLP vectorizer for the compilations inside this block."""
+    from numba.core import config  # SLP_VECTORIZE is set from the environment at import
+
+    old = getattr(config, "SLP_VECTORIZE", 0)
+    setattr(config, "SLP_VECTORIZE", 1)  # noqa: B010 (not in numba's type stubs)
+    try:
+        yield
+    finally:
+        setattr(config, "SLP_VECTORIZE", old)  # noqa: B010
