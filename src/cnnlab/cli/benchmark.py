@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 #: name -> input shape (C, H, W) of the reference models.
-MODELS: dict[str, tuple[int, int, int]] = {"small": (1, 28, 28), "resnet": (3, 32, 32)}
+MODELS: dict[str, tuple[int, int, int]] = {
+    "small": (1, 28, 28),
+    "resnet": (3, 32, 32),
+    "fashion": (1, 28, 28),
+}
+#: bench name -> (zoo model, its arguments) where they differ: "fashion" is the network of
+#: ``cnnlab train --recipe fashion`` (train/recipes.py).
+ZOO_ARGS: dict[str, tuple[str, dict[str, Any]]] = {"fashion": ("vgg", {"widths": [16, 64], "dropout": 0.0})}
 
 
 def cores() -> int:
@@ -41,7 +48,8 @@ def build(model: str) -> Any:
     from cnnlab.models import build_model
 
     c, h, w = MODELS[model]
-    return build_model(model, in_channels=c, input_size=(h, w), num_classes=10, rng=0)
+    name, kwargs = ZOO_ARGS.get(model, (model, {}))
+    return build_model(name, in_channels=c, input_size=(h, w), num_classes=10, rng=0, **kwargs)
 
 
 def forward_flops(model: str, batch: int) -> float:

@@ -36,11 +36,8 @@ def tier() -> str:
     """ "compiled" or "numpy": the tier the next convolution will use.
 
     Example:
-        >>> import os
-        >>> os.environ["CNNLAB_KERNELS"] = "numpy"
-        >>> tier()
-        'numpy'
-        >>> del os.environ["CNNLAB_KERNELS"]
+        >>> tier() in ("numpy", "compiled")
+        True
     """
     chosen = choice()
     if chosen == "numpy":
