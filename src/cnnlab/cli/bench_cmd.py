@@ -19,6 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="small,resnet", help=f"comma-separated, from {', '.join(MODELS)}")
     p.add_argument("--modes", default="train,forward", help="comma-separated: train, forward")
     p.add_argument(
+        "--cpu-clock",
+        action="store_true",
+        help="one thread per library, timed by process CPU time (for a machine shared with other jobs)",
+    )
+    p.add_argument(
         "--tiers",
         default="numpy,auto",
         help="cnnlab kernel tiers to time, comma-separated: numpy, auto, compiled "
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         memory=not args.no_memory,
         models=models,
         modes=tuple(args.modes.split(",")),
+        cpu_clock=args.cpu_clock,
     )
     if args.json:
         with open(args.json, "w") as f:

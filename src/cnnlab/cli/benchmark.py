@@ -173,9 +173,14 @@ def make_steps(
 
 
 def time_interleaved(
-    steps: dict[str, Callable[[], None]], rounds: int, per_round: int, warmup: int = 3, pause: float = 0.05
+    steps: dict[str, Callable[[], None]],
+    rounds: int,
+    per_round: int,
+    warmup: int = 3,
+    pause: float = 0.05,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """Median seconds per step of each callable, timed in interleaved rounds."""
+    """Median seconds per step of each callable, timed in interleaved rounds (wall clock by default)."""
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -184,9 +189,9 @@ def time_interleaved(
         for name, step in steps.items():
             time.sleep(pause)
             for _ in range(per_round):
-                t = time.perf_counter()
+                t = clock()
                 step()
-                samples[name].append(time.perf_counter() - t)
+                samples[name].append(clock() - t)
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
@@ -228,19 +233,57 @@ def run(
     models: tuple[str, ...] = ("small", "resnet"),
     modes: tuple[str, ...] = ("train", "forward"),
     print_fn: Callable[[str], None] = print,
+    cpu_clock: bool = False,
 ) -> list[dict[str, Any]]:
-    """Time cnnlab against torch and print the ratio table; returns the rows."""
+    """Time cnnlab against torch and print the ratio table; returns the rows.
+
+    ``cpu_clock``: every library on ONE thread (BLAS, numba, torch), timed by the CPU time
+    of the process (``time.process_time``) instead of the wall clock. On a machine shared
+    with other jobs that measures the work each library does, not what the other jobs leave.
+    """
+    if cpu_clock:
+        import contextlib
+
+        from threadpoolctl import threadpool_limits
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(threadpool_limits(1))
+            try:
+                import numba
+
+                old_threads = numba.get_num_threads()
+                numba.set_num_threads(1)
+                stack.callback(numba.set_num_threads, old_threads)
+            except ImportError:
+                pass
+            return _run(batches, rounds, libs, memory, models, modes, print_fn, 1, time.process_time)
+    return _run(batches, rounds, libs, memory, models, modes, print_fn, cores(), time.perf_counter)
+
+
+def _run(
+    batches: tuple[int, ...],
+    rounds: int,
+    libs: list[str] | None,
+    memory: bool,
+    models: tuple[str, ...],
+    modes: tuple[str, ...],
+    print_fn: Callable[[str], None],
+    threads: int,
+    clock: Callable[[], float],
+) -> list[dict[str, Any]]:
     ours = available_tiers()
     try:
         import torch
 
-        torch.set_num_threads(cores())
+        torch.set_num_threads(threads)
         libs = libs or [*ours, "torch", "torch_cl"]
         torch_version = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         libs, torch_version = libs or ours, "not installed"
     gflops = gemm_gflops()
     print_fn(f"machine: {cores()} cores; BLAS: {blas_info()}")
+    if clock is time.process_time:
+        print_fn("clock: CPU time of the process, every library on 1 thread (--cpu-clock)")
     print_fn(f"numpy {np.__version__}, torch {torch_version}; float32 GEMM: {gflops:.0f} GFLOP/s")
     env = ", ".join(
         f"{k}={os.environ.get(k, '(unset)')}"
@@ -261,7 +304,9 @@ def run(
             train = mode == "train"
             for batch in batches:
                 per_round = max(2, 256 // batch)
-                times = time_interleaved(make_steps(batch, train, libs, model), rounds, per_round)
+                times = time_interleaved(
+                    make_steps(batch, train, libs, model), rounds, per_round, clock=clock
+                )
                 flops = forward_flops(model, batch) * (3 if train else 1)
                 for lib, sec in times.items():
                     rows.append(
