@@ -35,11 +35,22 @@ def numba_cache_dir() -> Path:
 
 
 def import_numba() -> Any:
-    """numba, imported after its environment is set (only fills in what the user left unset)."""
+    """numba, with cnnlab's settings where the user left them unset.
+
+    The environment variables are read when numba is first imported; if something imported
+    numba before cnnlab did, the same settings are made on ``numba.config`` (numba reads
+    ``CACHE_DIR`` when a function is compiled and the threading layer when its first
+    parallel function runs).
+    """
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_root() / "numba"))
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     import numba
+    from numba.core import config
 
+    if not getattr(config, "CACHE_DIR", ""):
+        setattr(config, "CACHE_DIR", os.environ["NUMBA_CACHE_DIR"])  # noqa: B010
+    if getattr(config, "THREADING_LAYER", "default") == "default":
+        setattr(config, "THREADING_LAYER", os.environ["NUMBA_THREADING_LAYER"])  # noqa: B010
     return numba
 
 
