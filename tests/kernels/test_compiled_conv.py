@@ -126,9 +126,13 @@ def test_unsupported_convolutions_stay_on_numpy(monkeypatch):
     assert not dispatch.use_compiled((2, 3, 8, 8), w.astype(np.float16), (1, 1, 1, 1), (1, 1), (1, 1))
 
 
-def test_auto_keeps_wide_convolutions_on_numpy(monkeypatch):
+def test_auto_keeps_convolutions_on_numpy_until_compiled_measures_faster(monkeypatch):
+    """The default ("auto") leaves every convolution wider than AUTO_MAX_CHANNELS on NumPy."""
     monkeypatch.delenv("CNNLAB_KERNELS", raising=False)
     wide = np.zeros((64, 64, 3, 3), np.float32)
+    narrow = np.zeros((dispatch.AUTO_MAX_CHANNELS or 1, 1, 3, 3), np.float32)
     assert not dispatch.use_compiled((2, 64, 8, 8), wide, (1, 1, 1, 1), (1, 1), (1, 1))
+    auto_narrow = dispatch.use_compiled((2, 1, 8, 8), narrow, (1, 1, 1, 1), (1, 1), (1, 1))
+    assert auto_narrow == (dispatch.AUTO_MAX_CHANNELS >= 1)
     monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
     assert dispatch.use_compiled((2, 64, 8, 8), wide, (1, 1, 1, 1), (1, 1), (1, 1))

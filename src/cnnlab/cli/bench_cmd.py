@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--tiers",
-        default="numpy,auto",
+        default="numpy,compiled",
         help="cnnlab kernel tiers to time, comma-separated: numpy, auto, compiled "
         "(the compiled ones only when numba is installed: pip install 'cnnlab[fast]')",
     )

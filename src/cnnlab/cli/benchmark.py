@@ -10,9 +10,9 @@ RSS is measured in a fresh subprocess per library (a shared process cannot tell 
 memory is whose). Reference models: ``small`` on 1x28x28 and ``resnet`` on 3x32x32.
 
 cnnlab runs once per kernel tier (``cnnlab.kernels``): ``cnnlab-np`` with
-``CNNLAB_KERNELS=numpy``, ``cnnlab-auto`` with the default choice (compiled where it is
-measured faster, when numba is installed), ``cnnlab-jit`` with every supported convolution
-compiled. Each timed step sets the variable itself, so the tiers interleave in one process.
+``CNNLAB_KERNELS=numpy``, ``cnnlab-jit`` with every supported convolution compiled, and on
+request ``cnnlab-auto`` with the default choice (compiled where it measured faster). Each
+timed step sets the variable itself, so the tiers interleave in one process.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
 TIERS = {"cnnlab-np": "numpy", "cnnlab-auto": "auto", "cnnlab-jit": "compiled"}
 
 
-def available_tiers(wanted: tuple[str, ...] = ("numpy", "auto")) -> list[str]:
+def available_tiers(wanted: tuple[str, ...] = ("numpy", "compiled")) -> list[str]:
     """Labels of the cnnlab tiers to time: the compiled ones only when numba is installed."""
     from cnnlab.kernels.select import compiled_available
 

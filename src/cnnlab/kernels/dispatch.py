@@ -19,11 +19,12 @@ Pads = tuple[int, int, int, int]
 _SAVED: weakref.WeakKeyDictionary[ConvWorkspace, tuple[np.ndarray, object]] = weakref.WeakKeyDictionary()
 
 
-#: With CNNLAB_KERNELS unset ("auto"), convolutions with more channels than this stay on
-#: NumPy: there im2col's GEMMs are large enough that OpenBLAS was faster than the generated
-#: kernel (docs/performance.md, "Compiled kernel tier"). CNNLAB_KERNELS=compiled uses the
-#: compiled kernel for every supported convolution.
-AUTO_MAX_CHANNELS = 32
+#: With CNNLAB_KERNELS unset ("auto"), convolutions with at most this many channels (in and
+#: out) would run compiled. 0: none do. Measured on the project machine (docs/performance.md,
+#: "Compiled kernel tier"), the generated kernels did 1.3-2.7x the CPU work of im2col + GEMM
+#: per train step, so the compiled tier is opt-in (CNNLAB_KERNELS=compiled) until a kernel
+#: measures faster; raise this where one does.
+AUTO_MAX_CHANNELS = 0
 
 
 def use_compiled(
