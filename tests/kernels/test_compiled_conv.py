@@ -126,13 +126,17 @@ def test_unsupported_convolutions_stay_on_numpy(monkeypatch):
     assert not dispatch.use_compiled((2, 3, 8, 8), w.astype(np.float16), (1, 1, 1, 1), (1, 1), (1, 1))
 
 
-def test_auto_keeps_convolutions_on_numpy_until_compiled_measures_faster(monkeypatch):
-    """The default ("auto") leaves every convolution wider than AUTO_MAX_CHANNELS on NumPy."""
+def test_auto_compiles_only_where_it_measured_faster(monkeypatch):
+    """The default ("auto"): 16 -> 16 at stride 1 compiled; 64 channels, stride 2, 1-3 input channels not."""
     monkeypatch.delenv("CNNLAB_KERNELS", raising=False)
-    wide = np.zeros((64, 64, 3, 3), np.float32)
-    narrow = np.zeros((dispatch.AUTO_MAX_CHANNELS or 1, 1, 3, 3), np.float32)
-    assert not dispatch.use_compiled((2, 64, 8, 8), wide, (1, 1, 1, 1), (1, 1), (1, 1))
-    auto_narrow = dispatch.use_compiled((2, 1, 8, 8), narrow, (1, 1, 1, 1), (1, 1), (1, 1))
-    assert auto_narrow == (dispatch.AUTO_MAX_CHANNELS >= 1)
+    pads = (1, 1, 1, 1)
+
+    def w(C_out, C_in):
+        return np.zeros((C_out, C_in, 3, 3), np.float32)
+
+    assert dispatch.use_compiled((2, 16, 9, 9), w(16, 16), pads, (1, 1), (1, 1))
+    assert not dispatch.use_compiled((2, 64, 9, 9), w(64, 64), pads, (1, 1), (1, 1))
+    assert not dispatch.use_compiled((2, 16, 9, 9), w(16, 16), pads, (2, 2), (1, 1))
+    assert not dispatch.use_compiled((2, 1, 9, 9), w(16, 1), pads, (1, 1), (1, 1))
     monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
-    assert dispatch.use_compiled((2, 64, 8, 8), wide, (1, 1, 1, 1), (1, 1), (1, 1))
+    assert dispatch.use_compiled((2, 64, 9, 9), w(64, 64), pads, (1, 1), (1, 1))

@@ -1,19 +1,17 @@
 """The compiled kernel tier: optional numba kernels beside the readable NumPy engine.
 
-``pip install 'cnnlab[fast]'`` installs numba; with ``CNNLAB_KERNELS=compiled`` cnnlab then
-runs the 3x3-type convolutions (any kernel larger than 1x1, any stride, padding up to
-kernel-1, no dilation) with generated, register-blocked numba kernels instead of im2col +
-GEMM. Status: correct (checked against NumPy and PyTorch) but, on the project machine, not
-yet faster than the NumPy engine, so the default ("auto") still runs NumPy everywhere
-(``dispatch.AUTO_MAX_CHANNELS``; measurements in docs/performance.md). Everything else, and
-every case the compiled kernels do not cover, runs on the NumPy engine, which stays the
-reference: same layer API, same PyTorch weight layouts, the same results up to float
-summation order.
+``pip install 'cnnlab[fast]'`` installs numba; cnnlab can then run the 3x3-type
+convolutions (any kernel larger than 1x1, any stride, padding up to kernel-1, no dilation)
+with generated, register-blocked numba kernels instead of im2col + GEMM. By default ("auto")
+it does so only where they measured faster than the NumPy engine on the project machine:
+stride 1 with 8-16 channels (``dispatch.auto_prefers_compiled``; measurements in
+docs/performance.md). Everything else, and every case the compiled kernels do not cover,
+runs on the NumPy engine, which stays the reference: same layer API, same PyTorch weight
+layouts, the same results up to float summation order.
 
 Choose with the environment variable ``CNNLAB_KERNELS``:
 
-- unset or ``auto``: compiled where it measured faster (today: nowhere) when numba is
-  importable, else NumPy;
+- unset or ``auto``: compiled where it measured faster when numba is importable, else NumPy;
 - ``numpy``: always the NumPy engine;
 - ``compiled``: the compiled tier (a one-line notice and NumPy when numba is missing).
 

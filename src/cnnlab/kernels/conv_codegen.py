@@ -147,7 +147,12 @@ def _dw_source() -> str:
 
 
 def source() -> str:
-    return _HEADER + _conv_source() + _dw_source()
+    from numba.core import config
+
+    # The SLP setting is part of the text, so code compiled without it is never loaded from
+    # the cache (numba keys its cache on the source file, not on compiler flags).
+    flags = f"# compiled with NUMBA_SLP_VECTORIZE={getattr(config, 'SLP_VECTORIZE', 0)}\n"
+    return _HEADER + flags + _conv_source() + _dw_source()
 
 
 _MODULE: ModuleType | None = None

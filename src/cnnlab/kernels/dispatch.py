@@ -19,12 +19,19 @@ Pads = tuple[int, int, int, int]
 _SAVED: weakref.WeakKeyDictionary[ConvWorkspace, tuple[np.ndarray, object]] = weakref.WeakKeyDictionary()
 
 
-#: With CNNLAB_KERNELS unset ("auto"), convolutions with at most this many channels (in and
-#: out) would run compiled. 0: none do. Measured on the project machine (docs/performance.md,
-#: "Compiled kernel tier"), the generated kernels did 1.3-2.7x the CPU work of im2col + GEMM
-#: per train step, so the compiled tier is opt-in (CNNLAB_KERNELS=compiled) until a kernel
-#: measures faster; raise this where one does.
-AUTO_MAX_CHANNELS = 0
+#: With CNNLAB_KERNELS unset ("auto"), only the convolutions where the generated kernel
+#: measured faster than im2col + GEMM run compiled: stride 1 with 8 to 16 channels in and
+#: out (16 -> 16 at 28x28 / 32x32: 0.64-0.72x the CPU time of the NumPy engine; 32 -> 32
+#: 0.98x; 1-3 input channels, stride 2 and 64 channels slower, 1.2-2.1x; table in
+#: docs/performance.md, "Compiled kernel tier"). CNNLAB_KERNELS=compiled uses the compiled
+#: kernel for every supported convolution.
+AUTO_CHANNELS = (8, 16)
+
+
+def auto_prefers_compiled(C_in: int, C_out: int, stride: Pair) -> bool:
+    """The measured rule of "auto": True where the compiled kernel was the faster one."""
+    low, high = AUTO_CHANNELS
+    return stride == (1, 1) and low <= min(C_in, C_out) and max(C_in, C_out) <= high
 
 
 def use_compiled(
@@ -38,7 +45,7 @@ def use_compiled(
     from cnnlab.kernels import check, conv
 
     C_out, C_in, KH, KW = weight.shape
-    if choice() == "auto" and max(C_in, C_out) > AUTO_MAX_CHANNELS:
+    if choice() == "auto" and not auto_prefers_compiled(C_in, C_out, stride):
         return False
     if not conv.supported(x_shape, (KH, KW), pads, stride, dilation, weight.dtype):
         return False
