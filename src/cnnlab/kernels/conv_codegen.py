@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 from types import ModuleType
 
@@ -170,7 +171,7 @@ def module() -> ModuleType:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"conv_gen_{digest}.py"
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(f".tmp{id(text)}")
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(text)
         tmp.replace(path)  # atomic: another process never imports a half-written file
     name = f"cnnlab_kernels_conv_gen_{digest}"
