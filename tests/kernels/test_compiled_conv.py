@@ -140,3 +140,24 @@ def test_auto_compiles_only_where_it_measured_faster(monkeypatch):
     assert not dispatch.use_compiled((2, 1, 9, 9), w(16, 1), pads, (1, 1), (1, 1))
     monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
     assert dispatch.use_compiled((2, 64, 9, 9), w(64, 64), pads, (1, 1), (1, 1))
+
+
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+    """Fixed blocks and chunk-ordered sums: bit-identical with 1 and 2 numba threads."""
+    import numba
+
+    monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 13, 11)).astype(np.float32)
+    layer = _layer(5, 6, 3, 1, 1, np.float32)
+    dy = rng.standard_normal(layer.output_shape(x.shape)).astype(np.float32)
+    old = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(_run(layer, x, dy))
+    finally:
+        numba.set_num_threads(old)
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
