@@ -16,10 +16,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +59,3 @@ def import_numba() -> Any:
     if getattr(config, "THREADING_LAYER", "default") == "default":
         setattr(config, "THREADING_LAYER", os.environ["NUMBA_THREADING_LAYER"])  # noqa: B010
     return numba
-
-
-@contextlib.contextmanager
-def slp() -> Iterator[None]:
-    """Enable LLVM's SLP vectorizer for the compilations inside this block."""
-    from numba.core import config  # SLP_VECTORIZE is set from the environment at import
-
-    old = getattr(config, "SLP_VECTORIZE", 0)
-    setattr(config, "SLP_VECTORIZE", 1)  # noqa: B010 (not in numba's type stubs)
-    try:
-        yield
-    finally:
-        setattr(config, "SLP_VECTORIZE", old)  # noqa: B010
