@@ -8,7 +8,7 @@ Run with the BLAS settings of a real user (see docs/performance.md):
 
 import sys
 
-from cnnlab.benchmark import main
+from cnnlab.cli.benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import benchmark
+from cnnlab.cli import benchmark
 
 
 def test_forward_flops_of_small_by_hand():
@@ -50,5 +50,43 @@ def test_interleaved_timing_and_table():
 
 
 def test_unknown_model_is_refused():
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match=r"--models.*Received: --models='nope'"):
         benchmark.main(["--models", "nope", "--profile"])
+
+
+def test_unknown_tier_is_refused():
+    with pytest.raises(ValueError, match=r"--tiers.*numpy, auto, compiled. Received: --tiers='jit'"):
+        benchmark.main(["--tiers", "jit"])
+
+
+def test_tiers_interleave_in_one_process(monkeypatch):
+    """Each cnnlab tier's step sets CNNLAB_KERNELS itself; run() restores the caller's value."""
+    monkeypatch.setenv("CNNLAB_KERNELS", "numpy")
+    seen = []
+    real = benchmark._cnnlab_step
+
+    def spy(batch, train, model="small", tier="auto"):
+        step = real(batch, train, model, tier)
+
+        def wrapped():
+            step()
+            seen.append(__import__("os").environ["CNNLAB_KERNELS"])
+
+        return wrapped
+
+    monkeypatch.setattr(benchmark, "_cnnlab_step", spy)
+    monkeypatch.setattr(benchmark, "gemm_gflops", lambda: 1.0)
+    monkeypatch.setattr(benchmark, "compile_report", lambda: "compiled tier: (test)")
+    libs = ["cnnlab-np", "cnnlab-jit"]
+    rows = benchmark.run(
+        (2,),
+        rounds=1,
+        libs=libs,
+        memory=False,
+        models=("small",),
+        modes=("forward",),
+        print_fn=lambda s: None,
+    )
+    assert {r["lib"] for r in rows} == set(libs)
+    assert set(seen) == {"numpy", "compiled"}
+    assert __import__("os").environ["CNNLAB_KERNELS"] == "numpy"

@@ -9,9 +9,10 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError, ShapeError, arg_error
 from cnnlab.functional import conv as conv_kernels
-from cnnlab.functional.conv import ConvWorkspace, conv2d_backward, conv2d_forward
+from cnnlab.functional.conv import ConvWorkspace
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
+from cnnlab.kernels import dispatch as kernels
 from cnnlab.layers.base import Layer, config_int
 
 PADDING_MODES = ("valid", "same")
@@ -206,7 +207,8 @@ class Conv2D(Layer):
         H, W = x.shape[2:]
         pads = self._pads(H, W)
         self._check_workspace(x.shape, pads, self.params["weight"].dtype)
-        y = conv2d_forward(
+        # The compiled tier where installed and verified (cnnlab.kernels), else functional.conv.
+        y = kernels.conv2d_forward(
             x,
             self.params["weight"],
             self.params.get("bias"),
@@ -241,7 +243,7 @@ class Conv2D(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
         """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""
         x, pads = self._cached()
-        dx, dW, db = conv2d_backward(
+        dx, dW, db = kernels.conv2d_backward(
             dy,
             x,
             self.params["weight"],

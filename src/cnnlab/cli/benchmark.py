@@ -1,17 +1,22 @@
 """Speed of a training step: cnnlab against PyTorch, in one process, as ratios.
 
-Used by ``benchmarks/bench_train_step.py`` and ``cnnlab bench``. Method: build the same
+Used by ``cnnlab bench`` and ``benchmarks/bench_train_step.py`` (both parse their options
+with ``cli/bench_cmd.py``). Method: build the same
 model in both libraries with the same weights (``cnnlab.interop.to_torch``), warm up, then
 time interleaved rounds (cnnlab, torch NCHW, torch channels_last) with a short pause
 between libraries so their thread pools do not fight, and report the median of many
 steps. A float32 GEMM timed in the same run gives the machine's attainable GFLOP/s. Peak
 RSS is measured in a fresh subprocess per library (a shared process cannot tell whose
 memory is whose). Reference models: ``small`` on 1x28x28 and ``resnet`` on 3x32x32.
+
+cnnlab runs once per kernel tier (``cnnlab.kernels``): ``cnnlab-np`` with
+``CNNLAB_KERNELS=numpy``, ``cnnlab-jit`` with every supported convolution compiled, and on
+request ``cnnlab-auto`` with the default choice (compiled where it measured faster). Each
+timed step sets the variable itself, so the tiers interleave in one process.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -23,7 +28,14 @@ from typing import Any
 import numpy as np
 
 #: name -> input shape (C, H, W) of the reference models.
-MODELS: dict[str, tuple[int, int, int]] = {"small": (1, 28, 28), "resnet": (3, 32, 32)}
+MODELS: dict[str, tuple[int, int, int]] = {
+    "small": (1, 28, 28),
+    "resnet": (3, 32, 32),
+    "fashion": (1, 28, 28),
+}
+#: bench name -> (zoo model, its arguments) where they differ: "fashion" is the network of
+#: ``cnnlab train --recipe fashion`` (train/recipes.py).
+ZOO_ARGS: dict[str, tuple[str, dict[str, Any]]] = {"fashion": ("vgg", {"widths": [16, 64], "dropout": 0.0})}
 
 
 def cores() -> int:
@@ -36,7 +48,8 @@ def build(model: str) -> Any:
     from cnnlab.models import build_model
 
     c, h, w = MODELS[model]
-    return build_model(model, in_channels=c, input_size=(h, w), num_classes=10, rng=0)
+    name, kwargs = ZOO_ARGS.get(model, (model, {}))
+    return build_model(name, in_channels=c, input_size=(h, w), num_classes=10, rng=0, **kwargs)
 
 
 def forward_flops(model: str, batch: int) -> float:
@@ -57,7 +70,19 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def _cnnlab_step(batch: int, train: bool, model: str = "small") -> Callable[[], None]:
+#: library label -> CNNLAB_KERNELS value of that cnnlab tier.
+TIERS = {"cnnlab-np": "numpy", "cnnlab-auto": "auto", "cnnlab-jit": "compiled"}
+
+
+def available_tiers(wanted: tuple[str, ...] = ("numpy", "compiled")) -> list[str]:
+    """Labels of the cnnlab tiers to time: the compiled ones only when numba is installed."""
+    from cnnlab.kernels.select import compiled_available
+
+    labels = [label for label, value in TIERS.items() if value in wanted]
+    return [lab for lab in labels if TIERS[lab] == "numpy" or compiled_available()]
+
+
+def _cnnlab_step(batch: int, train: bool, model: str = "small", tier: str = "auto") -> Callable[[], None]:
     from cnnlab.layers.fuse import fuse
     from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.optim import SGD
@@ -72,6 +97,7 @@ def _cnnlab_step(batch: int, train: bool, model: str = "small") -> Callable[[], 
         net.layers[0].needs_input_grad = False  # the data needs no gradient (torch: x.requires_grad=False)
 
     def step() -> None:
+        os.environ["CNNLAB_KERNELS"] = tier  # read by every Conv2D call
         if train:
             loss.forward(net.forward(x), y)
             net.backward(loss.backward())
@@ -120,17 +146,24 @@ def make_steps(
 ) -> dict[str, Callable[[], None]]:
     steps: dict[str, Callable[[], None]] = {}
     for lib in libs:
-        if lib == "cnnlab":
-            steps[lib] = _cnnlab_step(batch, train, model)
+        if lib in TIERS:
+            steps[lib] = _cnnlab_step(batch, train, model, TIERS[lib])
+        elif lib == "cnnlab":  # the tier CNNLAB_KERNELS selects (default: auto)
+            steps[lib] = _cnnlab_step(batch, train, model, os.environ.get("CNNLAB_KERNELS", "auto"))
         elif lib in ("torch", "torch_cl"):
             steps[lib] = _torch_step(batch, train, lib == "torch_cl", model)
     return steps
 
 
 def time_interleaved(
-    steps: dict[str, Callable[[], None]], rounds: int, per_round: int, warmup: int = 3, pause: float = 0.05
+    steps: dict[str, Callable[[], None]],
+    rounds: int,
+    per_round: int,
+    warmup: int = 3,
+    pause: float = 0.05,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """Median seconds per step of each callable, timed in interleaved rounds."""
+    """Median seconds per step of each callable, timed in interleaved rounds (wall clock by default)."""
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -139,9 +172,9 @@ def time_interleaved(
         for name, step in steps.items():
             time.sleep(pause)
             for _ in range(per_round):
-                t = time.perf_counter()
+                t = clock()
                 step()
-                samples[name].append(time.perf_counter() - t)
+                samples[name].append(clock() - t)
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
@@ -150,7 +183,7 @@ def peak_rss_mb(lib: str, batch: int, model: str = "small", steps: int = 5) -> f
     # VmHWM, not ru_maxrss: on Linux ru_maxrss survives fork+exec, so the child would report
     # the (larger) parent's peak.
     code = (
-        "import resource; from cnnlab.benchmark import make_steps\n"
+        "import resource; from cnnlab.cli.benchmark import make_steps\n"
         f"s = make_steps({batch}, True, [{lib!r}], {model!r})[{lib!r}]\n"
         f"for _ in range({steps}): s()\n"
         "try:\n"
@@ -183,30 +216,80 @@ def run(
     models: tuple[str, ...] = ("small", "resnet"),
     modes: tuple[str, ...] = ("train", "forward"),
     print_fn: Callable[[str], None] = print,
+    cpu_clock: bool = False,
 ) -> list[dict[str, Any]]:
-    """Time cnnlab against torch and print the ratio table; returns the rows."""
+    """Time cnnlab against torch and print the ratio table; returns the rows.
+
+    ``cpu_clock``: every library on ONE thread (BLAS, numba, torch), timed by the CPU time
+    of the process (``time.process_time``) instead of the wall clock. On a machine shared
+    with other jobs that measures the work each library does, not what the other jobs leave.
+    """
+    if cpu_clock:
+        import contextlib
+
+        from threadpoolctl import threadpool_limits
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(threadpool_limits(1))
+            try:
+                import numba
+
+                old_threads = numba.get_num_threads()
+                numba.set_num_threads(1)
+                stack.callback(numba.set_num_threads, old_threads)
+            except ImportError:
+                pass
+            return _run(batches, rounds, libs, memory, models, modes, print_fn, 1, time.process_time)
+    return _run(batches, rounds, libs, memory, models, modes, print_fn, cores(), time.perf_counter)
+
+
+def _run(
+    batches: tuple[int, ...],
+    rounds: int,
+    libs: list[str] | None,
+    memory: bool,
+    models: tuple[str, ...],
+    modes: tuple[str, ...],
+    print_fn: Callable[[str], None],
+    threads: int,
+    clock: Callable[[], float],
+) -> list[dict[str, Any]]:
+    ours = available_tiers()
     try:
         import torch
 
-        torch.set_num_threads(cores())
-        libs = libs or ["cnnlab", "torch", "torch_cl"]
+        torch.set_num_threads(threads)
+        libs = libs or [*ours, "torch", "torch_cl"]
         torch_version = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
-        libs, torch_version = ["cnnlab"], "not installed"
+        libs, torch_version = libs or ours, "not installed"
     gflops = gemm_gflops()
     print_fn(f"machine: {cores()} cores; BLAS: {blas_info()}")
+    if clock is time.process_time:
+        print_fn("clock: CPU time of the process, every library on 1 thread (--cpu-clock)")
     print_fn(f"numpy {np.__version__}, torch {torch_version}; float32 GEMM: {gflops:.0f} GFLOP/s")
     env = ", ".join(
-        f"{k}={os.environ.get(k, '(unset)')}" for k in ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")
+        f"{k}={os.environ.get(k, '(unset)')}"
+        for k in (
+            "OPENBLAS_NUM_THREADS",
+            "OPENBLAS_THREAD_TIMEOUT",
+            "CNNLAB_KERNELS",
+            "NUMBA_THREADING_LAYER",
+        )
     )
     print_fn(env)
+    user_choice = os.environ.get("CNNLAB_KERNELS")
+    if any(TIERS.get(lib, "numpy") != "numpy" for lib in libs):
+        print_fn(compile_report())
     rows = []
     for model in models:
         for mode in modes:
             train = mode == "train"
             for batch in batches:
                 per_round = max(2, 256 // batch)
-                times = time_interleaved(make_steps(batch, train, libs, model), rounds, per_round)
+                times = time_interleaved(
+                    make_steps(batch, train, libs, model), rounds, per_round, clock=clock
+                )
                 flops = forward_flops(model, batch) * (3 if train else 1)
                 for lib, sec in times.items():
                     rows.append(
@@ -228,8 +311,28 @@ def run(
                 for row in rows:
                     if row["lib"] == lib and row["model"] == model:
                         row["peak_rss_mb_b128"] = mb
+    if user_choice is None:
+        os.environ.pop("CNNLAB_KERNELS", None)  # the steps set it; leave the caller's environment
+    else:
+        os.environ["CNNLAB_KERNELS"] = user_choice
     print_fn(format_table(rows))
     return rows
+
+
+def compile_report() -> str:
+    """Load (or compile, first run) the compiled tier and say how long it took."""
+    from cnnlab.kernels import check, numba_env
+
+    numba = numba_env.import_numba()
+
+    t = time.perf_counter()
+    check.verified(3, 4, (3, 3), (1, 1, 1, 1), (1, 1), np.float32)
+    elapsed = time.perf_counter() - t
+    how = "compiled (first run)" if check.last_compile_s is not None else "loaded from the cache"
+    return (
+        f"compiled tier: numba {numba.__version__}, kernels {how} in {elapsed:.1f} s "
+        f"({numba_env.numba_cache_dir()})"
+    )
 
 
 def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
@@ -321,13 +424,13 @@ def _time_leaves(layer: Any) -> dict[str, tuple[Any, list[float], list[float]]]:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"{'model':<8}{'mode':<8}{'batch':>6}  {'library':<10}{'ms/step':>9}{'img/s':>9}{'GFLOP/s':>9}"
+        f"{'model':<8}{'mode':<8}{'batch':>6}  {'library':<12}{'ms/step':>9}{'img/s':>9}{'GFLOP/s':>9}"
         f"{'%GEMM':>7}{'x torch':>9}{'RSS MiB':>9}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['model']:<8}{r['mode']:<8}{r['batch']:>6}  {r['lib']:<10}"
+            f"{r['model']:<8}{r['mode']:<8}{r['batch']:>6}  {r['lib']:<12}"
             f"{r['ms']:>9.1f}{r['images_per_s']:>9.0f}"
             f"{r['gflops']:>9.1f}{100 * r['vs_gemm']:>6.0f}%{r['ratio_vs_torch']:>9.2f}"
             f"{r.get('peak_rss_mb_b128', float('nan')):>9.0f}"
@@ -336,33 +439,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``benchmarks/bench_train_step.py``: the options of ``cnnlab bench`` (one parser)."""
     import argparse
 
-    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--batches", default="32,128,512")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--models", default="small,resnet", help=f"comma-separated, from {', '.join(MODELS)}")
-    p.add_argument("--modes", default="train,forward")
-    p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    p.add_argument("--profile", action="store_true", help="per-layer forward/backward breakdown")
-    args = p.parse_args(argv)
-    models = tuple(m for m in args.models.split(",") if m)
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        p.error(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
-    if args.profile:
-        for model in models:
-            print(profile(int(args.batches.split(",")[0]), model=model))
-        return 0
-    rows = run(
-        tuple(int(b) for b in args.batches.split(",")),
-        args.rounds,
-        memory=not args.no_memory,
-        models=models,
-        modes=tuple(args.modes.split(",")),
-    )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
-    return 0
+    from cnnlab.cli import bench_cmd
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    bench_cmd.add_arguments(parser)
+    return bench_cmd.run(parser.parse_args(argv))

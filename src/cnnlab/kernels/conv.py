@@ -1,0 +1,207 @@
+"""Compiled 2-D convolution: a flat, phase-split layout and one generated kernel.
+
+Layout. The padded input of each channel is split into ``SH*SW`` phase planes (the pixels
+whose padded row is ``r`` with ``r % SH == a`` and column ``c % SW == b``); the planes of all
+samples are laid end to end in one flat row per (channel, phase): ``xf[ci, phase, n*L + i*Wpl + j]``
+with ``L = Hpl*Wpl``. In this layout a stride-``S`` convolution becomes a sum of stride-1 shifts:
+output pixel ``q = n*L + oh*Wpl + ow`` reads, for tap (kh, kw),
+``xf[ci, (kh % SH)*SW + kw % SW, q + (kh // SH)*Wpl + kw // SW]``, so the kernel's inner loads are
+contiguous for every stride and no im2col matrix is written. The kernel computes every q up to
+a multiple of its block, including the few positions outside the valid H_out x W_out
+window (padding columns, the end of a plane), which ``unpack`` drops.
+
+Gradients (the same chain rule as ``functional/conv.py``):
+    db = sum of dy over batch and positions
+    dW[:, :, kh, kw] = sum over q of dyf[:, q] xf[:, phase, q + off], a generated reduction,
+        with dy placed at the output positions q of the flat layout and zeros elsewhere
+        (the zeros make the invalid positions contribute nothing)
+    dx = dy dilated by the stride, padded by kernel-1-pad, correlated with the filters
+        rotated by 180 degrees, C_in and C_out swapped: the same generated kernel.
+
+Supported: kernels larger than 1x1, any stride, padding <= kernel-1 on each side, no
+dilation, float32 / float64, any batch, size and channel count (channels are padded to the
+block with zero filters, pixels to the block with zero input). The NumPy engine does the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnlab.functional.im2col import out_size
+from cnnlab.kernels import conv_codegen, numba_env
+
+Pair = tuple[int, int]
+Pads = tuple[int, int, int, int]
+
+#: Positions per partial sum of the weight gradient (a multiple of the kernel's block P).
+DW_CHUNK = 2048
+
+
+def supported(
+    x_shape: tuple[int, ...], kernel: Pair, pads: Pads, stride: Pair, dilation: Pair, dtype: np.dtype
+) -> bool:
+    """True when the compiled kernels cover this convolution."""
+    KH, KW = kernel
+    return (
+        len(x_shape) == 4
+        and x_shape[0] > 0
+        and KH * KW > 1
+        and dilation == (1, 1)
+        and np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+        and max(pads[0], pads[1]) <= KH - 1
+        and max(pads[2], pads[3]) <= KW - 1
+        and x_shape[2] + pads[0] + pads[1] >= KH
+        and x_shape[3] + pads[2] + pads[3] >= KW
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where everything lives in the flat layout of one convolution's input."""
+
+    N: int
+    H_out: int
+    W_out: int
+    Wpl: int  # width of a phase plane
+    L: int  # one sample's phase plane, Hpl*Wpl
+    phases: int  # SH*SW
+    offs: np.ndarray  # (T,) flat offset of each tap
+    phs: np.ndarray  # (T,) phase plane of each tap
+    NLp: int  # positions computed: N*L rounded up to the block
+    length: int  # length of one flat row of the packed input
+
+    @staticmethod
+    def make(N: int, H: int, W: int, kernel: Pair, pads: Pads, stride: Pair) -> Plan:
+        (KH, KW), (SH, SW) = kernel, stride
+        Hp, Wp = H + pads[0] + pads[1], W + pads[2] + pads[3]
+        Hpl, Wpl = -(-Hp // SH), -(-Wp // SW)  # ceil
+        taps = [(kh, kw) for kh in range(KH) for kw in range(KW)]
+        offs = np.array([(kh // SH) * Wpl + kw // SW for kh, kw in taps], np.int64)
+        phs = np.array([(kh % SH) * SW + kw % SW for kh, kw in taps], np.int64)
+        L = Hpl * Wpl
+        P = conv_codegen.P
+        NLp = -(-N * L // P) * P
+        return Plan(
+            N=N,
+            H_out=out_size(H, pads[0] + pads[1], KH, SH, 1),
+            W_out=out_size(W, pads[2] + pads[3], KW, SW, 1),
+            Wpl=Wpl,
+            L=L,
+            phases=SH * SW,
+            offs=offs,
+            phs=phs,
+            NLp=NLp,
+            # The kernel reads q + off for q < NLp: the row must reach NLp + the largest offset.
+            length=NLp + int(offs.max()),
+        )
+
+
+@dataclass
+class Saved:
+    """What forward keeps for backward: the packed input and its plan."""
+
+    xf: np.ndarray  # (C_in, SH*SW, length)
+    plan: Plan
+
+
+def _pack(x: np.ndarray, plan: Plan, pads_tl: Pair, dil: Pair, stride: Pair, dtype: np.dtype) -> np.ndarray:
+    """Scatter NCHW ``x`` into a zeroed flat phase-split buffer (C, SH*SW, length)."""
+    mod = conv_codegen.module()
+    C = x.shape[1]
+    xf = np.zeros((C, plan.phases, plan.length), dtype)  # (C, SH*SW, length)
+    mod.pack(
+        x.astype(dtype, copy=False),
+        xf,
+        pads_tl[0],
+        pads_tl[1],
+        dil[0],
+        dil[1],
+        stride[0],
+        stride[1],
+        plan.Wpl,
+        plan.L,
+    )
+    return xf
+
+
+def _run(xf: np.ndarray, wt: np.ndarray, plan: Plan, C_out: int, bias: np.ndarray) -> np.ndarray:
+    """The generated kernel, then unpack into a (C_out, N, H_out, W_out) array."""
+    mod = conv_codegen.module()
+    COB = conv_codegen.COB
+    C_outp = wt.shape[2]
+    assert C_outp % COB == 0 and plan.NLp % conv_codegen.P == 0
+    assert xf.shape[2] >= plan.NLp + int(plan.offs.max()), "a read would leave the packed input"
+    yf = np.empty((C_outp, plan.NLp), xf.dtype)  # (C_out rounded up, N*L rounded up)
+    mod.conv_flat(xf, wt, plan.offs, plan.phs, yf, np.zeros(1, xf.dtype))
+    y = np.empty((C_out, plan.N, plan.H_out, plan.W_out), xf.dtype)  # (C_out, N, H_out, W_out)
+    mod.unpack(yf, y, plan.Wpl, plan.L, bias)
+    return y
+
+
+def _weights_for_kernel(w: np.ndarray) -> np.ndarray:
+    """(C_out, C_in, KH, KW) -> (C_in, KH*KW, C_out rounded up to the block), zero filters added."""
+    C_out, C_in, KH, KW = w.shape
+    C_outp = -(-C_out // conv_codegen.COB) * conv_codegen.COB
+    wt = np.zeros((C_in, KH * KW, C_outp), w.dtype)  # (C_in, KH*KW, C_out padded)
+    wt[:, :, :C_out] = w.reshape(C_out, C_in, KH * KW).transpose(1, 2, 0)
+    return wt
+
+
+def forward(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, pads: Pads, stride: Pair
+) -> tuple[np.ndarray, Saved]:
+    """Compiled ``conv2d_forward``: y (N, C_out, H_out, W_out) as an NCHW view of CNHW memory."""
+    N, _, H, W = x.shape
+    C_out, _, KH, KW = weight.shape
+    dtype = weight.dtype
+    plan = Plan.make(N, H, W, (KH, KW), pads, stride)
+    b = np.zeros(C_out, dtype) if bias is None else bias.astype(dtype, copy=False)
+    with numba_env.LOCK:
+        xf = _pack(x, plan, (pads[0], pads[2]), (1, 1), stride, dtype)  # (C_in, SH*SW, length)
+        y = _run(xf, _weights_for_kernel(weight), plan, C_out, b)  # (C_out, N, H_out, W_out)
+    return y.transpose(1, 0, 2, 3), Saved(xf, plan)  # (N, C_out, H_out, W_out), a view
+
+
+def backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    pads: Pads,
+    stride: Pair,
+    need_dx: bool,
+    saved: Saved | None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Compiled ``conv2d_backward``: (dx or None, dW, db)."""
+    N, C_in, H, W = x.shape
+    C_out, _, KH, KW = weight.shape
+    dtype = weight.dtype
+    with numba_env.LOCK:
+        if saved is None or saved.xf.dtype != dtype:
+            plan = Plan.make(N, H, W, (KH, KW), pads, stride)
+            saved = Saved(_pack(x, plan, (pads[0], pads[2]), (1, 1), stride, dtype), plan)
+        plan, xf = saved.plan, saved.xf
+        COB = conv_codegen.COB
+        C_outp = -(-C_out // COB) * COB
+        # dy at the output positions q of the input's flat layout, zeros elsewhere (and in the
+        # padding channels up to the block).
+        dyf = np.zeros((C_outp, 1, plan.NLp), dtype)  # (C_out padded, 1, N*L padded)
+        mod = conv_codegen.module()
+        mod.pack(dy.astype(dtype, copy=False), dyf, 0, 0, 1, 1, 1, 1, plan.Wpl, plan.L)
+        dyf2 = dyf[:, 0]  # (C_out padded, N*L padded)
+        # Weight sharing: each tap's gradient sums over every position of every sample.
+        chunks = -(-plan.NLp // DW_CHUNK)
+        part = np.empty((chunks, C_outp, C_in, KH * KW), dtype)  # per-chunk partial sums
+        mod.dw_flat(dyf2, xf, plan.offs, plan.phs, part, np.zeros(1, dtype), DW_CHUNK)
+        dW = part.sum(axis=0)[:C_out]  # (C_out, C_in, KH*KW)
+        db = dyf2[:C_out].sum(axis=1)  # (C_out,)
+        if not need_dx:
+            return None, dW.reshape(weight.shape), db
+        # dx: dy dilated by the stride, padded by K-1-pad, correlated with the rotated filters.
+        top, left = KH - 1 - pads[0], KW - 1 - pads[2]
+        dx_plan = Plan.make(N, H + KH - 1 - 0, W + KW - 1 - 0, (KH, KW), (0, 0, 0, 0), (1, 1))
+        dyd = _pack(dy, dx_plan, (top, left), stride, (1, 1), dtype)  # (C_out, 1, length)
+        rotated = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, KH, KW)
+        dxc = _run(dyd, _weights_for_kernel(rotated), dx_plan, C_in, np.zeros(C_in, dtype))  # (C_in, N, H, W)
+    return dxc.transpose(1, 0, 2, 3), dW.reshape(weight.shape), db  # dx: (N, C_in, H, W), a view
