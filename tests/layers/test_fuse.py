@@ -132,7 +132,7 @@ def test_sequential_forward_and_backward_are_a_plain_chain():
     # No fusion inside Sequential: each layer's forward and backward runs, in order.
     calls: list[str] = []
 
-    class Spy(ReLU):
+    class Spy(ReLU, register=False):  # a test double, not a layer type
         def forward(self, x):
             calls.append("forward")
             return super().forward(x)
