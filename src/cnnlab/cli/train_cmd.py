@@ -141,11 +141,16 @@ def read_config_file(name: str) -> dict[str, Any]:
     path = Path(name)
     if not path.is_file():
         raise FileNotFoundError(f"--config: no such file {path}")
+    return _checked_json(path, f"--config {path}", f"--config {path}: not valid JSON")
+
+
+def _checked_json(path: Path, where: str, not_json: str) -> dict[str, Any]:
+    """The config keys in JSON file ``path``, each checked for its type (messages name ``where``)."""
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--config {path}: not valid JSON: {exc}") from None
-    check_config_values(values, f"--config {path}")
+        raise ValueError(f"{not_json}: {exc}") from None
+    check_config_values(values, where)
     return dict(values)
 
 
@@ -158,11 +163,7 @@ def resume_config(run_dir: str, args: argparse.Namespace) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no config.json in {run_dir} (is it a run folder?)")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--resume: {path} is not valid JSON: {exc}") from None
-    check_config_values(values, f"--resume: {path}")
+    values = _checked_json(path, f"--resume: {path}", f"--resume: {path} is not valid JSON")
     values["out"] = str(run_dir)
     saved = TrainConfig.from_dict(values)
     changed = [flag for flag in ("--config", "--recipe") if getattr(args, flag[2:]) is not None]
