@@ -93,6 +93,18 @@ def test_predict_agrees_with_cnnlab_predict(client, runs_root, tmp_path):
     assert cam.shape == (8, 8) and cam.min() >= 0.0 and cam.max() <= 1.0 and cam.max() > 0.0
 
 
+def test_a_large_upload_prints_no_warning_on_the_server(client):
+    # A drawing is always reduced to the model's size; the page shows what the model saw, so the
+    # terminal running `cnnlab train --dashboard` must not get a warning line per upload.
+    import warnings
+
+    data = png_bytes(np.full((280, 280), 200, np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        response = client.post("/api/predict", params={"run": "done", "top_k": 3}, content=data)
+    assert response.status_code == 200, response.text
+
+
 def test_uploads_are_size_limited_and_decoded_only_as_images(client):
     from cnnlab.dashboard.models import MAX_UPLOAD_BYTES
 

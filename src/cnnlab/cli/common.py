@@ -128,11 +128,12 @@ def class_names(extra: dict[str, Any], num_classes: int) -> list[str]:
     return names[:num_classes] + [str(i) for i in range(len(names), num_classes)]
 
 
-def load_image(path: str, channels: int, size: tuple[int, int] | None) -> np.ndarray:
+def load_image(path: str, channels: int, size: tuple[int, int] | None, report: bool = True) -> np.ndarray:
     """Read any PNG/JPEG as a (C, H, W) float32 array in [0, 1] for the model.
 
     Every conversion that loses information (colour dropped, transparency flattened, size
     reduced) is reported as one warning line naming the image; an enlarged image as one note.
+    ``report=False`` says nothing (the dashboard shows the converted image instead).
     """
     from cnnlab.data.images import read_image
 
@@ -144,6 +145,8 @@ def load_image(path: str, channels: int, size: tuple[int, int] | None) -> np.nda
         raise CnnlabError(f"cannot read image {path}: {exc}") from None
     shape = "x".join(str(s) for s in pixels.shape)
     source = f"{path} ({converted.mode}, {converted.size[0]}x{converted.size[1]})"
+    if not report:
+        return pixels
     if converted.lossy:
         warnings.warn(
             f"{source} converted to the model's input {shape}: " + ", ".join(converted.lossy),

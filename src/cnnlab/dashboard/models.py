@@ -162,7 +162,7 @@ def read_upload(data: bytes, channels: int, size: tuple[int, int]) -> np.ndarray
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return load_image(name, channels, size)
+        return load_image(name, channels, size, report=False)  # the page shows what the model saw
     except CnnlabError as exc:
         raise BadImage(str(exc).replace(name, "the upload")) from None
     finally:
