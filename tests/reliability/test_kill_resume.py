@@ -25,7 +25,7 @@ import pytest
 from cnnlab.train.checkpoint import CHECKPOINT_NAME, KILL_ENV, SLOW_ENV
 
 TINY = Path(__file__).with_name("tiny.json")
-EPOCHS = 10
+EPOCHS = 14  # 8 kills, each after >= 1 more saved epoch: leave slack for a slow poll
 ARGS = [
     "train", "--model", str(TINY), "--epochs", str(EPOCHS), "--batch-size", "64",
     "--augment", "shift", "--optimizer", "adam", "--schedule", "cosine", "--seed", "3", "--quiet",
@@ -92,7 +92,7 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(
     kills, kills_in_write, runs, saved_epochs = 0, 0, 0, []
     while kills < 8:
         runs += 1
-        assert runs < 20, "training finished before enough kills landed"
+        assert runs < 20, f"training finished before enough kills landed: {kills} at epochs {saved_epochs}"
         resumable = (out / "config.json").exists()
         args = [*ARGS, "--out", str(out)] if not resumable else ["train", "--resume", str(out), "--quiet"]
         proc = start(args, slow=0.15)
