@@ -161,3 +161,41 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch):
         numba.set_num_threads(old)
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_reused_buffers_never_leak_between_steps_or_shapes(monkeypatch, stride):
+    """A layer keeps its packed input, dy copy and dx planes between steps: a later step
+    (new data, another batch size, then the first size again) must equal a fresh layer's."""
+    monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
+    rng = np.random.default_rng(4)
+    layer = _layer(6, 5, 3, stride, 1, np.float64)
+    for N, H, W in [(3, 9, 11), (3, 9, 11), (2, 9, 11), (3, 7, 8), (3, 9, 11)]:
+        x = rng.standard_normal((N, 6, H, W))
+        dy = rng.standard_normal(layer.output_shape(x.shape))
+        ours = _run(layer, x, dy)
+        fresh = _layer(6, 5, 3, stride, 1, np.float64)
+        monkeypatch.setenv("CNNLAB_KERNELS", "numpy")
+        ref = _run(fresh, x, dy)
+        monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
+        for name, a, b in zip(("y", "dx", "dW", "db"), ours, ref, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"{name} at {(N, H, W)}")
+
+
+def test_a_kernel_one_wide_at_stride_two_gives_zero_dx_on_unread_columns(monkeypatch, torch):
+    """Kernel (3, 1) at stride 2: the odd columns are read by no tap; their dx plane is zeros."""
+    monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 9))
+    layer = _layer(3, 4, (3, 1), 2, (1, 0), np.float64)
+    dy = rng.standard_normal(layer.output_shape(x.shape))
+    pads = layer._pads(9, 9)
+    assert dispatch.use_compiled(x.shape, layer.params["weight"], pads, layer._stride, (1, 1))
+    _, dx, _, _ = _run(layer, x, dy)
+    assert np.all(dx[:, :, :, 1::2] == 0) and np.any(dx[:, :, :, ::2] != 0)
+    F = torch.nn.functional
+    xt = torch.tensor(x, requires_grad=True)
+    top, bottom, left, right = pads
+    yt = F.conv2d(F.pad(xt, (left, right, top, bottom)), torch.tensor(layer.params["weight"]), stride=2)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-10)

@@ -15,8 +15,17 @@ Gradients (the same chain rule as ``functional/conv.py``):
     dW[:, :, kh, kw] = sum over q of dyf[:, q] xf[:, phase, q + off], a generated reduction,
         with dy placed at the output positions q of the flat layout and zeros elsewhere
         (the zeros make the invalid positions contribute nothing)
-    dx = dy dilated by the stride, padded by kernel-1-pad, correlated with the filters
-        rotated by 180 degrees, C_in and C_out swapped: the same generated kernel.
+    dx[ci, phase, r] = sum over co and the taps t of that phase of
+        w[co, ci, t] * dyf[co, r - offs[t]]: each input position gets back what every output
+        that read it received, in the input's own flat layout. dy is stored with a leading
+        margin of max(offs) zeros, so this is the same generated kernel run once per phase
+        plane with offsets margin - offs[t]; ``gather`` then reads the unpadded pixels back.
+        At stride 2 that is 1/4 of the multiply-adds of a correlation of dy dilated with
+        zeros (the rule the NumPy engine's ``dx_conv_pads`` uses at stride 1 only).
+
+Buffers: the packed input, dy's flat copy, the dx planes and the dW partial sums are kept
+per layer (``Buffers``) and reused while the shapes stay the same: allocating them fresh
+each step cost page faults on every call (a zeroed 8 MB buffer per call).
 
 Supported: kernels larger than 1x1, any stride, padding <= kernel-1 on each side, no
 dilation, float32 / float64, any batch, size and channel count (channels are padded to the
@@ -72,6 +81,21 @@ class Plan:
     NLp: int  # positions computed: N*L rounded up to the block
     length: int  # length of one flat row of the packed input
 
+    def key(self) -> tuple[object, ...]:
+        """A hashable summary (the arrays as tuples): equal keys, equal layouts."""
+        return (
+            self.N,
+            self.H_out,
+            self.W_out,
+            self.Wpl,
+            self.L,
+            self.phases,
+            self.NLp,
+            self.length,
+            tuple(self.offs.tolist()),
+            tuple(self.phs.tolist()),
+        )
+
     @staticmethod
     def make(N: int, H: int, W: int, kernel: Pair, pads: Pads, stride: Pair) -> Plan:
         (KH, KW), (SH, SW) = kernel, stride
@@ -98,6 +122,33 @@ class Plan:
         )
 
 
+class Buffers:
+    """Arrays one conv layer reuses between steps; a zeroed buffer is zeroed once and then
+    only its written positions change (the same positions while its ``key`` is the same)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, tuple[object, np.ndarray]] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: np.dtype, key: object, zero: bool) -> np.ndarray:
+        """The buffer ``name`` of this shape and dtype (new, and zeroed if ``zero``, when the
+        shape, dtype or ``key`` changed)."""
+        full_key = (tuple(shape), np.dtype(dtype).str, key)
+        old = self._arrays.get(name)
+        if old is not None and old[0] == full_key:
+            return old[1]
+        arr = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+        self._arrays[name] = (full_key, arr)
+        return arr
+
+
+def _buffer(
+    bufs: Buffers | None, name: str, shape: tuple[int, ...], dtype: np.dtype, key: object, zero: bool
+) -> np.ndarray:
+    if bufs is None:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    return bufs.get(name, shape, dtype, key, zero)
+
+
 @dataclass
 class Saved:
     """What forward keeps for backward: the packed input and its plan."""
@@ -106,18 +157,26 @@ class Saved:
     plan: Plan
 
 
-def _pack(x: np.ndarray, plan: Plan, pads_tl: Pair, dil: Pair, stride: Pair, dtype: np.dtype) -> np.ndarray:
-    """Scatter NCHW ``x`` into a zeroed flat phase-split buffer (C, SH*SW, length)."""
+def _pack(
+    x: np.ndarray,
+    plan: Plan,
+    pads_tl: Pair,
+    stride: Pair,
+    dtype: np.dtype,
+    bufs: Buffers | None = None,
+) -> np.ndarray:
+    """Scatter NCHW ``x`` into a flat phase-split buffer (C, SH*SW, length), zero elsewhere."""
     mod = conv_codegen.module()
     C = x.shape[1]
-    xf = np.zeros((C, plan.phases, plan.length), dtype)  # (C, SH*SW, length)
+    key = (plan.key(), pads_tl, stride, x.shape)
+    xf = _buffer(bufs, "xf", (C, plan.phases, plan.length), dtype, key, zero=True)  # (C, SH*SW, length)
     mod.pack(
         x.astype(dtype, copy=False),
         xf,
         pads_tl[0],
         pads_tl[1],
-        dil[0],
-        dil[1],
+        1,
+        1,
         stride[0],
         stride[1],
         plan.Wpl,
@@ -126,14 +185,16 @@ def _pack(x: np.ndarray, plan: Plan, pads_tl: Pair, dil: Pair, stride: Pair, dty
     return xf
 
 
-def _run(xf: np.ndarray, wt: np.ndarray, plan: Plan, C_out: int, bias: np.ndarray) -> np.ndarray:
+def _run(
+    xf: np.ndarray, wt: np.ndarray, plan: Plan, C_out: int, bias: np.ndarray, bufs: Buffers | None = None
+) -> np.ndarray:
     """The generated kernel, then unpack into a (C_out, N, H_out, W_out) array."""
     mod = conv_codegen.module()
     COB = conv_codegen.COB
     C_outp = wt.shape[2]
     assert C_outp % COB == 0 and plan.NLp % conv_codegen.P == 0
     assert xf.shape[2] >= plan.NLp + int(plan.offs.max()), "a read would leave the packed input"
-    yf = np.empty((C_outp, plan.NLp), xf.dtype)  # (C_out rounded up, N*L rounded up)
+    yf = _buffer(bufs, "yf", (C_outp, plan.NLp), xf.dtype, None, zero=False)  # (C_out padded, N*L padded)
     mod.conv_flat(xf, wt, plan.offs, plan.phs, yf, np.zeros(1, xf.dtype))
     y = np.empty((C_out, plan.N, plan.H_out, plan.W_out), xf.dtype)  # (C_out, N, H_out, W_out)
     mod.unpack(yf, y, plan.Wpl, plan.L, bias)
@@ -150,7 +211,12 @@ def _weights_for_kernel(w: np.ndarray) -> np.ndarray:
 
 
 def forward(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, pads: Pads, stride: Pair
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    pads: Pads,
+    stride: Pair,
+    bufs: Buffers | None = None,
 ) -> tuple[np.ndarray, Saved]:
     """Compiled ``conv2d_forward``: y (N, C_out, H_out, W_out) as an NCHW view of CNHW memory."""
     N, _, H, W = x.shape
@@ -159,9 +225,45 @@ def forward(
     plan = Plan.make(N, H, W, (KH, KW), pads, stride)
     b = np.zeros(C_out, dtype) if bias is None else bias.astype(dtype, copy=False)
     with numba_env.LOCK:
-        xf = _pack(x, plan, (pads[0], pads[2]), (1, 1), stride, dtype)  # (C_in, SH*SW, length)
-        y = _run(xf, _weights_for_kernel(weight), plan, C_out, b)  # (C_out, N, H_out, W_out)
+        xf = _pack(x, plan, (pads[0], pads[2]), stride, dtype, bufs)  # (C_in, SH*SW, length)
+        y = _run(xf, _weights_for_kernel(weight), plan, C_out, b, bufs)  # (C_out, N, H_out, W_out)
     return y.transpose(1, 0, 2, 3), Saved(xf, plan)  # (N, C_out, H_out, W_out), a view
+
+
+def _dx(
+    dyf: np.ndarray,
+    margin: int,
+    weight: np.ndarray,
+    plan: Plan,
+    x_shape: tuple[int, ...],
+    pads: Pads,
+    stride: Pair,
+    bufs: Buffers | None,
+) -> np.ndarray:
+    """dx (C_in, N, H, W) from dy in the input's flat layout (``dyf``: dy at margin + q)."""
+    mod = conv_codegen.module()
+    COB = conv_codegen.COB
+    N, C_in, H, W = x_shape
+    C_out, _, KH, KW = weight.shape
+    C_outp, C_inp = dyf.shape[0], -(-C_in // COB) * COB
+    T = KH * KW
+    # wt[co, t, ci] = weight[co, ci, t]: dy's channels are this kernel's inputs.
+    wt = np.zeros((C_outp, T, C_inp), weight.dtype)  # (C_out padded, KH*KW, C_in padded)
+    wt[:C_out, :, :C_in] = weight.reshape(C_out, C_in, T).transpose(0, 2, 1)
+    dxf = _buffer(bufs, "dxf", (plan.phases, C_inp, plan.NLp), dyf.dtype, None, zero=False)
+    zero = np.zeros(1, dyf.dtype)
+    for phase in range(plan.phases):
+        taps = np.flatnonzero(plan.phs == phase)
+        if taps.size == 0:  # no tap reads this phase plane (e.g. a 1-wide kernel at stride 2)
+            dxf[phase] = 0
+            continue
+        offs = margin - plan.offs[taps]  # (taps,) all >= 0
+        assert dyf.shape[2] >= plan.NLp + int(offs.max()), "a read would leave dy's buffer"
+        w_phase = np.ascontiguousarray(wt[:, taps])  # (C_out padded, taps, C_in padded)
+        mod.conv_flat(dyf, w_phase, offs, np.zeros_like(offs), dxf[phase], zero)
+    dxc = np.empty((C_in, N, H, W), dyf.dtype)  # (C_in, N, H, W)
+    mod.gather(dxf, dxc, pads[0], pads[2], stride[0], stride[1], plan.Wpl, plan.L)
+    return dxc
 
 
 def backward(
@@ -172,6 +274,7 @@ def backward(
     stride: Pair,
     need_dx: bool,
     saved: Saved | None,
+    bufs: Buffers | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Compiled ``conv2d_backward``: (dx or None, dW, db)."""
     N, C_in, H, W = x.shape
@@ -180,28 +283,24 @@ def backward(
     with numba_env.LOCK:
         if saved is None or saved.xf.dtype != dtype:
             plan = Plan.make(N, H, W, (KH, KW), pads, stride)
-            saved = Saved(_pack(x, plan, (pads[0], pads[2]), (1, 1), stride, dtype), plan)
+            saved = Saved(_pack(x, plan, (pads[0], pads[2]), stride, dtype, bufs), plan)
         plan, xf = saved.plan, saved.xf
         COB = conv_codegen.COB
         C_outp = -(-C_out // COB) * COB
-        # dy at the output positions q of the input's flat layout, zeros elsewhere (and in the
-        # padding channels up to the block).
-        dyf = np.zeros((C_outp, 1, plan.NLp), dtype)  # (C_out padded, 1, N*L padded)
+        # dy at the output positions q of the input's flat layout, after a margin of
+        # max(offs) zeros (for dx), zeros elsewhere and in the padding channels of the block.
+        margin = int(plan.offs.max())
+        dyf = _buffer(bufs, "dyf", (C_outp, 1, margin + plan.NLp), dtype, (plan.key(), dy.shape), zero=True)
         mod = conv_codegen.module()
-        mod.pack(dy.astype(dtype, copy=False), dyf, 0, 0, 1, 1, 1, 1, plan.Wpl, plan.L)
-        dyf2 = dyf[:, 0]  # (C_out padded, N*L padded)
+        mod.pack(dy.astype(dtype, copy=False), dyf, 0, margin, 1, 1, 1, 1, plan.Wpl, plan.L)
+        dyf2 = dyf[:, 0]  # (C_out padded, margin + N*L padded)
         # Weight sharing: each tap's gradient sums over every position of every sample.
         chunks = -(-plan.NLp // DW_CHUNK)
-        part = np.empty((chunks, C_outp, C_in, KH * KW), dtype)  # per-chunk partial sums
-        mod.dw_flat(dyf2, xf, plan.offs, plan.phs, part, np.zeros(1, dtype), DW_CHUNK)
+        part = _buffer(bufs, "part", (chunks, C_outp, C_in, KH * KW), dtype, None, zero=False)
+        mod.dw_flat(dyf2, margin, plan.NLp, xf, plan.offs, plan.phs, part, np.zeros(1, dtype), DW_CHUNK)
         dW = part.sum(axis=0)[:C_out]  # (C_out, C_in, KH*KW)
         db = dyf2[:C_out].sum(axis=1)  # (C_out,)
         if not need_dx:
             return None, dW.reshape(weight.shape), db
-        # dx: dy dilated by the stride, padded by K-1-pad, correlated with the rotated filters.
-        top, left = KH - 1 - pads[0], KW - 1 - pads[2]
-        dx_plan = Plan.make(N, H + KH - 1 - 0, W + KW - 1 - 0, (KH, KW), (0, 0, 0, 0), (1, 1))
-        dyd = _pack(dy, dx_plan, (top, left), stride, (1, 1), dtype)  # (C_out, 1, length)
-        rotated = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, KH, KW)
-        dxc = _run(dyd, _weights_for_kernel(rotated), dx_plan, C_in, np.zeros(C_in, dtype))  # (C_in, N, H, W)
+        dxc = _dx(dyf, margin, weight, plan, x.shape, pads, stride, bufs)  # (C_in, N, H, W)
     return dxc.transpose(1, 0, 2, 3), dW.reshape(weight.shape), db  # dx: (N, C_in, H, W), a view

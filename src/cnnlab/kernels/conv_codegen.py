@@ -51,6 +51,23 @@ def pack(x, out, pt, pl, dh, dw, sh, sw, Wpl, L):
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def gather(xf, out, pt, pl, sh, sw, Wpl, L):
+    """The inverse of ``pack`` for planes stored phase-first: out[c, n, h, w] =
+    xf[phase, c, n*L + row*Wpl + col] at padded (pt + h, pl + w) (out: C, N, H, W)."""
+    C, N, H, W = out.shape
+    for task in prange(C * N):
+        c = task // N
+        n = task - c * N
+        for h in range(H):
+            r = pt + h
+            rp = (r % sh) * sw
+            rr = n * L + (r // sh) * Wpl
+            for w in range(W):
+                col = pl + w
+                out[c, n, h, w] = xf[rp + col % sw, c, rr + col // sw]
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def unpack(yf, y, Wpl, L, bias):
     """y[c, n, h, w] = yf[c, n*L + h*Wpl + w] + bias[c] (y: C, N, H_out, W_out)."""
     C, N, Ho, Wo = y.shape
@@ -103,8 +120,8 @@ def _conv_source() -> str:
 
 
 def _dw_source() -> str:
-    """``dw_flat(dyf, xf, offs, phs, part, zero, Qc)``: per chunk of Qc positions,
-    part[chunk, co, ci, t] = sum_q dyf[co, q] * xf[ci, phs[t], q + offs[t]].
+    """``dw_flat(dyf, d0, NLp, xf, offs, phs, part, zero, Qc)``: per chunk of Qc positions
+    q < NLp, part[chunk, co, ci, t] = sum_q dyf[co, d0 + q] * xf[ci, phs[t], q + offs[t]].
 
     The weight gradient as a compiled reduction: OpenBLAS runs these long, thin products
     (C_out x C_in outputs, inner size N*L) with a thread hand-off per block of the inner
@@ -116,11 +133,10 @@ def _dw_source() -> str:
         "",
         "",
         "@njit(parallel=True, fastmath=FM, cache=True, nogil=True)",
-        "def dw_flat(dyf, xf, offs, phs, part, zero, Qc):",
+        "def dw_flat(dyf, d0, NLp, xf, offs, phs, part, zero, Qc):",
         "    C_in = xf.shape[0]",
         "    T = offs.shape[0]",
         f"    nco = dyf.shape[0] // {COB}",
-        "    NLp = dyf.shape[1]",
         "    for chunk in prange(part.shape[0]):",
         "        q_start = chunk * Qc",
         "        q_end = min(NLp, q_start + Qc)",
@@ -139,7 +155,7 @@ def _dw_source() -> str:
         "                        " + "; ".join(f"x{j} = xs[{j}]" for j in range(P)),
     ]
     for c in range(COB):
-        lines.append(f"                        ds = dyf[c0 + {c}, q0 : q0 + {P}]")
+        lines.append(f"                        ds = dyf[c0 + {c}, d0 + q0 : d0 + q0 + {P}]")
         lines.append("                        " + "; ".join(f"a{c}_{j} += ds[{j}] * x{j}" for j in range(P)))
     for c in range(COB):
         total = " + ".join(f"a{c}_{j}" for j in range(P))

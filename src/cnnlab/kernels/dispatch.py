@@ -17,6 +17,17 @@ Pads = tuple[int, int, int, int]
 
 # ConvWorkspace -> (input of the last compiled forward, what backward needs from it).
 _SAVED: weakref.WeakKeyDictionary[ConvWorkspace, tuple[np.ndarray, object]] = weakref.WeakKeyDictionary()
+# ConvWorkspace -> the compiled kernels' reusable buffers of that layer.
+_BUFFERS: weakref.WeakKeyDictionary[ConvWorkspace, object] = weakref.WeakKeyDictionary()
+
+
+def _buffers(workspace: ConvWorkspace) -> object:
+    from cnnlab.kernels import conv
+
+    bufs = _BUFFERS.get(workspace)
+    if bufs is None:
+        bufs = _BUFFERS[workspace] = conv.Buffers()
+    return bufs
 
 
 #: With CNNLAB_KERNELS unset ("auto"), only the convolutions where the generated kernel
@@ -65,7 +76,7 @@ def conv2d_forward(
     if use_compiled(x.shape, weight, pads, stride, dilation):
         from cnnlab.kernels import conv
 
-        y, saved = conv.forward(x, weight, bias, pads, stride)
+        y, saved = conv.forward(x, weight, bias, pads, stride, _buffers(workspace))  # type: ignore[arg-type]
         _SAVED[workspace] = (x, saved)
         return y
     _SAVED.pop(workspace, None)
@@ -88,5 +99,5 @@ def conv2d_backward(
         from cnnlab.kernels import conv
 
         packed = saved[1] if saved is not None and saved[0] is x else None
-        return conv.backward(dy, x, weight, pads, stride, need_dx, packed)  # type: ignore[arg-type]
+        return conv.backward(dy, x, weight, pads, stride, need_dx, packed, _buffers(workspace))  # type: ignore[arg-type]
     return numpy_conv.conv2d_backward(dy, x, weight, pads, stride, dilation, need_dx, workspace)
