@@ -15,13 +15,19 @@ The table of contents:
 """
 
 import os
+import sys
 
 # OpenBLAS's worker threads spin for a long while after each matrix product; on a 2-core
 # laptop they fight cnnlab's own copy/pool threads (measured: 63-79 -> 48-58 ms per train
-# step, docs/performance.md). OpenBLAS reads this when NumPy is first imported, so it only
-# takes effect when cnnlab is imported first (as by the `cnnlab` command); a value the user
-# set wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# step, docs/performance.md). OpenBLAS reads this when NumPy is first imported; when a script
+# imported NumPy before cnnlab, blas_threads makes the loaded OpenBLAS re-read it. A value
+# the user set wins (and is left alone).
+if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    if "numpy" in sys.modules:
+        from cnnlab.blas_threads import apply_thread_timeout
+
+        apply_thread_timeout()
 
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.gradcheck import gradcheck

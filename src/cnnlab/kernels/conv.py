@@ -175,8 +175,6 @@ def _pack(
         xf,
         pads_tl[0],
         pads_tl[1],
-        1,
-        1,
         stride[0],
         stride[1],
         plan.Wpl,
@@ -292,7 +290,7 @@ def backward(
         margin = int(plan.offs.max())
         dyf = _buffer(bufs, "dyf", (C_outp, 1, margin + plan.NLp), dtype, (plan.key(), dy.shape), zero=True)
         mod = conv_codegen.module()
-        mod.pack(dy.astype(dtype, copy=False), dyf, 0, margin, 1, 1, 1, 1, plan.Wpl, plan.L)
+        mod.pack(dy.astype(dtype, copy=False), dyf, 0, margin, 1, 1, plan.Wpl, plan.L)
         dyf2 = dyf[:, 0]  # (C_out padded, margin + N*L padded)
         # Weight sharing: each tap's gradient sums over every position of every sample.
         chunks = -(-plan.NLp // DW_CHUNK)

@@ -35,19 +35,28 @@ FM = {FASTMATH}
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def pack(x, out, pt, pl, dh, dw, sh, sw, Wpl, L):
-    """out[c, phase, n*L + row*Wpl + col] = x[n, c, h, w] at padded (pt + h*dh, pl + w*dw)."""
+def pack(x, out, pt, pl, sh, sw, Wpl, L):
+    """out[c, phase, n*L + row*Wpl + col] = x[n, c, h, w] at padded (row, col) = (pt + h, pl + w).
+
+    Columns are visited by residue: the w with the same (pl + w) % sw land in one phase plane
+    at consecutive places, so the inner loop is a copy without a division (with a division
+    per pixel it ran at ~3 GB/s).
+    """
     N, C, H, W = x.shape
     for task in prange(C * N):
         c = task // N
         n = task - c * N
         for h in range(H):
-            r = pt + h * dh
+            r = pt + h
             rp = (r % sh) * sw
             rr = n * L + (r // sh) * Wpl
-            for w in range(W):
-                col = pl + w * dw
-                out[c, rp + col % sw, rr + col // sw] = x[n, c, h, w]
+            for s0 in range(min(sw, W)):
+                plane = rp + (pl + s0) % sw
+                dst = rr + (pl + s0) // sw
+                k = 0
+                for w in range(s0, W, sw):
+                    out[c, plane, dst + k] = x[n, c, h, w]
+                    k += 1
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -62,9 +71,13 @@ def gather(xf, out, pt, pl, sh, sw, Wpl, L):
             r = pt + h
             rp = (r % sh) * sw
             rr = n * L + (r // sh) * Wpl
-            for w in range(W):
-                col = pl + w
-                out[c, n, h, w] = xf[rp + col % sw, c, rr + col // sw]
+            for s0 in range(min(sw, W)):
+                plane = rp + (pl + s0) % sw
+                src = rr + (pl + s0) // sw
+                k = 0
+                for w in range(s0, W, sw):
+                    out[c, n, h, w] = xf[plane, c, src + k]
+                    k += 1
 
 
 @njit(parallel=True, cache=True, nogil=True)
