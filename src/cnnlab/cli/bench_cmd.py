@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     tiers = tuple(t for t in args.tiers.split(",") if t)
     if not tiers or any(t not in benchmark.TIERS.values() for t in tiers):
-        raise arg_error("cnnlab bench", "--tiers", "names from numpy, auto, compiled", args.tiers)
+        raise arg_error("bench", "--tiers", "names from numpy, auto, compiled", args.tiers)
     if args.rounds < 1:
-        raise arg_error("cnnlab bench", "--rounds", "a positive int", args.rounds)
+        raise arg_error("bench", "--rounds", "a positive int", args.rounds)
     if args.recipe is not None:
         rows = _run_recipe(args, tiers)
     else:
@@ -88,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
         models = tuple(m for m in args.models.split(",") if m)
         unknown = [m for m in models if m not in benchmark.MODELS]
         if unknown:
-            raise arg_error(
-                "cnnlab bench", "--models", f"names from {', '.join(benchmark.MODELS)}", args.models
-            )
+            raise arg_error("bench", "--models", f"names from {', '.join(benchmark.MODELS)}", args.models)
         if args.profile:
             for model in models:
                 print(benchmark.profile(int(args.batches.split(",")[0]), model=model))
@@ -137,7 +135,7 @@ def _run_recipe(args: argparse.Namespace, tiers: tuple[str, ...]) -> list[Any]:
         )
     _fill_defaults(args, RECIPE_OPTIONS)
     if args.steps < 1:
-        raise arg_error("cnnlab bench", "--steps", "a positive int", args.steps)
+        raise arg_error("bench", "--steps", "a positive int", args.steps)
     return run_recipe(
         args.recipe,
         tiers,
