@@ -1,4 +1,10 @@
-"""``cnnlab bench``: time a training step of cnnlab (each kernel tier) against PyTorch; print ratios."""
+"""``cnnlab bench``: time a training step of cnnlab (each kernel tier) against PyTorch; print ratios.
+
+Two modes: the model benchmark (``--models``, ``--batches``, ``--modes``: one step of a
+reference model on random data, ``cli/benchmark.py``) and the recipe mode (``--recipe NAME``:
+real training steps of ``cnnlab train --recipe NAME``, data and augmentation included, per
+engine, ``cli/bench_recipe.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,31 @@ import argparse
 import json
 from typing import Any
 
+#: Options of one mode only, with their defaults (None in the parser, so a given one is seen).
+MODEL_OPTIONS: dict[str, Any] = {
+    "--batches": "32,128,512",
+    "--models": "small,resnet",
+    "--modes": "train,forward",
+    "--no-memory": False,
+    "--profile": False,
+}
+RECIPE_OPTIONS: dict[str, Any] = {"--steps": 10, "--data-dir": None}
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``cnnlab bench`` (also used by ``benchmarks/bench_train_step.py``)."""
     from cnnlab.cli.benchmark import MODELS
+    from cnnlab.train.recipes import RECIPES
 
-    p.add_argument("--batches", default="32,128,512", help="comma-separated batch sizes")
+    p.add_argument("--batches", default=None, help="comma-separated batch sizes (default 32,128,512)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--profile", action="store_true", help="per-layer breakdown of a cnnlab step")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    p.add_argument("--models", default="small,resnet", help=f"comma-separated, from {', '.join(MODELS)}")
-    p.add_argument("--modes", default="train,forward", help="comma-separated: train, forward")
+    p.add_argument(
+        "--models", default=None, help=f"comma-separated, from {', '.join(MODELS)} (default small,resnet)"
+    )
+    p.add_argument("--modes", default=None, help="comma-separated: train, forward (default both)")
     p.add_argument(
         "--cpu-clock",
         action="store_true",
@@ -28,6 +47,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="numpy,compiled",
         help="cnnlab kernel tiers to time, comma-separated: numpy, auto, compiled "
         "(the compiled ones only when numba is installed: pip install 'cnnlab[fast]')",
+    )
+    p.add_argument(
+        "--recipe",
+        default=None,
+        metavar="NAME",
+        help=f"time real training steps of `cnnlab train --recipe NAME` ({', '.join(RECIPES)}): "
+        "data, augmentation, forward, backward, update, for the NumPy engine per tier and the torch engine",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="with --recipe: timed steps per engine and round (default 10)"
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="with --recipe: where the dataset files are (as in cnnlab train)"
     )
 
 
@@ -41,17 +73,37 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.cli import benchmark
     from cnnlab.errors import arg_error
 
-    models = tuple(m for m in args.models.split(",") if m)
-    unknown = [m for m in models if m not in benchmark.MODELS]
-    if unknown:
-        raise arg_error("cnnlab bench", "--models", f"names from {', '.join(benchmark.MODELS)}", args.models)
     tiers = tuple(t for t in args.tiers.split(",") if t)
     if not tiers or any(t not in benchmark.TIERS.values() for t in tiers):
-        raise arg_error("cnnlab bench", "--tiers", "names from numpy, auto, compiled", args.tiers)
-    if args.profile:
-        for model in models:
-            print(benchmark.profile(int(args.batches.split(",")[0]), model=model))
-        return 0
+        raise arg_error("bench", "--tiers", "names from numpy, auto, compiled", args.tiers)
+    if args.rounds < 1:
+        raise arg_error("bench", "--rounds", "a positive int", args.rounds)
+    if args.recipe is not None:
+        rows = _run_recipe(args, tiers)
+    else:
+        wrong = _given(args, RECIPE_OPTIONS)
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: only with --recipe NAME (time a recipe's training steps)")
+        _fill_defaults(args, MODEL_OPTIONS)
+        models = tuple(m for m in args.models.split(",") if m)
+        unknown = [m for m in models if m not in benchmark.MODELS]
+        if unknown:
+            raise arg_error("bench", "--models", f"names from {', '.join(benchmark.MODELS)}", args.models)
+        if args.profile:
+            for model in models:
+                print(benchmark.profile(int(args.batches.split(",")[0]), model=model))
+            return 0
+        rows = _run_models(args, models, tiers)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+def _run_models(args: argparse.Namespace, models: tuple[str, ...], tiers: tuple[str, ...]) -> list[Any]:
+    """The model benchmark: reference models on random data, every tier against torch."""
+    from cnnlab.cli import benchmark
+
     libs = benchmark.available_tiers(tiers)
     try:
         import torch  # noqa: F401
@@ -59,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         libs += ["torch", "torch_cl"]
     except ImportError:
         pass
-    rows = benchmark.run(
+    return benchmark.run(
         tuple(int(b) for b in args.batches.split(",")),
         args.rounds,
         libs=libs,
@@ -68,7 +120,40 @@ def run(args: argparse.Namespace) -> int:
         modes=tuple(args.modes.split(",")),
         cpu_clock=args.cpu_clock,
     )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
-    return 0
+
+
+def _run_recipe(args: argparse.Namespace, tiers: tuple[str, ...]) -> list[Any]:
+    """The recipe mode: real training steps of ``--recipe NAME`` per engine."""
+    from cnnlab.cli.bench_recipe import run_recipe
+    from cnnlab.errors import arg_error
+
+    wrong = _given(args, MODEL_OPTIONS)
+    if wrong:
+        raise ValueError(
+            f"--recipe {args.recipe}: {', '.join(wrong)} belong to the model benchmark; the recipe "
+            "sets the model and the batch size (drop them)"
+        )
+    _fill_defaults(args, RECIPE_OPTIONS)
+    if args.steps < 1:
+        raise arg_error("bench", "--steps", "a positive int", args.steps)
+    return run_recipe(
+        args.recipe,
+        tiers,
+        steps=args.steps,
+        rounds=args.rounds,
+        data_dir=args.data_dir,
+        cpu_clock=args.cpu_clock,
+    )
+
+
+def _given(args: argparse.Namespace, options: dict[str, Any]) -> list[str]:
+    """The ``options`` given on the command line (a value other than the parser's None / False)."""
+    return [flag for flag in options if getattr(args, flag[2:].replace("-", "_")) not in (None, False)]
+
+
+def _fill_defaults(args: argparse.Namespace, options: dict[str, Any]) -> None:
+    """Set every one of ``options`` left out to its default."""
+    for flag, default in options.items():
+        name = flag[2:].replace("-", "_")
+        if getattr(args, name) is None:
+            setattr(args, name, default)

@@ -17,12 +17,13 @@ timed step sets the variable itself, so the tiers interleave in one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -225,22 +226,33 @@ def run(
     with other jobs that measures the work each library does, not what the other jobs leave.
     """
     if cpu_clock:
-        import contextlib
-
-        from threadpoolctl import threadpool_limits
-
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(threadpool_limits(1))
-            try:
-                import numba
-
-                old_threads = numba.get_num_threads()
-                numba.set_num_threads(1)
-                stack.callback(numba.set_num_threads, old_threads)
-            except ImportError:
-                pass
+        with one_thread():
             return _run(batches, rounds, libs, memory, models, modes, print_fn, 1, time.process_time)
     return _run(batches, rounds, libs, memory, models, modes, print_fn, cores(), time.perf_counter)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """BLAS and numba on one thread inside (``--cpu-clock``); their earlier settings after."""
+    from threadpoolctl import threadpool_limits
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(threadpool_limits(1))
+        try:
+            import numba
+
+            old_threads = numba.get_num_threads()
+            numba.set_num_threads(1)
+            stack.callback(numba.set_num_threads, old_threads)
+        except ImportError:
+            pass
+        yield
+
+
+def env_line() -> str:
+    """The environment variables that change the timings, with their values."""
+    names = ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "CNNLAB_KERNELS", "NUMBA_THREADING_LAYER")
+    return ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in names)
 
 
 def _run(
@@ -268,16 +280,7 @@ def _run(
     if clock is time.process_time:
         print_fn("clock: CPU time of the process, every library on 1 thread (--cpu-clock)")
     print_fn(f"numpy {np.__version__}, torch {torch_version}; float32 GEMM: {gflops:.0f} GFLOP/s")
-    env = ", ".join(
-        f"{k}={os.environ.get(k, '(unset)')}"
-        for k in (
-            "OPENBLAS_NUM_THREADS",
-            "OPENBLAS_THREAD_TIMEOUT",
-            "CNNLAB_KERNELS",
-            "NUMBA_THREADING_LAYER",
-        )
-    )
-    print_fn(env)
+    print_fn(env_line())
     user_choice = os.environ.get("CNNLAB_KERNELS")
     if any(TIERS.get(lib, "numpy") != "numpy" for lib in libs):
         print_fn(compile_report())

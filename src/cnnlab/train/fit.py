@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ from cnnlab.train.engines.numpy_engine import validate
 from cnnlab.train.history import History
 from cnnlab.train.progress import make_progress
 
-__all__ = ["TrainingDiverged", "Transform", "fit", "validate"]
+__all__ = ["TrainBatches", "TrainingDiverged", "Transform", "augmented", "fit", "validate"]
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -116,18 +116,13 @@ def fit(
     engine = make_engine(backend, model, loss, optimizer, seed=seed, device=device, batch_size=batch_size)
     num_classes = num_classes_of(y_train)
 
-    # Independent streams: changing the augmentation never changes the shuffling order.
-    seeds = np.random.SeedSequence(seed).spawn(3)
-    split_rng, shuffle_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
-    if val_split > 0:
-        train_idx, val_idx = stratified_split(y_train, val_split, split_rng)
-        val_data = (x_train[val_idx], y_train[val_idx])
-        x_train, y_train = x_train[train_idx], y_train[train_idx]
+    train_batches = TrainBatches(x_train, y_train, batch_size, seed=seed, val_split=val_split)
+    loader, augment_rng = train_batches.loader, train_batches.rngs["augment"]
+    val_data = train_batches.val_data if val_split > 0 else val_data
     x_val, y_val = _check_pair("val_data", val_data) if val_data is not None else (None, None)
-    loader = DataLoader(x_train, y_train, batch_size, shuffle=True, rng=shuffle_rng)
 
     # Every random stream, by name: what a checkpoint saves and a resume restores.
-    rngs = {"split": split_rng, "shuffle": shuffle_rng, "augment": augment_rng, **layer_rngs(model)}
+    rngs = {**train_batches.rngs, **layer_rngs(model)}
     history, first_epoch = History(), 1
     if initial_state is not None:
         restore_state(initial_state, model, optimizer, schedule, rngs)
@@ -160,9 +155,7 @@ def fit(
             # History has it (so a resumed run decides alike), else the first batch's loss.
             start_loss = history.rows[0]["train_loss"] if history.rows else None
             seen, loss_sum, correct = 0, 0.0, 0.0
-            for batch, (xb, yb) in enumerate(loader):
-                if transform is not None:
-                    xb = transform(xb, augment_rng)  # the whole (global) batch
+            for batch, (xb, yb) in enumerate(augmented(loader, transform, augment_rng)):
                 batch_loss, batch_correct = engine.train_step(xb, yb)
                 if not math.isfinite(batch_loss):
                     model.load_state_dict(last_good)
@@ -224,6 +217,59 @@ def fit(
     for cb in callbacks:
         cb.on_train_end(ctx)
     return history
+
+
+class TrainBatches:
+    """The training batches of ``fit``: the seeded split, the shuffled loader, the random streams.
+
+    ``fit`` trains on these; ``cnnlab bench --recipe`` times steps on them, so both see the
+    same batches. Three independent generators are spawned from ``seed`` (changing the
+    augmentation never changes the shuffling order): ``split`` holds out the validation
+    part (stratified by class), ``shuffle`` orders every epoch, ``augment`` is handed to the
+    transform (``augmented``).
+
+    Args:
+        x_train: inputs (N, C, H, W); y_train: labels (N,).
+        batch_size: samples per optimizer step.
+        seed: seeds the three generators.
+        val_split: hold out this share of the data for validation (0: none).
+
+    Attributes:
+        loader: a shuffling ``DataLoader`` over the training part, (B, C, H, W) batches.
+        val_data: the held-out ``(x, y)``, or None when ``val_split`` is 0.
+        rngs: ``{"split", "shuffle", "augment"}`` -> Generator (a checkpoint saves them).
+
+    Example:
+        >>> x, y = np.zeros((20, 1, 2, 2), np.float32), np.arange(20) % 2
+        >>> b = TrainBatches(x, y, batch_size=8, seed=0, val_split=0.1)
+        >>> len(b.loader), len(b.val_data[0]), sorted(b.rngs)
+        (3, 2, ['augment', 'shuffle', 'split'])
+    """
+
+    def __init__(
+        self, x_train: np.ndarray, y_train: np.ndarray, batch_size: int, *, seed: int, val_split: float = 0.0
+    ) -> None:
+        seeds = np.random.SeedSequence(seed).spawn(3)
+        split_rng, shuffle_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
+        self.val_data: tuple[np.ndarray, np.ndarray] | None = None
+        if val_split > 0:
+            train_idx, val_idx = stratified_split(y_train, val_split, split_rng)
+            self.val_data = (x_train[val_idx], y_train[val_idx])
+            x_train, y_train = x_train[train_idx], y_train[train_idx]
+        self.loader = DataLoader(x_train, y_train, batch_size, shuffle=True, rng=shuffle_rng)
+        self.rngs = {"split": split_rng, "shuffle": shuffle_rng, "augment": augment_rng}
+
+
+def augmented(
+    loader: Iterable[tuple[np.ndarray, np.ndarray]], transform: Transform | None, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of ``loader``'s ``(xb, yb)`` batches, ``xb`` augmented by ``transform(xb, rng)``.
+
+    What every ``engine.train_step`` of ``fit`` gets: the whole (global) batch is augmented,
+    (B, C, H, W) in and out; without a transform the batches pass unchanged.
+    """
+    for xb, yb in loader:
+        yield (xb if transform is None else transform(xb, rng)), yb
 
 
 def _step_schedule(schedule: Any, metric: float) -> None:

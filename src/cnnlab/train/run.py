@@ -166,85 +166,80 @@ def describe_model(config: TrainConfig) -> str:
     return f"{config.model}({', '.join(f'{k}={v}' for k, v in config.model_args.items())})"
 
 
-def train_run(
-    config: TrainConfig,
-    verbose: bool = True,
-    callbacks: Sequence[Any] = (),
-    resume: bool = False,
-    overwrite: bool = False,
-    hold: contextlib.ExitStack[Any] | None = None,
-) -> RunResult:
-    """Train, evaluate and write the run folder for ``config``.
+@dataclass
+class RunData:
+    """A run's data as ``train_run`` uses it: normalized with the training split's statistics.
 
-    ``callbacks`` are added to the run's own (history logger, early stopping), e.g. the
-    hyperparameter search's pruning reporter. With ``resume`` the run continues from
-    ``config.out``/checkpoint.npz (from epoch 1 when there is none yet), bit for bit.
-
-    Nothing is written before every option, the data and the model are checked (the model
-    built, after an estimate of its memory): a failed start leaves no folder and changes no
-    file. Then the folder is claimed (``cnnlab.train.runfolder``): locked against other
-    runs, and refused if it already holds a run, unless ``resume`` or ``overwrite`` (which
-    deletes the old run's files first). The lock is held until the function returns, or,
-    with ``hold`` (an ExitStack of the caller's), until the caller closes it.
+    Attributes:
+        splits: the dataset as loaded (``cnnlab.data.Splits``: raw arrays and class names).
+        normalizer: the per-channel ``Normalizer`` fitted on the training split.
+        x_train, y_train: normalized training images (N, C, H, W) float32 and labels (N,).
+        x_test, y_test: the same for the test split (M, C, H, W) and (M,).
     """
-    if hold is None:
-        with contextlib.ExitStack() as stack:
-            return _train_run(config, verbose, callbacks, resume, overwrite, stack)
-    return _train_run(config, verbose, callbacks, resume, overwrite, hold)
+
+    splits: Any
+    normalizer: Any
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        _, channels, height, width = self.x_train.shape  # (N, C, H, W)
+        return channels, height, width
 
 
-def _train_run(
-    config: TrainConfig,
-    verbose: bool,
-    callbacks: Sequence[Any],
-    resume: bool,
-    overwrite: bool,
-    hold: contextlib.ExitStack[Any],
-) -> RunResult:
-    from cnnlab.atomic import write_text_atomic
+def load_run_data(config: TrainConfig, download: bool = True) -> RunData:
+    """Load ``config.data`` and normalize both splits with the training split's mean and std.
+
+    Raises:
+        FileNotFoundError: the dataset files are missing (and not downloaded, or not allowed
+            to be: ``download=False``); the message lists every folder looked in.
+    """
     from cnnlab.data import load_dataset
     from cnnlab.data.loader import Normalizer
+
+    splits = load_dataset(config.data, root=config.data_dir, download=download)
+    normalizer = Normalizer().fit(splits.train.x)
+    return RunData(
+        splits,
+        normalizer,
+        normalizer(splits.train.x),  # (N, C, H, W)
+        splits.train.y,
+        normalizer(splits.test.x),  # (M, C, H, W)
+        splits.test.y,
+    )
+
+
+@dataclass
+class RunParts:
+    """What ``fit`` trains with: the model, its loss, optimizer, schedule and augmentation."""
+
+    model: Any
+    loss: Any
+    optimizer: Any
+    schedule: Any  # None for schedule "none"
+    transform: Any  # ``transform(xb, rng) -> xb``, or None for augment "none"
+
+
+def build_run_parts(config: TrainConfig, data: RunData) -> RunParts:
+    """Build ``config``'s model (seeded), loss, optimizer, schedule and augmentation for ``data``.
+
+    The model is first built dry to check that it fits in memory (``train.memory.check_fits``).
+    Called again with the same config, it returns the same initial weights.
+    """
     from cnnlab.data.transforms import parse_augment
-    from cnnlab.io import save
     from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.models import build_model, model_from_file
     from cnnlab.optim import make_optimizer
     from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
-    from cnnlab.train.callbacks import CSVLogger, EarlyStopping
-    from cnnlab.train.checkpoint import (
-        CHECKPOINT_NAME,
-        TrainingInterrupted,
-        load_checkpoint,
-        remove_stale_temp_files,
-        save_checkpoint,
-    )
-    from cnnlab.train.distributed import is_main_process
-    from cnnlab.train.evaluate import evaluate_arrays
-    from cnnlab.train.fit import fit
     from cnnlab.train.memory import check_fits
-    from cnnlab.train.runfolder import claim_run_folder, preflight
 
-    config.validate()
-    if config.tensorboard:  # the install hint before anything is written
-        from cnnlab.train.tensorboard import import_tensorboard
+    channels, height, width = data.image_shape
+    num_classes = len(data.splits.classes)
 
-        import_tensorboard()
-    start = time.perf_counter()
-    run_dir = Path(config.out) if config.out else default_run_dir()
-    # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
-    is_main = config.backend != "torch" or is_main_process()
-    if is_main and config.out:  # (a default folder gets a new name if taken)
-        preflight(run_dir, resume, overwrite)  # fail fast; checked again under the lock
-
-    # 1. Data: per-channel normalization from the training split only.
-    splits = load_dataset(config.data, root=config.data_dir)
-    normalizer = Normalizer().fit(splits.train.x)
-    x_train, y_train = normalizer(splits.train.x), splits.train.y
-    x_test, y_test = normalizer(splits.test.x), splits.test.y
-    _, channels, height, width = x_train.shape  # (N, C, H, W)
-    num_classes = len(splits.classes)
-
-    # 2. Model: a zoo name or an architecture file, first built dry to check it fits in memory.
     def build(rng: np.random.Generator) -> Any:
         if is_model_file(config.model):
             return model_from_file(config.model, channels, (height, width), num_classes, rng=rng)
@@ -284,8 +279,81 @@ def _train_run(
     # Augmentation runs on the normalized training batches only (never validation or test).
     # Pixels that shifts, crops and rotations uncover get the normalized value of black (the
     # background of the raw images), not 0, which after normalization is the mean gray.
-    black = normalizer(np.zeros((1, channels, 1, 1), np.float32)).ravel()  # (C,)
+    black = data.normalizer(np.zeros((1, channels, 1, 1), np.float32)).ravel()  # (C,)
     transform = parse_augment(config.augment, (channels, height, width), fill=tuple(map(float, black)))
+    return RunParts(model, loss, optimizer, schedule, transform)
+
+
+def train_run(
+    config: TrainConfig,
+    verbose: bool = True,
+    callbacks: Sequence[Any] = (),
+    resume: bool = False,
+    overwrite: bool = False,
+    hold: contextlib.ExitStack[Any] | None = None,
+) -> RunResult:
+    """Train, evaluate and write the run folder for ``config``.
+
+    ``callbacks`` are added to the run's own (history logger, early stopping), e.g. the
+    hyperparameter search's pruning reporter. With ``resume`` the run continues from
+    ``config.out``/checkpoint.npz (from epoch 1 when there is none yet), bit for bit.
+
+    Nothing is written before every option, the data and the model are checked (the model
+    built, after an estimate of its memory): a failed start leaves no folder and changes no
+    file. Then the folder is claimed (``cnnlab.train.runfolder``): locked against other
+    runs, and refused if it already holds a run, unless ``resume`` or ``overwrite`` (which
+    deletes the old run's files first). The lock is held until the function returns, or,
+    with ``hold`` (an ExitStack of the caller's), until the caller closes it.
+    """
+    if hold is None:
+        with contextlib.ExitStack() as stack:
+            return _train_run(config, verbose, callbacks, resume, overwrite, stack)
+    return _train_run(config, verbose, callbacks, resume, overwrite, hold)
+
+
+def _train_run(
+    config: TrainConfig,
+    verbose: bool,
+    callbacks: Sequence[Any],
+    resume: bool,
+    overwrite: bool,
+    hold: contextlib.ExitStack[Any],
+) -> RunResult:
+    from cnnlab.atomic import write_text_atomic
+    from cnnlab.io import save
+    from cnnlab.train.callbacks import CSVLogger, EarlyStopping
+    from cnnlab.train.checkpoint import (
+        CHECKPOINT_NAME,
+        TrainingInterrupted,
+        load_checkpoint,
+        remove_stale_temp_files,
+        save_checkpoint,
+    )
+    from cnnlab.train.distributed import is_main_process
+    from cnnlab.train.evaluate import evaluate_arrays
+    from cnnlab.train.fit import fit
+    from cnnlab.train.runfolder import claim_run_folder, preflight
+
+    config.validate()
+    if config.tensorboard:  # the install hint before anything is written
+        from cnnlab.train.tensorboard import import_tensorboard
+
+        import_tensorboard()
+    start = time.perf_counter()
+    run_dir = Path(config.out) if config.out else default_run_dir()
+    # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
+    is_main = config.backend != "torch" or is_main_process()
+    if is_main and config.out:  # (a default folder gets a new name if taken)
+        preflight(run_dir, resume, overwrite)  # fail fast; checked again under the lock
+
+    # 1. Data: per-channel normalization from the training split only.
+    data = load_run_data(config)
+    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+    channels, height, width = data.image_shape
+
+    # 2. Model (checked to fit in memory first), loss, optimizer, schedule, augmentation.
+    parts = build_run_parts(config, data)
+    model, loss, optimizer, schedule = parts.model, parts.loss, parts.optimizer, parts.schedule
     if config.backend == "torch":
         from cnnlab.train.engines.torch_engine import resolve_device
 
@@ -327,9 +395,9 @@ def _train_run(
         all_callbacks.append(TensorBoard(run_dir / "tensorboard", sample=x_test[:1]))  # test image 0
 
     extra = {
-        "classes": list(splits.classes),
+        "classes": list(data.splits.classes),
         "input_shape": [channels, height, width],
-        "normalization": normalizer.state(),
+        "normalization": data.normalizer.state(),
         "dataset": config.data,
     }
     save_model = True
@@ -345,7 +413,7 @@ def _train_run(
             callbacks=all_callbacks,
             seed=config.seed,
             schedule=schedule,
-            transform=transform,
+            transform=parts.transform,
             verbose=verbose,
             initial_state=initial_state,
             checkpoint_fn=write_checkpoint,
@@ -378,7 +446,7 @@ def _train_run(
         return RunResult(run_dir, math.nan, math.nan, time.perf_counter() - start, history)
 
     # 4. Test: the test split is used once, here, never for model selection.
-    metrics = evaluate_arrays(model, x_test, y_test, splits.classes, tta=config.tta)
+    metrics = evaluate_arrays(model, x_test, y_test, data.splits.classes, tta=config.tta)
     seconds = time.perf_counter() - start
     metrics["seconds"] = round(seconds, 2)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

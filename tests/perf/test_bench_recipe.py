@@ -1,0 +1,222 @@
+"""`cnnlab bench --recipe`: real training steps per engine, on a tiny generated Fashion-MNIST.
+
+No timings are asserted, only that the rows hold together and that every timed step is a
+real one: a batch from the trainer's loader, augmented, through the engine's train_step.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cnnlab.cli.main import main
+from cnnlab.data import locate
+from cnnlab.data.idx import IDX_FILES
+
+E = "cnnlab bench: error: "
+N_TRAIN, N_TEST = 40, 10  # val_split 0.1 of the recipe holds out 4: 36 training images, 1 batch
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real Fashion-MNIST is found (cache, $CNNLAB_DATA, system folder), nothing downloaded."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.delenv("CNNLAB_KERNELS", raising=False)
+    system = [(tmp_path / "usr-share", "apt-get install dataset-fashion-mnist")]
+    monkeypatch.setitem(locate.SYSTEM_DIRS, "fashion-mnist", system)
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("cnnlab bench must not download")
+
+    monkeypatch.setattr("cnnlab.data.idx.download_file", no_download)
+
+
+@pytest.fixture
+def tiny_fashion(tmp_path: Path) -> Path:
+    """The four Fashion-MNIST IDX files (gzip), 40 train and 10 test images of 28x28."""
+    folder = tmp_path / "fashion"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for (split, part), base in IDX_FILES.items():
+        n = N_TRAIN if split == "train" else N_TEST
+        a = rng.integers(0, 256, (n, 28, 28)) if part == "images" else np.arange(n) % 10
+        header = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape)
+        (folder / f"{base}.gz").write_bytes(gzip.compress(header + a.astype(np.uint8).tobytes()))
+    return folder
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, list[str]]:
+    """Run ``cnnlab argv`` in-process: (exit status, stdout, stderr lines)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip().splitlines()
+
+
+def test_recipe_rows_time_real_augmented_steps_of_each_engine(
+    torch: Any, tiny_fashion: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    from cnnlab.data.transforms import Compose
+    from cnnlab.train.engines.numpy_engine import NumpyEngine
+    from cnnlab.train.engines.torch_engine import TorchEngine
+
+    augmented: list[np.ndarray] = []  # every batch the recipe's shift+flip produced
+    steps: list[tuple[str, tuple[int, ...]]] = []  # (engine, batch shape) of every step
+    tiers: list[str | None] = []  # CNNLAB_KERNELS during each NumPy-engine step
+
+    def spy_augment(self: Any, x: np.ndarray, rng: Any) -> np.ndarray:
+        out = real_augment(self, x, rng)
+        augmented.append(out)
+        return out
+
+    def spy_step(real: Any, name: str) -> Any:
+        def step(self: Any, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float]:
+            assert augmented and xb is augmented[-1], "the step must get the batch just augmented"
+            steps.append((name, xb.shape))
+            if name == "numpy":
+                tiers.append(os.environ.get("CNNLAB_KERNELS"))
+            return real(self, xb, yb)
+
+        return step
+
+    real_augment = Compose.__call__
+    monkeypatch.setattr(Compose, "__call__", spy_augment)
+    monkeypatch.setattr(NumpyEngine, "train_step", spy_step(NumpyEngine.train_step, "numpy"))
+    monkeypatch.setattr(TorchEngine, "train_step", spy_step(TorchEngine.train_step, "torch"))
+    rows_file = tmp_path / "rows.json"
+    code, out, err = cli(
+        capsys,
+        "bench",
+        "--recipe",
+        "fashion",
+        "--data-dir",
+        str(tiny_fashion),
+        "--steps",
+        "2",
+        "--rounds",
+        "1",
+        "--tiers",
+        "numpy",
+        "--json",
+        str(rows_file),
+    )
+    assert code == 0, err
+    assert "recipe fashion: vgg(widths=[16, 64], dropout=0.0) on fashion-mnist 1x28x28, batch 128" in out
+    assert "training part: 36 images (val_split 0.1): 1 steps per epoch" in out
+    # Each engine's 3 warm-up steps, then 1 round of 2 steps each, all on the 36 training images.
+    batch = (36, 1, 28, 28)
+    assert (
+        steps
+        == [("numpy", batch)] * 3 + [("torch", batch)] * 3 + [("numpy", batch)] * 2 + [("torch", batch)] * 2
+    )
+    assert tiers == ["numpy"] * 5
+    assert len(augmented) == 10
+    assert "CNNLAB_KERNELS" not in os.environ  # the caller's environment is left as it was
+
+    rows = json.loads(rows_file.read_text())
+    assert [(r["engine"], r["kernels"]) for r in rows] == [("numpy", "numpy"), ("torch", None)]
+    torch_ms = rows[1]["ms"]
+    table = out.splitlines()[-2:]
+    for row, line in zip(rows, table, strict=True):
+        assert row["recipe"] == "fashion" and row["batch_size"] == 128 and row["steps_per_epoch"] == 1
+        assert row["ms"] > 0
+        assert row["steps_per_s"] == pytest.approx(1e3 / row["ms"])
+        assert row["epoch_s"] == pytest.approx(row["steps_per_epoch"] * row["ms"] / 1e3)
+        assert row["ratio_vs_torch"] == pytest.approx(row["ms"] / torch_ms)
+        assert line.split() == [
+            row["engine"],
+            row["kernels"] or "-",
+            f"{row['ms']:.1f}",
+            f"{row['steps_per_s']:.2f}",
+            f"{row['epoch_s']:.1f}",
+            f"{row['ratio_vs_torch']:.2f}",
+        ]
+    assert rows[1]["ratio_vs_torch"] == 1.0
+
+
+def test_tiers_and_engines_interleave_in_rounds_in_one_process(
+    tiny_fashion: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each NumPy-engine step sets its tier; the engines take turns, round after round."""
+    from cnnlab.cli import benchmark
+    from cnnlab.train.engines.numpy_engine import NumpyEngine
+
+    order: list[str | None] = []
+
+    def fake_step(self: Any, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float]:
+        order.append(os.environ.get("CNNLAB_KERNELS"))  # no arithmetic: no kernel gets compiled
+        return 0.0, 0.0
+
+    monkeypatch.setattr(NumpyEngine, "train_step", fake_step)
+    monkeypatch.setattr("cnnlab.kernels.select.compiled_available", lambda: True)
+    monkeypatch.setattr(benchmark, "compile_report", lambda: "compiled tier: (test)")
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)  # torch absent: NumPy engine only
+    from cnnlab.cli.bench_recipe import WARMUP, run_recipe
+
+    lines: list[str] = []
+    rows = run_recipe(
+        "fashion",
+        ("numpy", "compiled"),
+        steps=1,
+        rounds=3,
+        data_dir=str(tiny_fashion),
+        print_fn=lines.append,
+    )
+    assert order == ["numpy"] * WARMUP + ["compiled"] * WARMUP + ["numpy", "compiled"] * 3
+    assert [r["kernels"] for r in rows] == ["numpy", "compiled"]
+    assert all(np.isnan(r["ratio_vs_torch"]) for r in rows)
+    assert "torch not installed: no torch engine, no ratios (pip install 'cnnlab[torch]')" in lines
+    assert "CNNLAB_KERNELS" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--recipe", "nope"], "unknown recipe 'nope'. Valid recipes: fashion, fashion-fast, digits"),
+        (["--recipe", "digits", "--steps", "0"],
+         "bench: argument `--steps` must be a positive int. Received: --steps=0"),
+        (["--recipe", "digits", "--rounds", "0"],
+         "bench: argument `--rounds` must be a positive int. Received: --rounds=0"),
+        (["--recipe", "digits", "--tiers", "jit"],
+         "bench: argument `--tiers` must be names from numpy, auto, compiled. Received: --tiers='jit'"),
+        (["--recipe", "digits", "--batches", "32", "--profile"],
+         "--recipe digits: --batches, --profile belong to the model benchmark; the recipe sets the model "
+         "and the batch size (drop them)"),
+        (["--steps", "3"], "--steps: only with --recipe NAME (time a recipe's training steps)"),
+        (["--recipe", "digits", "--data-dir", "/no/such/folder"],
+         "train: argument `data_dir` must be an existing folder (/no/such/folder does not exist)"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_naming_the_option(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = cli(capsys, "bench", *argv)
+    assert code == 1 and out == ""
+    assert len(err) == 1 and err[0].startswith(E + message), err
+
+
+def test_missing_data_is_one_line_saying_how_to_get_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = cli(capsys, "bench", "--recipe", "fashion", "--data-dir", str(empty))
+    assert code == 1 and out == ""
+    cache = tmp_path / "cache" / "cnnlab" / "fashion-mnist"
+    assert err == [
+        f"{E}--recipe fashion: the fashion-mnist files are not in {empty}, {empty / 'fashion-mnist'}, "
+        f"{cache}, {tmp_path / 'usr-share'} (cnnlab bench does not download). Get them with "
+        "`apt-get install dataset-fashion-mnist` or "
+        "`python -c \"from cnnlab.data import load_dataset; load_dataset('fashion-mnist')\"` "
+        f"(downloads them to {cache}), or pass --data-dir FOLDER"
+    ]
