@@ -127,17 +127,20 @@ def test_unsupported_convolutions_stay_on_numpy(monkeypatch):
 
 
 def test_auto_compiles_only_where_it_measured_faster(monkeypatch):
-    """The default ("auto"): 16 -> 16 at stride 1 compiled; 64 channels, stride 2, 1-3 input channels not."""
+    """The default ("auto"): 16 -> 16 at stride 1 on a large batch compiled; a small batch,
+    64 channels, stride 2, 1-3 input channels not."""
     monkeypatch.delenv("CNNLAB_KERNELS", raising=False)
     pads = (1, 1, 1, 1)
 
     def w(C_out, C_in):
         return np.zeros((C_out, C_in, 3, 3), np.float32)
 
-    assert dispatch.use_compiled((2, 16, 9, 9), w(16, 16), pads, (1, 1), (1, 1))
-    assert not dispatch.use_compiled((2, 64, 9, 9), w(64, 64), pads, (1, 1), (1, 1))
-    assert not dispatch.use_compiled((2, 16, 9, 9), w(16, 16), pads, (2, 2), (1, 1))
-    assert not dispatch.use_compiled((2, 1, 9, 9), w(16, 1), pads, (1, 1), (1, 1))
+    big = 64  # 64 x 28 x 28 = 50,176 pixels per channel: above dispatch.AUTO_MIN_POSITIONS
+    assert dispatch.use_compiled((big, 16, 28, 28), w(16, 16), pads, (1, 1), (1, 1))
+    assert not dispatch.use_compiled((32, 16, 28, 28), w(16, 16), pads, (1, 1), (1, 1))  # 25,088
+    assert not dispatch.use_compiled((big, 64, 28, 28), w(64, 64), pads, (1, 1), (1, 1))
+    assert not dispatch.use_compiled((big, 16, 28, 28), w(16, 16), pads, (2, 2), (1, 1))
+    assert not dispatch.use_compiled((big, 1, 28, 28), w(16, 1), pads, (1, 1), (1, 1))
     monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
     assert dispatch.use_compiled((2, 64, 9, 9), w(64, 64), pads, (1, 1), (1, 1))
 

@@ -33,8 +33,12 @@ def test_profile_rows_keep_the_models_indices_around_containers():
 
 
 def test_interleaved_timing_and_table():
-    times = benchmark.time_interleaved({"a": lambda: None, "b": lambda: None}, rounds=2, per_round=2, pause=0)
-    assert set(times) == {"a", "b"}
+    calls: list[str] = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = benchmark.time_interleaved(steps, rounds=3, per_round=1, warmup=0, pause=0)
+    assert set(times) == {"a", "b", "c"}
+    # Rounds rotate: no library always runs right after the same other one.
+    assert calls == list("abc" + "bca" + "cab")
     row = {
         "model": "small",
         "mode": "train",

@@ -169,8 +169,12 @@ def time_interleaved(
         for _ in range(warmup):
             step()
     samples: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
+    names = list(steps)
+    for r in range(rounds):
+        # Each round starts at another library, so none always runs right after the same
+        # one (a pool still spinning from the previous library slows whoever comes next).
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            step = steps[name]
             time.sleep(pause)
             for _ in range(per_round):
                 t = clock()

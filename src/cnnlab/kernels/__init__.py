@@ -4,10 +4,11 @@
 convolutions (any kernel larger than 1x1, any stride, padding up to kernel-1, no dilation)
 with generated, register-blocked numba kernels instead of im2col + GEMM. By default ("auto")
 it does so only where they measured faster than the NumPy engine on the project machine:
-stride 1 with 8-16 channels (``dispatch.auto_prefers_compiled``; measurements in
-docs/performance.md). Everything else, and every case the compiled kernels do not cover,
-runs on the NumPy engine, which stays the reference: same layer API, same PyTorch weight
-layouts, the same results up to float summation order.
+stride 1 with 8-16 channels and a batch of at least 40,000 pixels per channel (e.g. 64
+images of 28x28; ``dispatch.auto_prefers_compiled``; measurements in docs/performance.md).
+Everything else, and every case the compiled kernels do not cover, runs on the NumPy
+engine, which stays the reference: same layer API, same PyTorch weight layouts, the same
+results up to float summation order.
 
 Choose with the environment variable ``CNNLAB_KERNELS``:
 

@@ -31,18 +31,30 @@ def _buffers(workspace: ConvWorkspace) -> object:
 
 
 #: With CNNLAB_KERNELS unset ("auto"), only the convolutions where the generated kernel
-#: measured faster than im2col + GEMM run compiled: stride 1 with 8 to 16 channels in and
-#: out (16 -> 16 at 28x28 / 32x32: 0.64-0.72x the CPU time of the NumPy engine; 32 -> 32
-#: 0.98x; 1-3 input channels, stride 2 and 64 channels slower, 1.2-2.1x; table in
-#: docs/performance.md, "Compiled kernel tier"). CNNLAB_KERNELS=compiled uses the compiled
-#: kernel for every supported convolution.
+#: measured faster than im2col + GEMM run compiled: stride 1, 8 to 16 channels in and out,
+#: and at least AUTO_MIN_POSITIONS input pixels per channel in the batch (N*H*W). Measured
+#: in the train step of the zoo resnet and the fashion recipe's net (idle 2-core machine,
+#: forward + backward of one 16 -> 16 conv): batch 128 15.4 vs 21.9 ms (32x32) and 13.0 vs
+#: 16.7 ms (28x28); batch 64 8.0 vs 11.3 and 6.0 vs 8.5 ms; batch 32 (32,768 and 25,088
+#: pixels) 4.3-6.2 vs 3.8-5.3 ms, no gain. 32 -> 32 tied, stride 2, 1-3 input channels and
+#: 64 channels lost (1.2-2x). Table: docs/performance.md, "Compiled kernel tier".
+#: CNNLAB_KERNELS=compiled uses the compiled kernel for every supported convolution.
 AUTO_CHANNELS = (8, 16)
+AUTO_MIN_POSITIONS = 40_000
 
 
-def auto_prefers_compiled(C_in: int, C_out: int, stride: Pair) -> bool:
-    """The measured rule of "auto": True where the compiled kernel was the faster one."""
+def auto_prefers_compiled(C_in: int, C_out: int, stride: Pair, positions: int = AUTO_MIN_POSITIONS) -> bool:
+    """The measured rule of "auto": True where the compiled kernel was the faster one.
+
+    ``positions``: N*H*W of the input (the pixels per channel one call works on).
+    """
     low, high = AUTO_CHANNELS
-    return stride == (1, 1) and low <= min(C_in, C_out) and max(C_in, C_out) <= high
+    return (
+        stride == (1, 1)
+        and low <= min(C_in, C_out)
+        and max(C_in, C_out) <= high
+        and positions >= AUTO_MIN_POSITIONS
+    )
 
 
 def use_compiled(
@@ -56,7 +68,8 @@ def use_compiled(
     from cnnlab.kernels import check, conv
 
     C_out, C_in, KH, KW = weight.shape
-    if choice() == "auto" and not auto_prefers_compiled(C_in, C_out, stride):
+    positions = int(np.prod(x_shape[:1] + x_shape[2:]))  # N*H*W
+    if choice() == "auto" and not auto_prefers_compiled(C_in, C_out, stride, positions):
         return False
     if not conv.supported(x_shape, (KH, KW), pads, stride, dilation, weight.dtype):
         return False
