@@ -266,3 +266,18 @@ def test_a_failed_start_with_overwrite_leaves_the_finished_run_unchanged(
     assert code == 1 and text in err, err
     assert snapshot(out) == before
     assert main(["train", "--resume", str(out), "--quiet", "--no-plots"]) == 0  # still resumable
+
+
+def test_a_planned_default_folder_that_got_taken_becomes_name_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train --dashboard` names the default folder before the run claims it (for the page's
+    link); if another run takes that name first, this one still gets NAME-2, not a refusal."""
+    from cnnlab.train import run
+
+    planned = tmp_path / "runs" / "20260101-000000"
+    config = {"model": TINY, "epochs": 1, "batch_size": 64}
+    first = run.train_run(run.TrainConfig(**config), verbose=False, default_dir=planned).run_dir
+    second = run.train_run(run.TrainConfig(**config), verbose=False, default_dir=planned).run_dir
+    assert (first, second.name) == (planned, "20260101-000000-2")
+    assert json.loads((second / "config.json").read_text())["out"] == str(second)

@@ -206,17 +206,26 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
             "cnnlab train: "
             + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {}))
         )
-    dashboard = None
+    dashboard, default_dir = None, None
     if args.dashboard and main:  # a live page of the runs folder (cnnlab.dashboard)
         from cnnlab.dashboard.server import start_beside
         from cnnlab.train.run import default_run_dir
 
-        config.out = config.out or str(default_run_dir())
-        dashboard = start_beside(config.out)
-        print(f"dashboard: {dashboard.url}#run={Path(config.out).name}", flush=True)
+        # The page's link names the run before its folder exists; a default name stays a
+        # default (NAME-2 if another run takes it first), not an --out that refuses a taken one.
+        default_dir = None if config.out else default_run_dir()
+        planned = Path(config.out) if config.out else default_dir
+        assert planned is not None
+        dashboard = start_beside(planned)
+        print(f"dashboard: {dashboard.url}#run={planned.name}", flush=True)
     try:
         result = train_run(
-            config, verbose=not args.quiet, resume=bool(args.resume), overwrite=args.overwrite, hold=hold
+            config,
+            verbose=not args.quiet,
+            resume=bool(args.resume),
+            overwrite=args.overwrite,
+            hold=hold,
+            default_dir=default_dir,
         )
     except TrainingInterrupted as exc:  # Ctrl-C: the last finished epoch is saved
         print(str(exc), file=sys.stderr)

@@ -291,8 +291,12 @@ def train_run(
     resume: bool = False,
     overwrite: bool = False,
     hold: contextlib.ExitStack[Any] | None = None,
+    default_dir: Path | None = None,
 ) -> RunResult:
     """Train, evaluate and write the run folder for ``config``.
+
+    Without ``config.out`` the run gets ``default_dir`` (a fresh ``runs/<timestamp>`` when
+    None), or ``NAME-2``, ``NAME-3``, ... when that folder is taken by the time it is claimed.
 
     ``callbacks`` are added to the run's own (history logger, early stopping), e.g. the
     hyperparameter search's pruning reporter. With ``resume`` the run continues from
@@ -307,8 +311,8 @@ def train_run(
     """
     if hold is None:
         with contextlib.ExitStack() as stack:
-            return _train_run(config, verbose, callbacks, resume, overwrite, stack)
-    return _train_run(config, verbose, callbacks, resume, overwrite, hold)
+            return _train_run(config, verbose, callbacks, resume, overwrite, stack, default_dir)
+    return _train_run(config, verbose, callbacks, resume, overwrite, hold, default_dir)
 
 
 def _train_run(
@@ -318,6 +322,7 @@ def _train_run(
     resume: bool,
     overwrite: bool,
     hold: contextlib.ExitStack[Any],
+    default_dir: Path | None,
 ) -> RunResult:
     from cnnlab.atomic import write_text_atomic
     from cnnlab.io import save
@@ -340,7 +345,7 @@ def _train_run(
 
         import_tensorboard()
     start = time.perf_counter()
-    run_dir = Path(config.out) if config.out else default_run_dir()
+    run_dir = Path(config.out) if config.out else (default_dir or default_run_dir())
     # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
     is_main = config.backend != "torch" or is_main_process()
     if is_main and config.out:  # (a default folder gets a new name if taken)
