@@ -44,8 +44,23 @@ from cnnlab.kernels import conv_codegen, numba_env
 Pair = tuple[int, int]
 Pads = tuple[int, int, int, int]
 
-#: Positions per partial sum of the weight gradient (a multiple of the kernel's block P).
+#: Positions per partial sum of the weight gradient (a multiple of the kernel's block P):
+#: at most DW_CHUNK, and small enough for at least DW_MIN_CHUNKS partial sums, so the
+#: threads get even shares (64 -> 64 channels at 8x8, batch 128: 7 chunks of 2048 split 4:3
+#: between 2 threads). The split depends on the shape only, never on the thread count.
 DW_CHUNK = 2048
+DW_MIN_CHUNKS = 16
+
+
+def dw_chunk(NLp: int) -> int:
+    """Positions per weight-gradient partial sum for a flat layout of ``NLp`` positions.
+
+    Example:
+        >>> dw_chunk(128 * 34 * 34), dw_chunk(128 * 100), dw_chunk(64)
+        (2048, 800, 32)
+    """
+    P = conv_codegen.P
+    return min(DW_CHUNK, max(P, -(-NLp // (DW_MIN_CHUNKS * P)) * P))
 
 
 def supported(
@@ -293,9 +308,10 @@ def backward(
         mod.pack(dy.astype(dtype, copy=False), dyf, 0, margin, 1, 1, plan.Wpl, plan.L)
         dyf2 = dyf[:, 0]  # (C_out padded, margin + N*L padded)
         # Weight sharing: each tap's gradient sums over every position of every sample.
-        chunks = -(-plan.NLp // DW_CHUNK)
+        Qc = dw_chunk(plan.NLp)
+        chunks = -(-plan.NLp // Qc)
         part = _buffer(bufs, "part", (chunks, C_outp, C_in, KH * KW), dtype, None, zero=False)
-        mod.dw_flat(dyf2, margin, plan.NLp, xf, plan.offs, plan.phs, part, np.zeros(1, dtype), DW_CHUNK)
+        mod.dw_flat(dyf2, margin, plan.NLp, xf, plan.offs, plan.phs, part, np.zeros(1, dtype), Qc)
         dW = part.sum(axis=0)[:C_out]  # (C_out, C_in, KH*KW)
         db = dyf2[:C_out].sum(axis=1)  # (C_out,)
         if not need_dx:
