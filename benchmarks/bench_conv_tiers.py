@@ -2,7 +2,11 @@
 
 The convolutions of the reference models (``small``, the zoo ``resnet``, the fashion
 recipe's ``vgg(widths=[16, 64])``), float32, timed in interleaved rounds in one process;
-the median of all rounds is printed. Needs the ``fast`` extra (numba). Run:
+the median of all rounds is printed. Inputs and gradients are NCHW views of channel-first
+memory, as a conv's output is inside a network (a contiguous NCHW input costs the NumPy
+tier a transposing copy it never pays in training). A layer timed alone leaves out the
+other layers' thread pools: the train step (``cnnlab bench``, ``--profile``) decides.
+Needs the ``fast`` extra (numba). Run:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_conv_tiers.py
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_conv_tiers.py --cpu-clock
@@ -62,8 +66,10 @@ def main() -> None:
     for model, C_in, C_out, H, stride in SHAPES:
         layer = Conv2D(C_in, C_out, 3, stride=stride, padding=1, bias=False, rng=0)
         layer.needs_input_grad = C_in > 3  # the first layer of a network skips dx
-        x = rng.standard_normal((args.batch, C_in, H, H)).astype(np.float32)
-        dy = np.ones(layer.output_shape(x.shape), np.float32)
+        # (N, C, H, W) views of (C, N, H, W) memory, as the engine passes them between layers.
+        x = rng.standard_normal((C_in, args.batch, H, H)).astype(np.float32).transpose(1, 0, 2, 3)
+        N, C, Ho, Wo = layer.output_shape(x.shape)
+        dy = np.ones((C, N, Ho, Wo), np.float32).transpose(1, 0, 2, 3)
         times: dict[str, list[float]] = {"numpy": [], "compiled": []}
         for r in range(args.rounds + 1):
             for tier in times:
