@@ -3,8 +3,9 @@
 After every matrix product, OpenBLAS's worker threads spin for 2^28 cycles (~0.1 s) waiting
 for the next one. On a 2-core machine that spinning thread takes a core from everything
 else cnnlab runs between products (copies, pooling, numba kernels): measured on the zoo
-``resnet`` at batch 128, a NumPy-engine train step took 152-155 ms with the spinning
-workers and 124-127 ms without them (docs/performance.md, "OpenBLAS's spinning threads").
+``resnet`` at batch 128 with NumPy imported first, a NumPy-engine train step took 145-167 ms
+with the spinning workers and 125-135 ms without them; with the compiled kernels (``auto``)
+148-176 and 114-117 ms (docs/performance.md, "OpenBLAS's spinning threads").
 
 ``OPENBLAS_THREAD_TIMEOUT=4`` (2^4 cycles) stops that, but OpenBLAS reads it only when it is
 loaded, i.e. when NumPy is first imported. ``import cnnlab`` sets it before importing NumPy;
