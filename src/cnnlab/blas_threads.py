@@ -27,35 +27,37 @@ ENV = "OPENBLAS_THREAD_TIMEOUT"
 TIMEOUT = "4"
 
 
-def loaded_openblas() -> str | None:
-    """Path of an OpenBLAS shared library already loaded in this process, or None."""
+def loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS shared libraries loaded in this process (NumPy's, and e.g.
+    SciPy's own copy when SciPy was imported), in load order; [] when none or not Linux."""
+    paths: list[str] = []
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:
                 path = line.split(maxsplit=5)[-1].strip()
                 name = os.path.basename(path).lower()
-                if "openblas" in name and ".so" in name:
-                    return path
+                if "openblas" in name and ".so" in name and path not in paths:
+                    paths.append(path)
     except OSError:
-        return None
-    return None
+        return []
+    return paths
 
 
-def apply_thread_timeout() -> bool:
-    """Give the already-loaded OpenBLAS cnnlab's thread timeout; True when it was applied.
+def apply_thread_timeout() -> int:
+    """Give every loaded OpenBLAS cnnlab's thread timeout; returns how many took it.
 
     Call only while no other thread runs a BLAS product (``import cnnlab`` does, once).
     """
-    path = loaded_openblas()
-    if path is None:
-        return False
-    try:
-        lib = ctypes.CDLL(path)
-        read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
-        current = lib.openblas_thread_timeout
-    except (OSError, AttributeError):
-        return False
     os.environ.setdefault(ENV, TIMEOUT)
-    read_env()
-    shutdown()
-    return str(current()) == os.environ[ENV]
+    applied = 0
+    for path in loaded_openblas():
+        try:
+            lib = ctypes.CDLL(path)
+            read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
+            current = lib.openblas_thread_timeout
+        except (OSError, AttributeError):
+            continue
+        read_env()
+        shutdown()
+        applied += str(current()) == os.environ[ENV]
+    return applied
