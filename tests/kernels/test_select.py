@@ -45,3 +45,21 @@ def test_cache_directory_follows_xdg(monkeypatch, tmp_path):
     assert numba_env.numba_cache_dir() == tmp_path / "cnnlab" / "numba"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert numba_env.cache_root() == Path.home() / ".cache" / "cnnlab"
+
+
+def test_a_first_run_compile_is_told_to_the_status_listeners(monkeypatch):
+    """A progress bar hears when the kernels start compiling and when they are done."""
+    import pytest
+
+    pytest.importorskip("numba")
+    from cnnlab.kernels import check, conv_codegen
+
+    monkeypatch.setattr(check, "_verdicts", {})
+    monkeypatch.setattr(conv_codegen, "is_cached", lambda mod: False)  # as on a first run
+    heard: list[str | None] = []
+    select.add_status_listener(heard.append)
+    try:
+        check._ensure_compiled(np.dtype(np.float32))
+    finally:
+        select.remove_status_listener(heard.append)
+    assert heard == ["compiling the float32 kernels (first run, ~10 s)", None]

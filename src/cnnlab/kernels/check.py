@@ -16,7 +16,7 @@ import numpy as np
 
 from cnnlab.functional.conv import conv2d_backward, conv2d_forward
 from cnnlab.kernels import conv, conv_codegen, numba_env
-from cnnlab.kernels.select import notice
+from cnnlab.kernels.select import notice, status
 
 _verdicts: dict[tuple[Any, ...], bool] = {}
 #: Seconds the last first-run compile took (None: nothing compiled in this process).
@@ -35,11 +35,16 @@ def _ensure_compiled(dtype: np.dtype) -> None:
     if not cached:
         where = numba_env.numba_cache_dir()
         notice(f"compiling the compiled kernel tier for {np.dtype(dtype)} (first run; cache: {where})")
+        status(f"compiling the {np.dtype(dtype)} kernels (first run, ~10 s)")
     start = time.perf_counter()
-    x = np.ones((1, 1, 3, 3), dtype)
-    w = np.ones((1, 1, 3, 3), dtype)
-    y, saved = conv.forward(x, w, None, (1, 1, 1, 1), (1, 1))
-    conv.backward(np.ones_like(y), x, w, (1, 1, 1, 1), (1, 1), True, saved)
+    try:
+        x = np.ones((1, 1, 3, 3), dtype)
+        w = np.ones((1, 1, 3, 3), dtype)
+        y, saved = conv.forward(x, w, None, (1, 1, 1, 1), (1, 1))
+        conv.backward(np.ones_like(y), x, w, (1, 1, 1, 1), (1, 1), True, saved)
+    finally:
+        if not cached:
+            status(None)
     elapsed = time.perf_counter() - start
     if not cached:
         last_compile_s = elapsed

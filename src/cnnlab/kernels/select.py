@@ -5,10 +5,30 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 
 ENV = "CNNLAB_KERNELS"
 CHOICES = ("auto", "numpy", "compiled")
 _noticed: set[str] = set()
+#: Called with a short text when a long pause of the kernels starts (the first-run compile)
+#: and with None when it ends: a progress display shows it on its line.
+_status_listeners: list[Callable[[str | None], None]] = []
+
+
+def add_status_listener(listener: Callable[[str | None], None]) -> None:
+    """Have ``listener(text)`` called when a long kernel pause starts (``text``) and ends (None)."""
+    _status_listeners.append(listener)
+
+
+def remove_status_listener(listener: Callable[[str | None], None]) -> None:
+    if listener in _status_listeners:
+        _status_listeners.remove(listener)
+
+
+def status(text: str | None) -> None:
+    """Tell the listeners (a progress bar) what the kernels are doing; None: done."""
+    for listener in list(_status_listeners):
+        listener(text)
 
 
 def notice(message: str) -> None:

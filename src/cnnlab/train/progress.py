@@ -85,20 +85,36 @@ class RichProgress(Progress):
         )
         self.bar.start()
         self.task: Any = None
+        self.stats = ""
+        # The first-run compile of the compiled kernels (seconds) is said on the bar's line.
+        from cnnlab.kernels.select import add_status_listener
+
+        add_status_listener(self.kernel_status)
+
+    def kernel_status(self, text: str | None) -> None:
+        """What the kernel tier is doing during a long pause (None: done): shown on the line."""
+        if self.task is not None:
+            self.bar.update(self.task, stats=text or self.stats)
+            self.bar.refresh()
 
     def start_epoch(self, epoch: int, num_batches: int) -> None:
         width = len(str(self.epochs))
+        self.stats = ""
         self.task = self.bar.add_task(f"epoch {epoch:>{width}}/{self.epochs}", total=num_batches, stats="")
 
     def update(self, loss: float, accuracy: float, images_per_s: float) -> None:
-        stats = f"loss {loss:.4f}  acc {accuracy:.4f}  {images_per_s:.0f} img/s"
-        self.bar.update(self.task, advance=1, stats=stats)
+        self.stats = f"loss {loss:.4f}  acc {accuracy:.4f}  {images_per_s:.0f} img/s"
+        self.bar.update(self.task, advance=1, stats=self.stats)
 
     def end_epoch(self, row: dict[str, Any], images_per_s: float) -> None:
         self.bar.remove_task(self.task)
+        self.task = None
         self.bar.console.print(epoch_line(row, self.epochs, images_per_s), highlight=False)
 
     def close(self) -> None:
+        from cnnlab.kernels.select import remove_status_listener
+
+        remove_status_listener(self.kernel_status)
         self.bar.stop()
 
 
