@@ -63,3 +63,18 @@ def test_a_first_run_compile_is_told_to_the_status_listeners(monkeypatch):
     finally:
         select.remove_status_listener(heard.append)
     assert heard == ["compiling the float32 kernels (first run, ~10 s)", None]
+
+
+def test_a_conv_says_which_tier_its_last_forward_ran_on(monkeypatch):
+    import pytest
+
+    layer = Conv2D(16, 16, 3, padding=1, rng=0).astype(np.float32)
+    assert layer.kernel_tier is None  # no forward yet
+    x = np.random.default_rng(0).standard_normal((2, 16, 7, 7)).astype(np.float32)
+    monkeypatch.setenv("CNNLAB_KERNELS", "numpy")
+    layer.forward(x)
+    assert layer.kernel_tier == "numpy"
+    pytest.importorskip("numba")
+    monkeypatch.setenv("CNNLAB_KERNELS", "compiled")
+    layer.forward(x)
+    assert layer.kernel_tier == "compiled"

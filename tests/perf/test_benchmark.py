@@ -32,6 +32,16 @@ def test_profile_rows_keep_the_models_indices_around_containers():
     assert "4: ReLU() + 5: MaxPool2D(2)" in small and "1.relu" not in small
 
 
+def test_profile_says_which_kernel_tier_each_conv_ran_on(monkeypatch):
+    monkeypatch.setenv("CNNLAB_KERNELS", "numpy")
+    lines = benchmark.profile(batch=2, steps=2, model="resnet").splitlines()
+    assert lines[1].endswith("kernels")
+    convs = [line for line in lines if "Conv2D(" in line and "Residual" not in line]
+    assert convs and all(line.endswith("  numpy") for line in convs)
+    others = [line for line in lines[2:] if "Conv2D(" not in line]
+    assert others and not any(line.endswith(("numpy", "compiled")) for line in others)
+
+
 def test_interleaved_timing_and_table():
     calls: list[str] = []
     steps = {name: (lambda name=name: calls.append(name)) for name in "abc"}

@@ -389,18 +389,25 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     total = sum(f + b for f, b in med)
     lines = [
         f"per-layer profile, {model}, batch {batch} (median of {steps} steps; total {total:.1f} ms)",
-        f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}",
+        f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}  kernels",
     ]
     for g, (group, (f, b)) in enumerate(zip(groups, med, strict=True)):
         name = " + ".join(f"{i}: {_one_line(original.layers[i])}" for i in group)
         name = name if len(name) <= 47 else name[:44] + "..."
-        lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
+        tier = _tier_of(net.layers[g])
+        lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%{tier}")
         for path, (leaf, lf, lb) in leaves.get(g, {}).items():
             f, b = (statistics.median(v[2:] or v or [0.0]) * 1e3 for v in (lf, lb))
             name = f"  {group[0]}.{path}: {_one_line(leaf)}"
             name = name if len(name) <= 47 else name[:44] + "..."
-            lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
+            lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%{_tier_of(leaf)}")
     return "\n".join(lines)
+
+
+def _tier_of(layer: Any) -> str:
+    """The profile's last column: the kernel tier a conv's last forward ran on (CNNLAB_KERNELS)."""
+    tier = getattr(layer, "kernel_tier", None)
+    return f"  {tier}" if tier else ""
 
 
 def _time_leaves(layer: Any) -> dict[str, tuple[Any, list[float], list[float]]]:

@@ -19,6 +19,13 @@ Pads = tuple[int, int, int, int]
 _SAVED: weakref.WeakKeyDictionary[ConvWorkspace, tuple[np.ndarray, object]] = weakref.WeakKeyDictionary()
 # ConvWorkspace -> the compiled kernels' reusable buffers of that layer.
 _BUFFERS: weakref.WeakKeyDictionary[ConvWorkspace, object] = weakref.WeakKeyDictionary()
+# ConvWorkspace -> the tier its last forward ran on ("numpy" or "compiled").
+_LAST_TIER: weakref.WeakKeyDictionary[ConvWorkspace, str] = weakref.WeakKeyDictionary()
+
+
+def last_tier(workspace: ConvWorkspace) -> str | None:
+    """ "numpy" or "compiled": where the last forward with this workspace ran (None: none yet)."""
+    return _LAST_TIER.get(workspace)
 
 
 def _buffers(workspace: ConvWorkspace) -> object:
@@ -91,8 +98,10 @@ def conv2d_forward(
 
         y, saved = conv.forward(x, weight, bias, pads, stride, _buffers(workspace))  # type: ignore[arg-type]
         _SAVED[workspace] = (x, saved)
+        _LAST_TIER[workspace] = "compiled"
         return y
     _SAVED.pop(workspace, None)
+    _LAST_TIER[workspace] = "numpy"
     return numpy_conv.conv2d_forward(x, weight, bias, pads, stride, dilation, workspace)
 
 

@@ -239,6 +239,14 @@ class Conv2D(Layer):
                 "with cnnlab.functional.conv.set_workspace_budget"
             )
 
+    @property
+    def kernel_tier(self) -> str | None:
+        """ "numpy" or "compiled": the kernel tier the last forward ran on (None before any).
+
+        Which one runs is chosen per call (``CNNLAB_KERNELS``, ``cnnlab.kernels``).
+        """
+        return kernels.last_tier(self._workspace)
+
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
         """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""
