@@ -6,11 +6,15 @@ Same signatures and results as ``cnnlab.functional.conv.conv2d_forward`` / ``con
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cnnlab.functional import conv as numpy_conv
 from cnnlab.functional.conv import ConvWorkspace
+
+if TYPE_CHECKING:  # the compiled module imports numba's setup lazily; only its type here
+    from cnnlab.kernels.conv import Buffers
 
 Pair = tuple[int, int]
 Pads = tuple[int, int, int, int]
@@ -18,7 +22,7 @@ Pads = tuple[int, int, int, int]
 # ConvWorkspace -> (input of the last compiled forward, what backward needs from it).
 _SAVED: weakref.WeakKeyDictionary[ConvWorkspace, tuple[np.ndarray, object]] = weakref.WeakKeyDictionary()
 # ConvWorkspace -> the compiled kernels' reusable buffers of that layer.
-_BUFFERS: weakref.WeakKeyDictionary[ConvWorkspace, object] = weakref.WeakKeyDictionary()
+_BUFFERS: weakref.WeakKeyDictionary[ConvWorkspace, Buffers] = weakref.WeakKeyDictionary()
 # ConvWorkspace -> the tier its last forward ran on ("numpy" or "compiled").
 _LAST_TIER: weakref.WeakKeyDictionary[ConvWorkspace, str] = weakref.WeakKeyDictionary()
 
@@ -28,7 +32,7 @@ def last_tier(workspace: ConvWorkspace) -> str | None:
     return _LAST_TIER.get(workspace)
 
 
-def _buffers(workspace: ConvWorkspace) -> object:
+def _buffers(workspace: ConvWorkspace) -> Buffers:
     from cnnlab.kernels import conv
 
     bufs = _BUFFERS.get(workspace)
@@ -96,7 +100,7 @@ def conv2d_forward(
     if use_compiled(x.shape, weight, pads, stride, dilation):
         from cnnlab.kernels import conv
 
-        y, saved = conv.forward(x, weight, bias, pads, stride, _buffers(workspace))  # type: ignore[arg-type]
+        y, saved = conv.forward(x, weight, bias, pads, stride, _buffers(workspace))
         _SAVED[workspace] = (x, saved)
         _LAST_TIER[workspace] = "compiled"
         return y
