@@ -1,16 +1,18 @@
-"""fuse(model): ReLU -> MaxPool2D as one layer, the same numbers as the two layers."""
+"""fuse(model): ReLU -> MaxPool2D and BatchNorm -> ReLU as one layer, the same numbers as the two layers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from cnnlab.errors import ShapeError
 from cnnlab.io import load, save
 from cnnlab.layers.activations import ReLU
+from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
-from cnnlab.layers.fuse import ReLUMaxPool2D, fuse
+from cnnlab.layers.fuse import BatchNormReLU, ReLUMaxPool2D, fuse
 from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.registry import import_all_layers
 from cnnlab.layers.reshape import Flatten
@@ -83,23 +85,26 @@ def test_fuse_replaces_each_relu_pool_pair_and_nothing_else():
     assert fuse(Dense(2, 2)) is not None and isinstance(fuse(Dense(2, 2)), Dense)
 
 
-def test_fused_view_trains_the_models_own_arrays(tmp_path, rng):
-    model, reference = _cnn(), _cnn()
-    view = fuse(model)
-    assert {id(p.value) for p in view.parameters()} == {id(p.value) for p in model.parameters()}
-    opt, opt_ref = (
-        SGD(model.parameters(), lr=0.1, momentum=0.9),
-        SGD(reference.parameters(), lr=0.1, momentum=0.9),
-    )
+def _train_side_by_side(view, model, reference, rng, shape):
+    """Three SGD steps of ``model`` through its fused ``view`` and of an unfused twin."""
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt_ref = SGD(reference.parameters(), lr=0.1, momentum=0.9)
     loss, loss_ref = SoftmaxCrossEntropy(), SoftmaxCrossEntropy()
     for _ in range(3):
-        x, y = rng.standard_normal((5, 1, 8, 8)), rng.integers(0, 3, 5)
+        x, y = rng.standard_normal(shape), rng.integers(0, 3, shape[0])
         loss.forward(view.forward(x), y)
         view.backward(loss.backward())
         loss_ref.forward(reference.forward(x), y)
         reference.backward(loss_ref.backward())
         opt.step()
         opt_ref.step()
+
+
+def test_fused_view_trains_the_models_own_arrays(tmp_path, rng):
+    model, reference = _cnn(), _cnn()
+    view = fuse(model)
+    assert {id(p.value) for p in view.parameters()} == {id(p.value) for p in model.parameters()}
+    _train_side_by_side(view, model, reference, rng, (5, 1, 8, 8))
     for (key, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items(), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=key)
     # Saving the model writes the unfused architecture, which loads into the same numbers.
@@ -173,3 +178,131 @@ def test_fit_trains_through_the_fused_view(monkeypatch, rng):
     assert len(calls) == 3 * 2  # three fused pairs (one in the residual block) per batch, two batches
     assert any(not np.array_equal(before[k], v) for k, v in model.state_dict().items())  # trained
     assert [type(layer).__name__ for layer in model.layers].count("ReLUMaxPool2D") == 0
+
+
+# ---- BatchNorm -> ReLU ----------------------------------------------------------------------
+
+
+def _bn_relu_pairs(kind, shape, dtype):
+    """A fused BatchNormReLU and an unfused BatchNorm -> ReLU with equal parameters."""
+    rng = np.random.default_rng(1)
+    pairs = []
+    weight, bias = rng.uniform(-1.5, 1.5, shape[1]), rng.uniform(-0.5, 0.5, shape[1])
+    for _ in range(2):
+        bn = kind(shape[1], momentum=0.3).astype(dtype)
+        bn.params["weight"][:] = weight  # some negative: ReLU zeroes whole channels' tops
+        bn.params["bias"][:] = bias
+        pairs.append((bn, ReLU()))
+    (bn, relu), (bn_ref, relu_ref) = pairs
+    return BatchNormReLU(bn, relu), Sequential(bn_ref, relu_ref)
+
+
+@pytest.mark.parametrize(
+    ("kind", "shape"),
+    [
+        (BatchNorm2D, (4, 3, 5, 6)),
+        (BatchNorm2D, (32, 4, 32, 32)),  # 2**17 values: the channel rows run on two threads
+        (BatchNorm1D, (16, 5)),
+        (BatchNorm1D, (4, 3, 7)),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batchnorm_relu_equals_the_two_layers(rng, kind, shape, dtype):
+    fused, plain = _bn_relu_pairs(kind, shape, dtype)
+    # Bit for bit on conv-shaped input. For BatchNorm1D the unfused ReLU hands BatchNorm a
+    # gradient in another memory order, so its per-feature sums add in another order.
+    same = np.testing.assert_array_equal
+    if kind is BatchNorm1D:
+        tol = 1e-13 if dtype == np.float64 else 1e-5
+
+        def same(a, b, err_msg=""):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=err_msg)
+
+    for training in (True, False, True):
+        fused.train(training)
+        plain.train(training)
+        for x in _inputs(rng, shape):
+            x = (x * 2 + 0.3).astype(dtype)
+            y = fused.forward(x)
+            np.testing.assert_array_equal(y, plain.forward(x))
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            same(fused.backward(dy), plain.backward(dy))
+            for key in ("weight", "bias"):
+                same(fused.bn.grads[key], plain.layers[0].grads[key], err_msg=key)
+            for key, value in fused.bn.buffers.items():  # running statistics, updated in training
+                np.testing.assert_array_equal(value, plain.layers[0].buffers[key])
+            assert (y >= 0).all() and y.dtype == dtype
+
+
+def test_batchnorm_relu_matches_torch(torch, rng):
+    fused, _ = _bn_relu_pairs(BatchNorm2D, (6, 3, 4, 5), np.float64)
+    x = rng.standard_normal((6, 3, 4, 5))
+    dy = rng.standard_normal(x.shape)
+    y, dx = fused.forward(x), fused.backward(dy)
+    module = torch.nn.Sequential(torch.nn.BatchNorm2d(3, momentum=0.3), torch.nn.ReLU()).double()
+    with torch.no_grad():
+        module[0].weight.copy_(torch.from_numpy(fused.bn.params["weight"]))
+        module[0].bias.copy_(torch.from_numpy(fused.bn.params["bias"]))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    yt = module(xt)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fused.bn.grads["weight"], module[0].weight.grad.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fused.bn.grads["bias"], module[0].bias.grad.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fused.bn.buffers["running_var"], module[0].running_var.numpy(), atol=1e-12)
+
+
+def test_fuse_pairs_batchnorm_with_a_relu_unless_the_relu_goes_with_a_pool():
+    model = Sequential(
+        BatchNorm2D(2),
+        ReLU(),
+        MaxPool2D(2),
+        BatchNorm2D(2),
+        ReLU(),
+        ReLU(),
+        BatchNorm2D(2),
+        Flatten(),
+        BatchNorm1D(2),
+        ReLU(),
+    )
+    view = fuse(model)
+    kinds = [type(layer).__name__ for layer in view.layers]
+    assert kinds == [
+        "BatchNorm2D",
+        "ReLUMaxPool2D",
+        "BatchNormReLU",
+        "ReLU",
+        "BatchNorm2D",
+        "Flatten",
+        "BatchNormReLU",
+    ]
+    assert view.layers[2].bn is model.layers[3] and view.layers[2].relu is model.layers[4]
+    assert "BatchNormReLU" not in import_all_layers()
+    layer = view.layers[2]
+    assert layer.output_shape((1, 2, 3, 3)) == (1, 2, 3, 3)
+    assert layer.flops((1, 2, 3, 3)) == BatchNorm2D(2).flops((1, 2, 3, 3)) + ReLU().flops((1, 2, 3, 3))
+    with pytest.raises(ShapeError, match=r"BatchNormReLU: dy must have shape \(1, 2, 3, 3\)"):
+        layer.forward(np.ones((1, 2, 3, 3)))
+        layer.backward(np.ones((1, 2, 3, 4)))
+
+
+def test_fused_batchnorm_view_trains_like_the_model(rng):
+    def net(seed):
+        return Sequential(
+            Conv2D(1, 3, 3, padding=1, rng=seed),
+            BatchNorm2D(3),
+            ReLU(),
+            Residual(Sequential(Conv2D(3, 3, 3, padding=1, rng=seed + 1), BatchNorm2D(3), ReLU())),
+            Flatten(),
+            Dense(3 * 6 * 6, 3, rng=seed + 2),
+        ).astype(np.float64)
+
+    model, reference = net(0), net(0)
+    view = fuse(model)
+    assert [type(layer).__name__ for layer in view.layers][1] == "BatchNormReLU"
+    assert type(view.layers[2].block.layers[1]).__name__ == "BatchNormReLU"
+    _train_side_by_side(view, model, reference, rng, (5, 1, 6, 6))
+    for (key, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items(), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=key)

@@ -254,9 +254,13 @@ def one_thread() -> Iterator[None]:
 
 
 def env_line() -> str:
-    """The environment variables that change the timings, with their values."""
+    """The environment variables that change the timings, with their values, and whether
+    freed memory is kept for reuse (``cnnlab.malloc_reuse``)."""
+    from cnnlab import malloc_reuse
+
     names = ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "CNNLAB_KERNELS", "NUMBA_THREADING_LAYER")
-    return ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in names)
+    values = ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in names)
+    return f"{values}; malloc keeps freed memory: {'yes' if malloc_reuse.applied else 'no'}"
 
 
 def _run(
@@ -345,11 +349,12 @@ def compile_report() -> str:
 def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     """Per-layer median forward and backward milliseconds of a cnnlab train step.
 
-    Top-level layers as ``fit`` runs them (``cnnlab.layers.fuse``): a fused ReLU -> MaxPool2D
-    pair is one row. A container (e.g. a ``Residual`` block) is followed by indented rows for
-    its leaf layers; the container's own time includes theirs (and the residual add).
+    Top-level layers as ``fit`` runs them (``cnnlab.layers.fuse``): a fused pair
+    (ReLU -> MaxPool2D, BatchNorm -> ReLU) is one row. A container (e.g. a ``Residual``
+    block) is followed by indented rows for its leaf layers; the container's own time
+    includes theirs (and the residual add).
     """
-    from cnnlab.layers.fuse import ReLUMaxPool2D, fuse
+    from cnnlab.layers.fuse import FUSED_LAYERS, fuse
     from cnnlab.layers.sequential import _one_line
     from cnnlab.losses import SoftmaxCrossEntropy
 
@@ -364,7 +369,7 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     groups: list[list[int]] = []  # each row: the model's layer indices it runs (two for a fused pair)
     for layer in net.layers:
         first = groups[-1][-1] + 1 if groups else 0
-        groups.append([first, first + 1] if isinstance(layer, ReLUMaxPool2D) else [first])
+        groups.append([first, first + 1] if isinstance(layer, FUSED_LAYERS) else [first])
     fwd: list[list[float]] = [[] for _ in groups]
     bwd: list[list[float]] = [[] for _ in groups]
     leaves = {g: _time_leaves(layer) for g, layer in enumerate(net.layers) if len(groups[g]) == 1}
@@ -414,11 +419,19 @@ def _time_leaves(layer: Any) -> dict[str, tuple[Any, list[float], list[float]]]:
     """Wrap every leaf inside a container so that its forward/backward times are recorded.
 
     Returns {dotted path: (leaf, forward seconds, backward seconds)}; empty for a leaf.
-    The wrappers are instance attributes of a profiling-only model.
+    A fused pair (``cnnlab.layers.fuse``) counts as one leaf: it runs its two layers' work
+    itself. The wrappers are instance attributes of a profiling-only model.
     """
+    from cnnlab.layers.fuse import FUSED_LAYERS
+
     found: dict[str, tuple[Any, list[float], list[float]]] = {}
+    fused: list[str] = []
     for path, leaf in layer.named_layers():
-        if not path or leaf.children():
+        if any(path.startswith(f) for f in fused):
+            continue  # a layer inside a fused pair: never called on its own
+        if isinstance(leaf, FUSED_LAYERS):
+            fused.append(path)
+        elif not path or leaf.children():
             continue
         f_times: list[float] = []
         b_times: list[float] = []

@@ -103,6 +103,7 @@ def _forward_rows(
     bias: np.ndarray,
     eps: float,
     batch_stats: bool,
+    relu: bool,
     c0: int,
     c1: int,
 ) -> None:
@@ -111,7 +112,7 @@ def _forward_rows(
     With ``batch_stats`` the mean and the biased variance are computed (two passes, each a
     pairwise sum over one contiguous row: no E[x^2] - E[x]^2 cancellation) into ``mean``
     and ``var``; else those hold the running statistics. x_hat is never materialized:
-    y = (x - mean) * (weight * inv_std) + bias.
+    y = (x - mean) * (weight * inv_std) + bias, then max(y, 0) in place with ``relu``.
     """
     rows = slice(c0, c1)
     if batch_stats:
@@ -123,6 +124,8 @@ def _forward_rows(
     inv_std[rows] = 1.0 / np.sqrt(var[rows] + eps)
     np.multiply(cen, (weight[rows] * inv_std[rows])[:, None], out=y)
     y += bias[rows, None]
+    if relu:  # the fused BatchNorm -> ReLU (cnnlab.layers.fuse): while these rows are in cache
+        np.maximum(y, 0, out=y)
 
 
 def _backward_rows(
@@ -134,6 +137,7 @@ def _backward_rows(
     dweight: np.ndarray,
     dbias: np.ndarray,
     batch_stats: bool,
+    relu: tuple[np.ndarray, np.ndarray] | None,
     c0: int,
     c1: int,
 ) -> None:
@@ -141,9 +145,15 @@ def _backward_rows(
 
     The same algebra as ``batchnorm_backward`` with x_hat = centered * inv_std:
     dx = scale * (dy - dbias/m - x_hat * dweight/m), scale = weight * inv_std.
+    With ``relu = (y, masked)`` (the fused BatchNorm -> ReLU's output and a scratch matrix,
+    both (C, M)), ReLU's rule comes first: the gradient reaching the BatchNorm is dy where
+    y > 0, else 0 (written into ``masked``).
     """
     rows = slice(c0, c1)
     dy, cen, dx, s = dy2[rows], centered[rows], dx2[rows], inv_std[rows]
+    if relu is not None:
+        y, masked = relu
+        dy = np.multiply(dy, y[rows] > 0, out=masked[rows])  # ReLU's backward: 0 where y = 0
     m = dy.shape[1]
     dbias[rows] = dy.sum(axis=1)
     dweight[rows] = np.multiply(dy, cen, out=dx).sum(axis=1) * s  # sum(dy * x_hat); dx is scratch
@@ -199,6 +209,11 @@ class _BatchNorm(Layer):
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.forward_fused(x, relu=False)
+
+    def forward_fused(self, x: np.ndarray, relu: bool) -> np.ndarray:
+        """``forward``, followed by ReLU in the same pass when ``relu`` (for
+        ``cnnlab.layers.fuse.BatchNormReLU``; its backward is ``backward_fused``)."""
         self._check_input(x, ndims=self._ndims)
         self._check_shape(x.shape)
         weight, bias = self.params["weight"], self.params["bias"]
@@ -216,7 +231,9 @@ class _BatchNorm(Layer):
             var = self.buffers["running_var"].astype(dtype)
         inv_std = np.empty(C, dtype)
         stats = (x2, centered, y2, mean, var, inv_std, weight, bias)
-        split_channels(lambda c0, c1: _forward_rows(*stats, self.eps, self.training, c0, c1), C, x2.size)
+        split_channels(
+            lambda c0, c1: _forward_rows(*stats, self.eps, self.training, relu, c0, c1), C, x2.size
+        )
         if self.training:
             # Running statistics use the unbiased variance (PyTorch semantics).
             running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
@@ -224,19 +241,25 @@ class _BatchNorm(Layer):
             running_mean += self.momentum * mean
             running_var *= 1 - self.momentum
             running_var += self.momentum * var * (m / (m - 1))
-        self._cache = (centered, inv_std, self.training)
+        self._cache = (centered, inv_std, self.training, y2 if relu else None)
         return from_channels_first(y2, x.shape)
 
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        centered, inv_std, batch_stats = self._cached()
+        return self.backward_fused(dy)
+
+    def backward_fused(self, dy: np.ndarray) -> np.ndarray:
+        """``backward`` of the last forward, or of the last ``forward_fused(x, relu=True)``
+        (ReLU's rule on ``dy`` first)."""
+        centered, inv_std, batch_stats, relu_y = self._cached()
         weight = self.params["weight"]
         dy2 = channels_first(dy)  # (C, M)
         C = dy2.shape[0]
         dx2 = np.empty(centered.shape, centered.dtype)  # (C, M)
         dweight, dbias = np.empty(C, centered.dtype), np.empty(C, centered.dtype)
+        relu = None if relu_y is None else (relu_y, np.empty(centered.shape, dy2.dtype))
         parts = (dy2, centered, inv_std, weight, dx2, dweight, dbias)
-        split_channels(lambda c0, c1: _backward_rows(*parts, batch_stats, c0, c1), C, dy2.size)
+        split_channels(lambda c0, c1: _backward_rows(*parts, batch_stats, relu, c0, c1), C, dy2.size)
         self.grads["weight"] = dweight.astype(weight.dtype, copy=False)
         self.grads["bias"] = dbias.astype(self.params["bias"].dtype, copy=False)
         return from_channels_first(dx2, dy.shape)

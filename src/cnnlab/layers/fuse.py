@@ -1,12 +1,17 @@
-"""``fuse(model)``: a training view of a model that runs ReLU -> MaxPool2D as one layer.
+"""``fuse(model)``: a training view of a model that runs common layer pairs as one layer.
 
 The model a user builds reads like the lecture: a ``Sequential`` runs its layers one after
 another. Speed is a separate, explicit step: ``fuse`` returns a view of the model in which
-every ``ReLU`` directly followed by a ``MaxPool2D`` inside a ``Sequential`` is replaced by
-one ``ReLUMaxPool2D`` layer. Max pooling commutes with ReLU (ReLU is monotone:
-``max(relu(a), relu(b)) = relu(max(a, b))``), so the fused layer pools first and applies
-ReLU to the 4x smaller map, and its backward applies ReLU's rule to the pooled gradient:
-the same values and gradients at less cost (docs/performance.md).
+two kinds of pairs inside a ``Sequential`` run as one layer, with the same values and
+gradients at less cost (docs/performance.md):
+
+- ``ReLU`` directly followed by ``MaxPool2D`` -> ``ReLUMaxPool2D``. Max pooling commutes
+  with ReLU (ReLU is monotone: ``max(relu(a), relu(b)) = relu(max(a, b))``), so the fused
+  layer pools first and applies ReLU to the 4x smaller map, and its backward applies
+  ReLU's rule to the pooled gradient.
+- ``BatchNorm1D``/``BatchNorm2D`` directly followed by a ``ReLU`` that is not fused with a
+  pool -> ``BatchNormReLU``: the ReLU runs in place on the normalized rows while they are
+  in cache, on both cores, and its backward masks the gradient inside BatchNorm's backward.
 
 The view holds the model's own leaf layers, so it shares every parameter, gradient, buffer
 and random stream with the model: an optimizer made from ``model.parameters()`` updates
@@ -19,8 +24,6 @@ Example:
     >>> from cnnlab.layers.conv import Conv2D
     >>> from cnnlab.layers.pooling import MaxPool2D
     >>> from cnnlab.layers.sequential import Sequential
-
-L = TypeVar("L", bound=Layer)
     >>> net = Sequential(Conv2D(1, 4, 3, padding=1, rng=0), ReLU(), MaxPool2D(2))
     >>> view = fuse(net)
     >>> view.layers[1]
@@ -39,9 +42,11 @@ from typing import Any, TypeVar, cast
 import numpy as np
 
 from cnnlab.errors import ShapeError
+from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.functional.pool import max_pool2d_2x2, max_pool2d_2x2_backward
 from cnnlab.layers.activations import ReLU
 from cnnlab.layers.base import Layer
+from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
@@ -105,8 +110,61 @@ class ReLUMaxPool2D(Layer, register=False):
         return self.relu.flops(input_shape) + self.pool.flops(input_shape)
 
 
+class BatchNormReLU(Layer, register=False):
+    """``relu.forward(bn.forward(x))`` in one step: the ReLU runs inside BatchNorm's passes.
+
+    Made by ``fuse`` from a model's own ``BatchNorm1D``/``BatchNorm2D`` and the ``ReLU``
+    after it. The BatchNorm layer does the work (``forward_fused``/``backward_fused``): its
+    parameters, running statistics, gradients and train/eval mode are the model's. Not in
+    the layer registry: a training-time view, never saved (the model's config has both
+    layers).
+
+    Args:
+        bn: the BatchNorm layer of the pair.
+        relu: the ReLU layer right after it.
+
+    Shape:
+        - Input: as ``bn`` ((N, C, H, W) for BatchNorm2D; (N, F) or (N, C, L) for
+          BatchNorm1D).
+        - Output: same as the input.
+    """
+
+    def __init__(self, bn: BatchNorm1D | BatchNorm2D, relu: ReLU) -> None:
+        super().__init__()
+        self.bn = bn
+        self.relu = relu
+
+    def children(self) -> dict[str, Layer]:
+        return {"bn": self.bn, "relu": self.relu}
+
+    @quiet_fp_method
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self.bn.forward_fused(x, relu=True)  # max(0, bn(x)), like x
+        self._cache = y.shape
+        return y
+
+    @quiet_fp_method
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        shape = self._cached()
+        if dy.shape != shape:
+            raise ShapeError(
+                f"{self.name}: dy must have shape {shape} (the output's). Received: shape {dy.shape}"
+            )
+        return self.bn.backward_fused(dy)  # like x
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self.bn.output_shape(input_shape)
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """Counted as the two layers it replaces (the work it saves is speed, not math)."""
+        return self.bn.flops(input_shape) + self.relu.flops(input_shape)
+
+
+FUSED_LAYERS = (ReLUMaxPool2D, BatchNormReLU)  # each runs two of the model's layers
+
+
 def fuse(model: L) -> L:
-    """A view of ``model`` with every ReLU -> MaxPool2D pair run as one ``ReLUMaxPool2D``.
+    """A view of ``model`` with ReLU -> MaxPool2D and BatchNorm -> ReLU pairs run as one layer.
 
     Args:
         model: any layer; ``Sequential`` and ``Residual`` containers are searched
@@ -130,7 +188,16 @@ def _fused(model: Layer) -> Layer:
                 layers[-1] = _same_mode(ReLUMaxPool2D(previous, layer), model)
             else:
                 layers.append(layer)
-        return _same_mode(Sequential(*layers), model)
+        # Then each BatchNorm with a ReLU right after it (a ReLU fused with a pool stays so:
+        # there the ReLU runs on the 4x smaller pooled map).
+        paired: list[Layer] = []
+        for layer in layers:
+            previous = paired[-1] if paired else None
+            if type(layer) is ReLU and type(previous) in (BatchNorm1D, BatchNorm2D):
+                paired[-1] = _same_mode(BatchNormReLU(cast(BatchNorm2D, previous), layer), model)
+            else:
+                paired.append(layer)
+        return _same_mode(Sequential(*paired), model)
     if type(model) is Residual:
         shortcut = None if model.shortcut is None else _fused(model.shortcut)
         return _same_mode(Residual(_fused(model.block), shortcut), model)
