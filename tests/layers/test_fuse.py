@@ -306,3 +306,45 @@ def test_fused_batchnorm_view_trains_like_the_model(rng):
     _train_side_by_side(view, model, reference, rng, (5, 1, 6, 6))
     for (key, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items(), strict=True):
         np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+# ---- Residual -> ReLU -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shortcut", [False, True], ids=["identity", "conv-shortcut"])
+def test_residual_relu_is_bit_identical_to_the_two_layers(rng, shortcut):
+    def net():
+        block = Sequential(
+            Conv2D(4, 4, 3, padding=1, rng=1), BatchNorm2D(4), ReLU(), Conv2D(4, 4, 3, padding=1, rng=2)
+        )
+        skip = Conv2D(4, 4, 1, rng=3) if shortcut else None
+        return Sequential(Residual(block, skip), ReLU()).astype(np.float64)
+
+    model, reference = net(), net()
+    view = fuse(model)
+    assert [type(layer).__name__ for layer in view.layers] == ["ResidualReLU"]
+    assert type(view.layers[0].residual.block.layers[1]).__name__ == "BatchNormReLU"
+    x = rng.standard_normal((32, 4, 32, 32))  # 2**17 values per map: the passes run on threads
+    y = view.forward(x)
+    np.testing.assert_array_equal(y, reference.forward(x))
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(view.backward(dy), reference.backward(dy))
+    for (key, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items(), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=key)
+    grads = {p.path: p.grad for p in model.parameters()}
+    for p in reference.parameters():
+        np.testing.assert_array_equal(grads[p.path], p.grad, err_msg=p.path)
+    layer = view.layers[0]
+    assert layer.output_shape(x.shape) == x.shape
+    assert layer.flops(x.shape) == model.layers[0].flops(x.shape) + ReLU().flops(x.shape)
+    with pytest.raises(ShapeError, match=r"ResidualReLU: dy must have shape \(32, 4, 32, 32\)"):
+        layer.backward(dy[:, :2])
+
+
+def test_residual_relu_keeps_residuals_shape_error():
+    view = fuse(Sequential(Residual(Sequential(Conv2D(2, 3, 1, rng=0))), ReLU()))
+    with pytest.raises(
+        ShapeError, match=r"Residual: block output and input \(identity shortcut\) must have the same shape"
+    ):
+        view.forward(np.ones((1, 2, 4, 4), np.float32))

@@ -372,7 +372,7 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         groups.append([first, first + 1] if isinstance(layer, FUSED_LAYERS) else [first])
     fwd: list[list[float]] = [[] for _ in groups]
     bwd: list[list[float]] = [[] for _ in groups]
-    leaves = {g: _time_leaves(layer) for g, layer in enumerate(net.layers) if len(groups[g]) == 1}
+    leaves = {g: _time_leaves(layer) for g, layer in enumerate(net.layers)}
     for _ in range(steps):
         h = x
         for g, layer in enumerate(net.layers):
@@ -397,8 +397,9 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}  kernels",
     ]
     for g, (group, (f, b)) in enumerate(zip(groups, med, strict=True)):
-        name = " + ".join(f"{i}: {_one_line(original.layers[i])}" for i in group)
-        name = name if len(name) <= 47 else name[:44] + "..."
+        head, *rest = (f"{i}: {_one_line(original.layers[i])}" for i in group)
+        tail = "".join(f" + {s}" for s in rest)  # a fused pair's second layer stays readable
+        name = head + tail if len(head + tail) <= 47 else head[: 44 - len(tail)] + "..." + tail
         tier = _tier_of(net.layers[g])
         lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%{tier}")
         for path, (leaf, lf, lb) in leaves.get(g, {}).items():
@@ -422,20 +423,25 @@ def _time_leaves(layer: Any) -> dict[str, tuple[Any, list[float], list[float]]]:
     A fused pair (``cnnlab.layers.fuse``) counts as one leaf: it runs its two layers' work
     itself. The wrappers are instance attributes of a profiling-only model.
     """
-    from cnnlab.layers.fuse import FUSED_LAYERS
+    from cnnlab.layers.fuse import FUSED_LAYERS, ResidualReLU
 
     found: dict[str, tuple[Any, list[float], list[float]]] = {}
-    fused: list[str] = []
+    never_called: list[str] = []  # path prefixes of layers a fused pair runs itself
     for path, leaf in layer.named_layers():
-        if any(path.startswith(f) for f in fused):
-            continue  # a layer inside a fused pair: never called on its own
+        if any(path.startswith(p) for p in never_called):
+            continue
+        if isinstance(leaf, ResidualReLU):  # a container: its block's layers run on their own
+            never_called.append(f"{path}relu.")
+            continue
         if isinstance(leaf, FUSED_LAYERS):
-            fused.append(path)
+            never_called.append(path)
+            if not path:
+                continue  # the layer itself: its own row
         elif not path or leaf.children():
             continue
         f_times: list[float] = []
         b_times: list[float] = []
-        found[path.rstrip(".")] = (leaf, f_times, b_times)
+        found[path.removeprefix("residual.").rstrip(".")] = (leaf, f_times, b_times)  # the model's path
         for method, sink in (("forward", f_times), ("backward", b_times)):
             original = getattr(leaf, method)
 

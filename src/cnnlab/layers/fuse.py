@@ -12,6 +12,8 @@ gradients at less cost (docs/performance.md):
 - ``BatchNorm1D``/``BatchNorm2D`` directly followed by a ``ReLU`` that is not fused with a
   pool -> ``BatchNormReLU``: the ReLU runs in place on the normalized rows while they are
   in cache, on both cores, and its backward masks the gradient inside BatchNorm's backward.
+- ``Residual`` directly followed by a ``ReLU`` -> ``ResidualReLU``: the add and the ReLU in
+  one pass over channel ranges on all cores (``functional.elementwise``).
 
 The view holds the model's own leaf layers, so it shares every parameter, gradient, buffer
 and random stream with the model: an optimizer made from ``model.parameters()`` updates
@@ -42,6 +44,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 
 from cnnlab.errors import ShapeError
+from cnnlab.functional.elementwise import add, add_relu, relu_backward
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.functional.pool import max_pool2d_2x2, max_pool2d_2x2_backward
 from cnnlab.layers.activations import ReLU
@@ -52,6 +55,14 @@ from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
 
 L = TypeVar("L", bound=Layer)
+
+
+def _check_dy(layer: Layer, dy: np.ndarray, shape: tuple[int, ...]) -> None:
+    """A fused layer's backward takes a gradient of its output's shape."""
+    if dy.shape != shape:
+        raise ShapeError(
+            f"{layer.name}: dy must have shape {shape} (the output's). Received: shape {dy.shape}"
+        )
 
 
 class ReLUMaxPool2D(Layer, register=False):
@@ -92,10 +103,7 @@ class ReLUMaxPool2D(Layer, register=False):
         x_shape, masks, y = self._cached()
         if masks is None:
             return self.relu.backward(self.pool.backward(dy))
-        if dy.shape != y.shape:
-            raise ShapeError(
-                f"{self.name}: dy must have shape {y.shape} (the output's). Received: shape {dy.shape}"
-            )
+        _check_dy(self, dy, y.shape)
         # ReLU's rule on the pooled map (dy where y > 0), then routed to each window's max.
         return max_pool2d_2x2_backward(dy, masks, x_shape, relu_y=y)  # (N, C, H, W)
 
@@ -146,10 +154,7 @@ class BatchNormReLU(Layer, register=False):
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         shape = self._cached()
-        if dy.shape != shape:
-            raise ShapeError(
-                f"{self.name}: dy must have shape {shape} (the output's). Received: shape {dy.shape}"
-            )
+        _check_dy(self, dy, shape)
         return self.bn.backward_fused(dy)  # like x
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -160,11 +165,65 @@ class BatchNormReLU(Layer, register=False):
         return self.bn.flops(input_shape) + self.relu.flops(input_shape)
 
 
-FUSED_LAYERS = (ReLUMaxPool2D, BatchNormReLU)  # each runs two of the model's layers
+class ResidualReLU(Layer, register=False):
+    """``relu.forward(residual.forward(x))`` in one step: ``max(block(x) + shortcut(x), 0)``.
+
+    Made by ``fuse`` from a (fused view of a) ``Residual`` and the ``ReLU`` after it, as in
+    every block of a ResNet. The add and the ReLU run as one pass, and the backward's mask
+    and sum as passes over channel ranges on all cores (``functional.elementwise``); the
+    block and shortcut run their own forward and backward.
+
+    Args:
+        residual: the Residual layer of the pair.
+        relu: the ReLU layer right after it.
+
+    Shape:
+        - Input: whatever ``residual`` takes.
+        - Output: ``residual``'s output shape.
+    """
+
+    def __init__(self, residual: Residual, relu: ReLU) -> None:
+        super().__init__()
+        self.residual = residual
+        self.relu = relu
+
+    def children(self) -> dict[str, Layer]:
+        return {"residual": self.residual, "relu": self.relu}
+
+    @quiet_fp_method
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        res = self.residual
+        out = res.block.forward(x)
+        skip = x if res.shortcut is None else res.shortcut.forward(x)
+        if out.shape != skip.shape:
+            raise res._mismatch(out.shape, skip.shape)
+        y = add_relu(out, skip)  # max(out + skip, 0), like out
+        self._cache = y
+        return y
+
+    @quiet_fp_method
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._cached()
+        _check_dy(self, dy, y.shape)
+        g = relu_backward(dy, y)  # the gradient reaching the sum, like dy
+        res = self.residual
+        dx = res.block.backward(g)
+        return add(dx, g if res.shortcut is None else res.shortcut.backward(g))
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self.residual.output_shape(input_shape)
+
+    def flops(self, input_shape: tuple[int, ...]) -> int:
+        """Counted as the two layers it replaces (the work it saves is speed, not math)."""
+        return self.residual.flops(input_shape) + self.relu.flops(self.residual.output_shape(input_shape))
+
+
+FUSED_LAYERS = (ReLUMaxPool2D, BatchNormReLU, ResidualReLU)  # each runs two of the model's layers
 
 
 def fuse(model: L) -> L:
-    """A view of ``model`` with ReLU -> MaxPool2D and BatchNorm -> ReLU pairs run as one layer.
+    """A view of ``model`` with ReLU -> MaxPool2D, BatchNorm -> ReLU and Residual -> ReLU
+    pairs run as one layer.
 
     Args:
         model: any layer; ``Sequential`` and ``Residual`` containers are searched
@@ -188,13 +247,15 @@ def _fused(model: Layer) -> Layer:
                 layers[-1] = _same_mode(ReLUMaxPool2D(previous, layer), model)
             else:
                 layers.append(layer)
-        # Then each BatchNorm with a ReLU right after it (a ReLU fused with a pool stays so:
-        # there the ReLU runs on the 4x smaller pooled map).
+        # Then each BatchNorm or Residual with a ReLU right after it (a ReLU fused with a pool
+        # stays so: there the ReLU runs on the 4x smaller pooled map).
         paired: list[Layer] = []
         for layer in layers:
             previous = paired[-1] if paired else None
             if type(layer) is ReLU and type(previous) in (BatchNorm1D, BatchNorm2D):
                 paired[-1] = _same_mode(BatchNormReLU(cast(BatchNorm2D, previous), layer), model)
+            elif type(layer) is ReLU and type(previous) is Residual:
+                paired[-1] = _same_mode(ResidualReLU(cast(Residual, previous), layer), model)
             else:
                 paired.append(layer)
         return _same_mode(Sequential(*paired), model)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.elementwise import add
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer
 
@@ -71,7 +72,7 @@ class Residual(Layer):
         if out.shape != skip.shape:
             raise self._mismatch(out.shape, skip.shape)
         self._cache = True  # the sub-layers cache what backward needs
-        return out + skip
+        return add(out, skip)  # out + skip, on all cores
 
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -79,7 +80,7 @@ class Residual(Layer):
         # The sum copies dy to both branches; their input gradients add up.
         dx = self.block.backward(dy)
         dx_skip = dy if self.shortcut is None else self.shortcut.backward(dy)
-        return dx + dx_skip
+        return add(dx, dx_skip)  # dx + dx_skip, on all cores
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         out = self.block.output_shape(input_shape)
