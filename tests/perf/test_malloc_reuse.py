@@ -63,8 +63,13 @@ def test_freed_arrays_are_reused_without_page_faults():
 
 @pytest.mark.parametrize(
     "env",
-    [{"MALLOC_TRIM_THRESHOLD_": "4194304"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}],
+    [
+        {"MALLOC_TRIM_THRESHOLD_": "4194304"},
+        {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"},
+        {"CNNLAB_KEEP_FREED_MEMORY": " Off"},
+        {"CNNLAB_KEEP_FREED_MEMORY": "false"},
+    ],
     ids=repr,
 )
-def test_malloc_settings_the_user_made_are_left_alone(env):
+def test_malloc_settings_the_user_made_are_left_alone(env):  # and the opt-out's spellings
     assert _run(env)["applied"] is False
