@@ -26,8 +26,14 @@ def test_profile_rows_follow_sequential_fusion():
 
 def test_profile_rows_keep_the_models_indices_around_containers():
     text = benchmark.profile(batch=2, steps=2, model="resnet")
-    assert "3: Residual(Sequential(Conv2D(16, 16" in text
+    assert "1: BatchNorm2D(16) + 2: ReLU()" in text  # fused pairs: one row each
+    assert "3: Residual(Sequential(Conv2D(16... + 4: ReLU()" in text
+    assert "5: Residual(" in text and "6: ReLU()" in text and "\n4: ReLU()" not in text
+    # Rows inside a block carry the model's paths (the fused view has fewer layers).
     assert "  3.block.0: Conv2D(16, 16, kernel_size=3" in text
+    assert "  3.block.1+2: BatchNorm2D(16) + ReLU()" in text
+    assert "  3.block.3: Conv2D(16, 16, kernel_size=3" in text and "  3.block.4: BatchNorm2D(16)" in text
+    assert "  7.shortcut.1: BatchNorm2D(64)" in text and "relu" not in text
     small = benchmark.profile(batch=2, steps=2, model="small")
     assert "4: ReLU() + 5: MaxPool2D(2)" in small and "1.relu" not in small
 

@@ -372,7 +372,7 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         groups.append([first, first + 1] if isinstance(layer, FUSED_LAYERS) else [first])
     fwd: list[list[float]] = [[] for _ in groups]
     bwd: list[list[float]] = [[] for _ in groups]
-    leaves = {g: _time_leaves(layer) for g, layer in enumerate(net.layers)}
+    leaves = {g: _time_leaves(layer, original.layers[groups[g][0]]) for g, layer in enumerate(net.layers)}
     for _ in range(steps):
         h = x
         for g, layer in enumerate(net.layers):
@@ -402,9 +402,9 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
         name = head + tail if len(head + tail) <= 47 else head[: 44 - len(tail)] + "..." + tail
         tier = _tier_of(net.layers[g])
         lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%{tier}")
-        for path, (leaf, lf, lb) in leaves.get(g, {}).items():
+        for path, (what, leaf, lf, lb) in leaves[g].items():
             f, b = (statistics.median(v[2:] or v or [0.0]) * 1e3 for v in (lf, lb))
-            name = f"  {group[0]}.{path}: {_one_line(leaf)}"
+            name = f"  {group[0]}.{path}: {what}"
             name = name if len(name) <= 47 else name[:44] + "..."
             lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%{_tier_of(leaf)}")
     return "\n".join(lines)
@@ -416,32 +416,53 @@ def _tier_of(layer: Any) -> str:
     return f"  {tier}" if tier else ""
 
 
-def _time_leaves(layer: Any) -> dict[str, tuple[Any, list[float], list[float]]]:
-    """Wrap every leaf inside a container so that its forward/backward times are recorded.
+def _model_leaves(view: Any, model: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """The leaves of a fused ``view`` inside a container, named as in ``model``.
 
-    Returns {dotted path: (leaf, forward seconds, backward seconds)}; empty for a leaf.
-    A fused pair (``cnnlab.layers.fuse``) counts as one leaf: it runs its two layers' work
-    itself. The wrappers are instance attributes of a profiling-only model.
+    Yields ``(the model's dotted path(s), the model's layer(s) in one line, the view's leaf)``.
+    A fused pair stands for two consecutive layers of the model (``"1+2"``); a fused
+    Residual -> ReLU is walked into (its block's layers run on their own). The model's
+    top-level layer itself is not yielded (it has its own row).
     """
     from cnnlab.layers.fuse import FUSED_LAYERS, ResidualReLU
+    from cnnlab.layers.residual import Residual
+    from cnnlab.layers.sequential import Sequential, _one_line
 
-    found: dict[str, tuple[Any, list[float], list[float]]] = {}
-    never_called: list[str] = []  # path prefixes of layers a fused pair runs itself
-    for path, leaf in layer.named_layers():
-        if any(path.startswith(p) for p in never_called):
-            continue
-        if isinstance(leaf, ResidualReLU):  # a container: its block's layers run on their own
-            never_called.append(f"{path}relu.")
-            continue
-        if isinstance(leaf, FUSED_LAYERS):
-            never_called.append(path)
-            if not path:
-                continue  # the layer itself: its own row
-        elif not path or leaf.children():
-            continue
+    if isinstance(view, Sequential):
+        i = 0
+        for layer in view.layers:
+            if isinstance(layer, ResidualReLU):
+                yield from _model_leaves(layer.residual, model.layers[i], f"{prefix}{i}.")
+                i += 2
+            elif isinstance(layer, FUSED_LAYERS):
+                pair = f"{_one_line(model.layers[i])} + {_one_line(model.layers[i + 1])}"
+                yield f"{prefix}{i}+{i + 1}", pair, layer
+                i += 2
+            else:
+                yield from _model_leaves(layer, model.layers[i], f"{prefix}{i}.")
+                i += 1
+    elif isinstance(view, Residual):
+        yield from _model_leaves(view.block, model.block, f"{prefix}block.")
+        if view.shortcut is not None:
+            yield from _model_leaves(view.shortcut, model.shortcut, f"{prefix}shortcut.")
+    elif isinstance(view, ResidualReLU):
+        yield from _model_leaves(view.residual, model, prefix)
+    elif prefix:  # a leaf inside a container
+        yield prefix.rstrip("."), _one_line(model), view
+
+
+def _time_leaves(view: Any, model: Any) -> dict[str, tuple[str, Any, list[float], list[float]]]:
+    """Wrap every leaf inside a container so that its forward/backward times are recorded.
+
+    Returns {the model's dotted path: (what it is, the view's leaf, forward seconds, backward
+    seconds)}; empty for a top-level leaf. A fused pair counts as one leaf (it runs its two
+    layers' work itself). The wrappers are instance attributes of a profiling-only model.
+    """
+    found: dict[str, tuple[str, Any, list[float], list[float]]] = {}
+    for path, what, leaf in _model_leaves(view, model):
         f_times: list[float] = []
         b_times: list[float] = []
-        found[path.removeprefix("residual.").rstrip(".")] = (leaf, f_times, b_times)  # the model's path
+        found[path] = (what, leaf, f_times, b_times)
         for method, sink in (("forward", f_times), ("backward", b_times)):
             original = getattr(leaf, method)
 
