@@ -350,9 +350,9 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     """Per-layer median forward and backward milliseconds of a cnnlab train step.
 
     Top-level layers as ``fit`` runs them (``cnnlab.layers.fuse``): a fused pair
-    (ReLU -> MaxPool2D, BatchNorm -> ReLU) is one row. A container (e.g. a ``Residual``
-    block) is followed by indented rows for its leaf layers; the container's own time
-    includes theirs (and the residual add).
+    (ReLU -> MaxPool2D, BatchNorm -> ReLU, Residual -> ReLU) is one row. A container (e.g.
+    a ``Residual`` block) is followed by indented rows for its leaf layers, named by the
+    model's paths; the container's own time includes theirs (and the residual add).
     """
     from cnnlab.layers.fuse import FUSED_LAYERS, fuse
     from cnnlab.layers.sequential import _one_line

@@ -2,7 +2,7 @@
 
 The model a user builds reads like the lecture: a ``Sequential`` runs its layers one after
 another. Speed is a separate, explicit step: ``fuse`` returns a view of the model in which
-two kinds of pairs inside a ``Sequential`` run as one layer, with the same values and
+three kinds of pairs inside a ``Sequential`` run as one layer, with the same values and
 gradients at less cost (docs/performance.md):
 
 - ``ReLU`` directly followed by ``MaxPool2D`` -> ``ReLUMaxPool2D``. Max pooling commutes
@@ -230,10 +230,11 @@ def fuse(model: L) -> L:
             recursively, other layers are returned as they are.
 
     Returns:
-        A layer that computes exactly what ``model`` computes, built from ``model``'s own
-        leaf layers (parameters, gradients, buffers and random streams are shared). Its
-        containers are new objects, so its ``state_dict`` keys may differ from the model's:
-        save, load and build optimizers from ``model``, step with the view.
+        A layer that computes what ``model`` computes (bit for bit on conv-shaped input; a
+        BatchNorm1D's gradient sums may add in another order, ~1e-16 relative), built from
+        ``model``'s own leaf layers (parameters, gradients, buffers and random streams are
+        shared). Its containers are new objects, so its ``state_dict`` keys may differ from
+        the model's: save, load and build optimizers from ``model``, step with the view.
     """
     return cast(L, _fused(model))
 
