@@ -175,6 +175,24 @@ def test_widths_flag_and_width_flag_against_a_recipe() -> None:
     # --width replaces the recipe's per-block widths and keeps its number of blocks
     assert model_args("--width", "24") == {"depth": 2, "width": 24, "dropout": 0.0}
     assert model_args("--depth", "3") == {"depth": 3, "dropout": 0.0}
+    # another model leaves the recipe's vgg options behind; its own flags still apply
+    assert model_args("--model", "resnet") == {}
+    assert model_args("--model", "resnet", "--depth", "2") == {"depth": 2}
+    assert model_args("--model", "vgg") == {"widths": [16, 64], "dropout": 0.0}
+
+
+def test_recipe_with_another_model_trains_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.json"
+    spec.write_text('{"layers": ["Flatten", {"Dense": {"out_features": "num_classes"}}]}')
+    out = tmp_path / "run"
+    args = ["train", "--recipe", "digits", "--epochs", "1", "--quiet", "--no-plots", "--out", str(out)]
+    assert main([*args, "--model", str(spec)]) == 0, capsys.readouterr().err
+    assert main([*args, "--model", "vgg", "--widths", "4", "--overwrite"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    # a model file given options of the zoo models: one line naming them, no phantom option
+    assert main([*args, "--model", str(spec), "--width", "8", "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--width" in err and "--model-args" not in err
 
 
 def test_unknown_names_list_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:

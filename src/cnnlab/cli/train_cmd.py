@@ -110,13 +110,20 @@ def add_parser(sub: Any) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then a --recipe, then the --config file, then the flags given."""
+    """Defaults, then a --recipe, then the --config file, then the flags given.
+
+    A ``--model`` other than the recipe's (or config's) drops their model options.
+    """
     from cnnlab.train.recipes import recipe
 
     values: dict[str, Any] = recipe(args.recipe) if args.recipe else {}
     if args.config:
         values |= read_config_file(args.config)
         values.pop("out", None)  # a re-run writes a new run folder unless --out says otherwise
+    if args.model is not None and args.model != values.get("model"):
+        # a recipe's (or config's) model options belong to its model: --model resnet or a file
+        # with --recipe fashion must not get the recipe's vgg widths
+        values.pop("model_args", None)
     for flag, (name, _, _) in FLAGS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:

@@ -129,10 +129,9 @@ def check_config_values(values: Any, where: str = "config") -> None:
 
 def _bad(name: str, expected: str, value: Any) -> ValueError:
     """``arg_error`` for config key ``name``, naming its `cnnlab train` option too."""
-    option = "--" + name.replace("_", "-")
-    return ValueError(
-        f"train: argument `{name}` must be {expected}. Received: {name}={value!r} (option {option})"
-    )
+    # model_args comes from the model options (--depth, --width, ...), named in `expected`
+    option = "" if name == "model_args" else f" (option --{name.replace('_', '-')})"
+    return ValueError(f"train: argument `{name}` must be {expected}. Received: {name}={value!r}{option}")
 
 
 SCHEDULES = ("none", "cosine", "step", "plateau")
