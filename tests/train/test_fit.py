@@ -103,6 +103,26 @@ def test_val_split_is_stratified_and_seeded():
     assert np.bincount(train_y).tolist() == [45, 15]
 
 
+def test_a_batch_larger_than_the_training_part_is_warned_of():
+    # 400 examples, 10% held out: 360 train; a batch of 1000 is one step per epoch
+    x, y = blobs(200, 200)
+    model = tiny_model()
+    opt = SGD(model.parameters(), lr=0.1)
+    with pytest.warns(
+        UserWarning, match=r"batch_size=1000 is more than the 360 training examples.*\(2 in all\)"
+    ):
+        fit(
+            model, SoftmaxCrossEntropy(), opt, (x, y), batch_size=1000, epochs=2, val_split=0.1, verbose=False
+        )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # the whole set as one batch is a choice, and a tiny set is one batch anyway
+        fit(model, SoftmaxCrossEntropy(), opt, (x, y), batch_size=400, epochs=1, verbose=False)
+        fit(model, SoftmaxCrossEntropy(), opt, blobs(), batch_size=100, epochs=1, verbose=False)
+
+
 def test_validation_columns_filled_with_val_data():
     x, y = blobs(seed=1)
     _, history = run(epochs=2, val_data=(x, y))

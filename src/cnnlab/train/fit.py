@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -119,6 +120,14 @@ def fit(
     train_batches = TrainBatches(x_train, y_train, batch_size, seed=seed, val_split=val_split)
     loader, augment_rng = train_batches.loader, train_batches.rngs["augment"]
     val_data = train_batches.val_data if val_split > 0 else val_data
+    n_fit = len(loader.x)
+    if batch_size > n_fit >= 256 and engine.is_main:  # a slip (--batch-size 12800), not a tiny set
+        warnings.warn(
+            f"fit: batch_size={batch_size} is more than the {n_fit} training examples: every epoch "
+            f"is one optimizer step ({epochs} in all), too few to learn much; a batch of 32-256 "
+            f"takes {math.ceil(n_fit / 256)}-{math.ceil(n_fit / 32)} steps per epoch",
+            stacklevel=2,
+        )
     x_val, y_val = _check_pair("val_data", val_data) if val_data is not None else (None, None)
 
     # Every random stream, by name: what a checkpoint saves and a resume restores.
