@@ -210,6 +210,9 @@ def test_unknown_option_is_one_line() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--epoch" in proc.stderr
+    # named by the command it belongs to, with that command's help
+    assert proc.stderr.startswith("cnnlab train: error: unrecognized arguments: --epoch 1")
+    assert "`cnnlab train --help`" in proc.stderr
 
 
 def test_import_cnnlab_uses_numpy_and_stdlib_only() -> None:

@@ -356,7 +356,7 @@ E = "cnnlab train: error: "
 @pytest.mark.parametrize(
     ("argv", "text"),
     [
-        (["train", "--epoch", "3"], "cnnlab: error: unrecognized arguments: --epoch 3 (see `cnnlab --help`)"),
+        (["train", "--epoch", "3"], E + "unrecognized arguments: --epoch 3 (see `cnnlab train --help`)"),
         (["trian"], "cnnlab: error: argument COMMAND: invalid choice: 'trian' (choose from 'train', "),
         (["train", "--model", "nope"], E + "unknown model 'nope'. Valid names: lenet5, small, small_bn, vgg"),
         (
