@@ -144,6 +144,35 @@ def test_predict_png(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert line.startswith(str(path)) and line.count(",") == 1
 
 
+def test_predict_goes_on_past_a_bad_image_and_takes_folders(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("b.png", "a.PNG", "c.jpg"):
+        Image.fromarray(np.full((8, 8), 128, np.uint8)).save(
+            folder / name, format="JPEG" if name.endswith("jpg") else "PNG"
+        )
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.png").write_text("not a png either")
+    (folder / "sub").mkdir()
+    assert main(["predict", str(run_dir), str(folder / "missing.png"), str(folder)]) == 1
+    captured = capsys.readouterr()
+    # every readable image classified, in name order; the two bad ones reported, then a count
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == [
+        str(folder / n) for n in ("a.PNG", "b.png", "c.jpg")
+    ]
+    err = captured.err.splitlines()
+    assert err[0].startswith(f"cnnlab predict: error: cannot read image {folder / 'missing.png'}")
+    assert err[1].startswith(f"cnnlab predict: error: cannot read image {folder / 'broken.png'}")
+    assert err[2] == "cnnlab predict: 2 of 5 images could not be read"
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(run_dir), str(tmp_path / "empty")]) == 1
+    assert "no PNG/JPEG files directly in the folder" in capsys.readouterr().err
+
+
 def test_summary_shows_formulas(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", "small", "--input-shape", "1,28,28"]) == 0
     out = capsys.readouterr().out
