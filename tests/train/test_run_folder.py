@@ -281,3 +281,42 @@ def test_a_planned_default_folder_that_got_taken_becomes_name_2(
     second = run.train_run(run.TrainConfig(**config), verbose=False, default_dir=planned).run_dir
     assert (first, second.name) == (planned, "20260101-000000-2")
     assert json.loads((second / "config.json").read_text())["out"] == str(second)
+
+
+def test_a_resumed_runs_seconds_count_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time as time_module
+
+    from cnnlab.train.callbacks import Callback
+    from cnnlab.train.checkpoint import TrainingInterrupted
+    from cnnlab.train.run import TrainConfig, train_run
+
+    class SlowThenStop(Callback):
+        def on_batch_end(self, batch: int, logs: dict[str, object], ctx: object) -> None:
+            if batch == 0:
+                time_module.sleep(0.5)  # epoch 1 takes >= 0.5 s; the command then stops
+
+        def on_epoch_begin(self, epoch: int, ctx: object) -> None:
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    config = TrainConfig(model=TINY, epochs=2, batch_size=64, out=str(out))
+    with pytest.raises(TrainingInterrupted):
+        train_run(config, verbose=False, callbacks=[SlowThenStop()])
+    result = train_run(config, verbose=False, resume=True)
+    history = [float(s) for s in np.genfromtxt(out / "history.csv", delimiter=",", names=True)["seconds"]]
+    metrics = json.loads((out / "metrics.json").read_text())
+    # metrics.json: the whole run, epoch 1 of the first command included (not only the resume's)
+    assert metrics["seconds"] >= sum(history) - 0.02 and metrics["seconds"] >= result.seconds + 0.5
+    assert "had finished" not in capsys.readouterr().err
+
+    # resuming the finished run trains nothing, says so, and keeps the weights
+    with np.load(out / "model.npz") as npz:
+        before = {k: npz[k] for k in npz.files}
+    again = train_run(config, verbose=False, resume=True)
+    assert f"{out} had finished (all 2 epochs are done): nothing left to train" in capsys.readouterr().err
+    assert len(again.history) == 2
+    with np.load(out / "model.npz") as npz:
+        assert sorted(npz.files) == sorted(before) and all(np.array_equal(npz[k], before[k]) for k in before)

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -380,6 +381,21 @@ def _train_run(
         if checkpoint_path.exists():
             initial_state = load_checkpoint(checkpoint_path, model, optimizer)
     saved_epochs = [initial_state.epoch if initial_state else 0]  # the last checkpointed epoch
+    # Epoch times of earlier commands of a resumed run: metrics.json's "seconds" is the whole run's.
+    earlier = [float(row.get("seconds", 0.0)) for row in (initial_state.history if initial_state else [])]
+    earlier_seconds = math.fsum(t for t in earlier if math.isfinite(t))
+    if (
+        initial_state is not None
+        and is_main
+        and (initial_state.epoch >= config.epochs or initial_state.stopped)
+    ):
+        why = (
+            "early stopping had ended it" if initial_state.stopped else f"all {config.epochs} epochs are done"
+        )
+        print(
+            f"cnnlab train: {run_dir} had finished ({why}): nothing left to train; its model is tested again",
+            file=sys.stderr,
+        )
 
     def write_checkpoint(state: Any) -> None:
         before = _file_id(checkpoint_path)
@@ -452,6 +468,6 @@ def _train_run(
     # 4. Test: the test split is used once, here, never for model selection.
     metrics = evaluate_arrays(model, x_test, y_test, data.splits.classes, tta=config.tta)
     seconds = time.perf_counter() - start
-    metrics["seconds"] = round(seconds, 2)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics["seconds"] = round(seconds + earlier_seconds, 2)
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, metrics["test_accuracy"], metrics["test_loss"], seconds, history, metrics)
