@@ -320,3 +320,24 @@ def test_a_resumed_runs_seconds_count_every_command(
     assert len(again.history) == 2
     with np.load(out / "model.npz") as npz:
         assert sorted(npz.files) == sorted(before) and all(np.array_equal(npz[k], before[k]) for k in before)
+
+
+def test_a_run_without_model_npz_yet_is_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    first = start(["--model", TINY, "--out", str(out), *QUICK, "--epochs", "3"], slow=1)
+    deadline = time.monotonic() + 60
+    while not (out / "checkpoint.npz").exists():  # epoch 1 saved, epoch 2 on its way
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.01)
+    code, err = cli(capsys, "evaluate", str(out))
+    assert code == 1 and "is still training (" in err and "model.npz is written when the run ends" in err
+    first.kill()
+    first.communicate()
+    epochs = len((out / "history.csv").read_text().splitlines()) - 1
+    for command in ("evaluate", "predict"):
+        code, err = cli(capsys, command, str(out), *(["x.png"] if command == "predict" else []))
+        word = "epoch" if epochs == 1 else "epochs"
+        assert code == 1 and err.strip() == (
+            f"cnnlab {command}: error: {out} has no model.npz: its training was killed after {epochs} "
+            f"{word} (saved in checkpoint.npz). Finish it with: cnnlab train --resume {out}"
+        )

@@ -22,10 +22,33 @@ def resolve_model_path(path: str) -> Path:
     """A run folder (its ``model.npz``) or a model file."""
     p = Path(path)
     if p.is_dir():
+        if not (p / "model.npz").exists() and (p / "checkpoint.npz").exists():
+            raise CnnlabError(_unfinished_run(p))
         p = p / "model.npz"
     if not p.exists():
         raise FileNotFoundError(f"no model at {p} (give a run folder or a .npz/.safetensors model file)")
     return p
+
+
+def _unfinished_run(run: Path) -> str:
+    """Why run folder ``run`` has a checkpoint but no model.npz yet, and what to do."""
+    from cnnlab.train.runlock import RunFolderLocked, check_free
+
+    try:
+        epochs = max(0, len((run / "history.csv").read_text(encoding="utf-8").splitlines()) - 1)
+    except OSError:
+        epochs = 0
+    try:
+        check_free(run)
+    except RunFolderLocked:
+        return (
+            f"{run} is still training ({epochs} epoch{'s' * (epochs != 1)} done): its model.npz is "
+            "written when the run ends or is stopped with Ctrl-C"
+        )
+    return (
+        f"{run} has no model.npz: its training was killed after {epochs} epoch{'s' * (epochs != 1)} "
+        f"(saved in checkpoint.npz). Finish it with: cnnlab train --resume {run}"
+    )
 
 
 def load_model(path: str) -> tuple[Any, dict[str, Any]]:
