@@ -95,3 +95,29 @@ def test_train_with_dashboard_serves_the_run_and_keeps_serving_after(tmp_path):
         code = stop(proc)
     assert code == 0
     assert (out / "model.npz").is_file()
+
+
+def test_a_ctrl_c_the_moment_the_serving_line_shows_stops_cleanly(monkeypatch, capsys):
+    # The race the CLI tests above can hit on a busy machine: SIGINT right after the line is
+    # printed, before the wait began. It must stop the server, not escape as exit status 130.
+    import threading
+
+    from cnnlab.dashboard.server import wait_for_ctrl_c
+
+    class FakeServer:
+        def __init__(self) -> None:
+            self.stopped = threading.Event()
+            self.thread = threading.Thread(target=self.stopped.wait, daemon=True)
+            self.thread.start()
+
+        def stop(self) -> None:
+            self.stopped.set()
+            self.thread.join()
+
+    def interrupted_print(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    server = FakeServer()
+    monkeypatch.setattr("builtins.print", interrupted_print)
+    wait_for_ctrl_c(server, "serving at http://127.0.0.1:1/")  # returns: no KeyboardInterrupt
+    assert server.stopped.is_set() and not server.thread.is_alive()

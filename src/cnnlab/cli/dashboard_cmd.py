@@ -42,6 +42,5 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     server = BackgroundServer(args.runs_dir, host=args.host, port=args.port).start()
-    print(f"cnnlab dashboard: serving {args.runs_dir} at {server.url} (Ctrl-C to stop)", flush=True)
-    wait_for_ctrl_c(server)
+    wait_for_ctrl_c(server, f"cnnlab dashboard: serving {args.runs_dir} at {server.url} (Ctrl-C to stop)")
     return 0

@@ -103,13 +103,18 @@ def _port_free(host: str, port: int) -> bool:
 
 def keep_serving(server: BackgroundServer) -> None:
     """After training: the page stays up (final metrics, try-it) until Ctrl-C."""
-    print(f"dashboard: still serving at {server.url} (Ctrl-C to stop)", flush=True)
-    wait_for_ctrl_c(server)
+    wait_for_ctrl_c(server, f"dashboard: still serving at {server.url} (Ctrl-C to stop)")
 
 
-def wait_for_ctrl_c(server: BackgroundServer) -> None:
-    """Block until Ctrl-C (or the server ends), then stop the server."""
+def wait_for_ctrl_c(server: BackgroundServer, message: str = "") -> None:
+    """Print ``message``, block until Ctrl-C (or the server ends), then stop the server.
+
+    The message is printed inside the Ctrl-C guard: a Ctrl-C that comes the moment it shows
+    (a user quick on the keys, a script waiting for the line) stops the server cleanly too.
+    """
     try:
+        if message:
+            print(message, flush=True)
         while server.thread.is_alive():
             server.thread.join(timeout=0.5)
     except KeyboardInterrupt:
