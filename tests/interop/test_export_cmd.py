@@ -96,6 +96,15 @@ def test_export_to_onnx(
     session = onnxruntime.InferenceSession(str(tmp_path / "lenet.onnx"))
     x = np.random.default_rng(1).normal(size=(2, 1, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model.predict(x), rtol=0, atol=1e-5)
+    # --out: a folder gets the model's own name inside, a bare name gets .onnx added
+    (tmp_path / "exports").mkdir()
+    for out, written in (("exports", "exports/lenet.onnx"), ("bare", "bare.onnx"), ("x.onnx", "x.onnx")):
+        assert main(["export", str(path), "--to", "onnx", "--out", str(tmp_path / out)]) == 0
+        assert f"wrote {tmp_path / written} " in capsys.readouterr().out
+        assert onnxruntime.InferenceSession(str(tmp_path / written)).run(None, {"input": x})[0].shape == (
+            2,
+            3,
+        )
 
 
 def test_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,6 +113,11 @@ def test_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "needs the input shape: pass --input-shape C,H,W" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope"), "--to", "torch"]) == 1
     assert "no model at" in capsys.readouterr().err
+    assert main(["export", str(path), "--to", "torch", "--out", str(path)]) == 1  # a file, not a folder
+    assert capsys.readouterr().err.strip() == (
+        "cnnlab export: error: export --to torch writes a folder (model.pt, model.py); "
+        f"--out {path} is a file"
+    )
     with pytest.raises(SystemExit):
         main(["export", str(path), "--to", "keras"])
     assert "invalid choice: 'keras'" in capsys.readouterr().err

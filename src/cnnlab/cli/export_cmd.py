@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.cli.summary_cmd import parse_shape
+from cnnlab.errors import CnnlabError
 
 
 def add_parser(sub: Any) -> None:
@@ -30,7 +31,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--out",
         default=None,
-        help="torch: output folder (default RUN_DIR/torch); onnx: .onnx file (default RUN_DIR/model.onnx)",
+        help="torch: output folder (default RUN_DIR/torch); onnx: .onnx file (default RUN_DIR/model.onnx; "
+        "a folder gets FOLDER/model.onnx, a name without .onnx gets it added)",
     )
     p.add_argument(
         "--input-shape",
@@ -83,13 +85,28 @@ def run(args: argparse.Namespace) -> int:
 
         if not extra.get("input_shape"):
             raise ValueError("--to onnx needs the input shape: pass --input-shape C,H,W (e.g. 1,28,28)")
-        out = Path(args.out) if args.out else stem.with_suffix(".onnx")
+        out = onnx_path(args.out, stem)
         to_onnx(model, out, tuple(extra["input_shape"]))
         print(f"wrote {out} (input 'input': batch x {'x'.join(map(str, extra['input_shape']))})")
     if extra.get("normalization"):
         norm = extra["normalization"]
         print(f"note: normalize inputs as in training, per channel: mean {norm['mean']}, std {norm['std']}")
     return 0
+
+
+def onnx_path(out: str | None, stem: Path) -> Path:
+    """Where ``--to onnx`` writes: ``out`` as given when it ends in .onnx, else made an .onnx file.
+
+    Example:
+        >>> [str(onnx_path(o, Path("runs/a/model"))) for o in (None, "m.onnx", "m", "m.ONNX")]
+        ['runs/a/model.onnx', 'm.onnx', 'm.onnx', 'm.ONNX']
+    """
+    if out is None:
+        return stem.with_suffix(".onnx")
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", "\\")):  # a folder: the model's own file name inside
+        return path / (stem.name + ".onnx")
+    return path if path.suffix.lower() == ".onnx" else path.with_name(path.name + ".onnx")
 
 
 def export_torch(model: Any, out: Path, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
@@ -99,6 +116,8 @@ def export_torch(model: Any, out: Path, extra: dict[str, Any] | None = None) -> 
     from cnnlab.interop.torch_modules import import_torch
 
     torch = import_torch()
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"export --to torch writes a folder (model.pt, model.py); --out {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     weights, source = out / "model.pt", out / "model.py"
     torch.save(to_torch(model).state_dict(), weights)
