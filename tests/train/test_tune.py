@@ -208,3 +208,17 @@ def test_without_optuna_says_how_to_install(
     assert main(["tune", "--trials", "1", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "pip install optuna" in err and "pip install cnnlab[tune]" in err
+
+
+def test_a_second_tune_into_a_folder_in_use_is_refused_before_the_study(tmp_path: Path) -> None:
+    # Two tunes on one folder raced for study.db (sqlite: 'UNIQUE constraint failed'); the
+    # second now stops with the folder-lock message and touches nothing.
+    from cnnlab.train.runlock import RunFolderLocked, locked
+
+    out = tmp_path / "tune"
+    out.mkdir()
+    with locked(out), pytest.raises(RunFolderLocked, match="is in use by another cnnlab run"):
+        tune("digits", trials=1, epochs=1, out=out, verbose=False)
+    assert not (out / "study.db").exists()
+    result = tune("digits", trials=1, epochs=1, out=out, verbose=False)  # free again
+    assert len(result.study.trials) == 1 and not (out / ".cnnlab.lock").exists()

@@ -260,6 +260,7 @@ def tune(
     optuna = require_optuna()
     from cnnlab.train.fit import TrainingDiverged
     from cnnlab.train.run import train_run
+    from cnnlab.train.runlock import locked
 
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise arg_error("tune", "trials", "a positive int", trials)
@@ -274,68 +275,73 @@ def tune(
     chance, bound = chance_bound(load_dataset(data, root=data_dir).train.y, base.val_split)
     out = Path(out) if out is not None else Path("runs") / f"tune-{Path(data).name}"
     (out / "trials").mkdir(parents=True, exist_ok=True)
-    storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    space = DEFAULT_SPACE if space is None else space
+    # One tune at a time per folder: a second one started beside it would race the first for
+    # the study database and the trial folders (sqlite: 'UNIQUE constraint failed').
+    with locked(out):
+        storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
+        space = DEFAULT_SPACE if space is None else space
 
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_name or f"cnnlab-{Path(data).name}",
-        direction="maximize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
-        load_if_exists=True,
-    )
-    # Offset the seed by the trials already there: a resumed study must not redraw the same points.
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
-
-    def objective(trial: Any) -> float:
-        config = suggest_config(trial, space, base)
-        run_dir = out / "trials" / f"{trial.number:04d}"
-        if (run_dir / "config.json").exists():
-            raise CnnlabError(f"tune: {run_dir} already holds a run (another study?): use another --out")
-        config.out = str(run_dir)
-        trial.set_user_attr("run_dir", str(run_dir))
-        trial.set_user_attr("config", dataclasses.asdict(config) | {"out": None})
-        reporter = PruningCallback(trial)
-        result = train_run(config, verbose=False, callbacks=[reporter])
-        return float(result.history.last["val_accuracy"])
-
-    def record(study: Any, frozen: Any) -> None:
-        """After each trial: trial.json in its run folder, and one line on screen."""
-        steps = frozen.intermediate_values
-        run_dir = Path(frozen.user_attrs.get("run_dir", out / "trials" / f"{frozen.number:04d}"))
-        info = {
-            "number": frozen.number,
-            "state": frozen.state.name,
-            "val_accuracy": frozen.value if frozen.state.name == "COMPLETE" else None,
-            "epochs_trained": max(steps) if steps else 0,
-            "last_val_accuracy": steps[max(steps)] if steps else None,
-            "params": frozen.params,
-            "seconds": _seconds(frozen),
-        }
-        if run_dir.exists():
-            write_atomic(run_dir / "trial.json", json.dumps(info, indent=2) + "\n")
-        if verbose:
-            print(_row(frozen), flush=True)
-
-    if verbose:
-        print(TABLE_HEADER, flush=True)
-    study.optimize(objective, n_trials=trials, timeout=timeout, catch=(TrainingDiverged,), callbacks=[record])
-    best_path = None
-    completed = [t for t in study.trials if t.state.name == "COMPLETE"]
-    best = max(completed, key=lambda t: t.value) if completed else None
-    at_chance = best is not None and best.value <= bound
-    if best is not None and not at_chance:
-        best_path = out / "best_config.json"
-        write_atomic(best_path, json.dumps(best.user_attrs["config"], indent=2) + "\n")
-    table = trials_table(study)
-    if best is not None and at_chance:
-        table += (
-            f"\nno trial learned: the best val accuracy, {best.value:.4f}, is at chance level "
-            f"({chance:.4f} by always guessing the most common class): no best_config.json"
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name or f"cnnlab-{Path(data).name}",
+            direction="maximize",
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+            load_if_exists=True,
         )
-    if verbose:
-        print(table)
-    return TuneResult(study, out, best_path, table, chance, at_chance)
+        # Offset the seed by the trials already there: a resumed study must not redraw the same points.
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+
+        def objective(trial: Any) -> float:
+            config = suggest_config(trial, space, base)
+            run_dir = out / "trials" / f"{trial.number:04d}"
+            if (run_dir / "config.json").exists():
+                raise CnnlabError(f"tune: {run_dir} already holds a run (another study?): use another --out")
+            config.out = str(run_dir)
+            trial.set_user_attr("run_dir", str(run_dir))
+            trial.set_user_attr("config", dataclasses.asdict(config) | {"out": None})
+            reporter = PruningCallback(trial)
+            result = train_run(config, verbose=False, callbacks=[reporter])
+            return float(result.history.last["val_accuracy"])
+
+        def record(study: Any, frozen: Any) -> None:
+            """After each trial: trial.json in its run folder, and one line on screen."""
+            steps = frozen.intermediate_values
+            run_dir = Path(frozen.user_attrs.get("run_dir", out / "trials" / f"{frozen.number:04d}"))
+            info = {
+                "number": frozen.number,
+                "state": frozen.state.name,
+                "val_accuracy": frozen.value if frozen.state.name == "COMPLETE" else None,
+                "epochs_trained": max(steps) if steps else 0,
+                "last_val_accuracy": steps[max(steps)] if steps else None,
+                "params": frozen.params,
+                "seconds": _seconds(frozen),
+            }
+            if run_dir.exists():
+                write_atomic(run_dir / "trial.json", json.dumps(info, indent=2) + "\n")
+            if verbose:
+                print(_row(frozen), flush=True)
+
+        if verbose:
+            print(TABLE_HEADER, flush=True)
+        study.optimize(
+            objective, n_trials=trials, timeout=timeout, catch=(TrainingDiverged,), callbacks=[record]
+        )
+        best_path = None
+        completed = [t for t in study.trials if t.state.name == "COMPLETE"]
+        best = max(completed, key=lambda t: t.value) if completed else None
+        at_chance = best is not None and best.value <= bound
+        if best is not None and not at_chance:
+            best_path = out / "best_config.json"
+            write_atomic(best_path, json.dumps(best.user_attrs["config"], indent=2) + "\n")
+        table = trials_table(study)
+        if best is not None and at_chance:
+            table += (
+                f"\nno trial learned: the best val accuracy, {best.value:.4f}, is at chance level "
+                f"({chance:.4f} by always guessing the most common class): no best_config.json"
+            )
+        if verbose:
+            print(table)
+        return TuneResult(study, out, best_path, table, chance, at_chance)
 
 
 def _seconds(frozen: Any) -> float | None:
