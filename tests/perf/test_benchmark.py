@@ -74,6 +74,21 @@ def test_unknown_model_is_refused():
         benchmark.main(["--models", "nope", "--profile"])
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--batches", "0", "comma-separated positive ints such as 32,128"),
+        ("--batches", "x", "comma-separated positive ints such as 32,128"),  # was: invalid literal for int()
+        ("--batches", "32,,-1", "comma-separated positive ints such as 32,128"),
+        ("--modes", "fly", "names from train, forward"),  # was: a whole benchmark run as 'fly'
+        ("--models", ",", "names from small, resnet, fashion"),
+    ],
+)
+def test_bad_batches_modes_and_models_are_refused_before_timing(flag, value, expected):
+    with pytest.raises(ValueError, match=f"`{flag}` must be {expected}"):
+        benchmark.main([flag, value, "--no-memory"])
+
+
 def test_unknown_tier_is_refused():
     with pytest.raises(ValueError, match=r"--tiers.*numpy, auto, compiled. Received: --tiers='jit'"):
         benchmark.main(["--tiers", "jit"])

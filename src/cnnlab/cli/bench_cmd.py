@@ -86,21 +86,45 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{', '.join(wrong)}: only with --recipe NAME (time a recipe's training steps)")
         _fill_defaults(args, MODEL_OPTIONS)
         models = tuple(m for m in args.models.split(",") if m)
-        unknown = [m for m in models if m not in benchmark.MODELS]
-        if unknown:
+        if not models or any(m not in benchmark.MODELS for m in models):
             raise arg_error("bench", "--models", f"names from {', '.join(benchmark.MODELS)}", args.models)
+        modes = tuple(m for m in args.modes.split(",") if m)
+        if not modes or any(m not in ("train", "forward") for m in modes):
+            raise arg_error("bench", "--modes", "names from train, forward", args.modes)
+        batches = _batches(args.batches)
         if args.profile:
             for model in models:
-                print(benchmark.profile(int(args.batches.split(",")[0]), model=model))
+                print(benchmark.profile(batches[0], model=model))
             return 0
-        rows = _run_models(args, models, tiers)
+        rows = _run_models(args, models, tiers, batches, modes)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
     return 0
 
 
-def _run_models(args: argparse.Namespace, models: tuple[str, ...], tiers: tuple[str, ...]) -> list[Any]:
+def _batches(text: str) -> tuple[int, ...]:
+    """``--batches`` as positive ints; a one-line error naming the option otherwise.
+
+    Example:
+        >>> _batches("32,128")
+        (32, 128)
+    """
+    from cnnlab.errors import arg_error
+
+    parts = [b.strip() for b in text.split(",") if b.strip()]
+    if not parts or not all(b.isdigit() and int(b) > 0 for b in parts):
+        raise arg_error("bench", "--batches", "comma-separated positive ints such as 32,128", text)
+    return tuple(int(b) for b in parts)
+
+
+def _run_models(
+    args: argparse.Namespace,
+    models: tuple[str, ...],
+    tiers: tuple[str, ...],
+    batches: tuple[int, ...],
+    modes: tuple[str, ...],
+) -> list[Any]:
     """The model benchmark: reference models on random data, every tier against torch."""
     from cnnlab.cli import benchmark
 
@@ -112,12 +136,12 @@ def _run_models(args: argparse.Namespace, models: tuple[str, ...], tiers: tuple[
     except ImportError:
         pass
     return benchmark.run(
-        tuple(int(b) for b in args.batches.split(",")),
+        batches,
         args.rounds,
         libs=libs,
         memory=not args.no_memory,
         models=models,
-        modes=tuple(args.modes.split(",")),
+        modes=modes,
         cpu_clock=args.cpu_clock,
     )
 
