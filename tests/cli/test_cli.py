@@ -254,3 +254,13 @@ def test_import_cnnlab_uses_numpy_and_stdlib_only() -> None:
     foreign = loaded("import cnnlab") - loaded("import numpy, numpy.random")
     foreign -= set(sys.stdlib_module_names) | {"cnnlab"}
     assert not foreign, foreign
+
+
+def test_train_warns_when_flip_tta_does_not_suit_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # digits are trained without mirrored images: flip TTA lowers the test accuracy
+    out = tmp_path / "run"
+    assert main(["train", "--tta", "flip", "--epochs", "1", "--quiet", "--no-plots", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "cnnlab train: warning: --tta flip on a model trained without flipped images (augment=none)" in err

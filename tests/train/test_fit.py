@@ -123,6 +123,14 @@ def test_a_batch_larger_than_the_training_part_is_warned_of():
         fit(model, SoftmaxCrossEntropy(), opt, blobs(), batch_size=100, epochs=1, verbose=False)
 
 
+def test_a_validation_part_larger_than_the_training_part_is_warned_of():
+    x, y = blobs()
+    model = tiny_model()
+    opt = SGD(model.parameters(), lr=0.1)
+    with pytest.warns(UserWarning, match=r"val_split=0.9 holds out 72 of the 80 examples .* trains on 8;"):
+        fit(model, SoftmaxCrossEntropy(), opt, (x, y), batch_size=8, epochs=1, val_split=0.9, verbose=False)
+
+
 def test_validation_columns_filled_with_val_data():
     x, y = blobs(seed=1)
     _, history = run(epochs=2, val_data=(x, y))

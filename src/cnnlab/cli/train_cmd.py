@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,11 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
         f"({result.seconds:.1f} s){tta}"
     )
     print(f"run folder: {result.run_dir}")
+    from cnnlab.train.evaluate import tta_warning
+
+    warning = tta_warning(config.tta, config.augment, result.metrics)
+    if warning:  # e.g. --tta flip on digits: a mirrored 2 is not a 2
+        warnings.warn(warning, UserWarning, stacklevel=1)
     from cnnlab.train.diagnose import diagnose_run
 
     print(diagnose_run(result.run_dir))

@@ -121,6 +121,12 @@ def fit(
     loader, augment_rng = train_batches.loader, train_batches.rngs["augment"]
     val_data = train_batches.val_data if val_split > 0 else val_data
     n_fit = len(loader.x)
+    if val_split > 0.5 and engine.is_main:  # e.g. --val-split 0.9 meant as 0.09 or as "90% for training"
+        warnings.warn(
+            f"fit: val_split={val_split} holds out {len(x_train) - n_fit} of the {len(x_train)} examples for "
+            f"validation and trains on {n_fit}; 0.1-0.2 is usual",
+            stacklevel=2,
+        )
     if batch_size > n_fit >= 256 and engine.is_main:  # a slip (--batch-size 12800), not a tiny set
         warnings.warn(
             f"fit: batch_size={batch_size} is more than the {n_fit} training examples: every epoch "
