@@ -153,3 +153,35 @@ def test_label_out_of_range(tmp_path, rng):
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.full(12, 10, np.uint8))
     with pytest.raises(ValueError, match=r"'mnist/train': labels must be in 0\.\.9"):
         load_dataset("mnist", root=tmp_path, download=False)
+
+
+@pytest.mark.parametrize(("files_of", "loaded_as"), [("fashion-mnist", "mnist"), ("mnist", "fashion-mnist")])
+def test_one_datasets_files_loaded_as_the_other_are_refused(tmp_path, rng, files_of, loaded_as):
+    # The four files of Fashion-MNIST given as MNIST (same format, same sizes) trained a run
+    # named "mnist" on clothes; their first labels tell them apart.
+    from cnnlab.data.idx import FIRST_LABELS
+    from cnnlab.errors import CnnlabError
+
+    folder = tmp_path / "d"
+    write_mnist(folder, rng, n_train=12, n_test=10)
+    train, test = FIRST_LABELS[files_of]
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.array([*train, 0, 1], np.uint8))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array(test, np.uint8))
+    title = "MNIST" if files_of == "mnist" else "Fashion-MNIST"
+    with pytest.raises(
+        CnnlabError, match=f"{loaded_as}: the files in {folder} are {title}'s .*--data {files_of}"
+    ):
+        load_dataset(loaded_as, root=folder, download=False)
+    assert load_dataset(files_of, root=folder, download=False).train.y[:10].tolist() == list(train)
+
+
+def test_the_real_fashion_mnist_files_are_refused_as_mnist():
+    from pathlib import Path
+
+    from cnnlab.errors import CnnlabError
+
+    folder = Path("/usr/share/datasets/fashion-mnist")
+    if not (folder / "train-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (CI installs it)")
+    with pytest.raises(CnnlabError, match="are Fashion-MNIST's"):
+        load_dataset("mnist", root=folder, download=False)

@@ -20,6 +20,7 @@ import numpy as np
 
 from cnnlab.data.download import download_file, resolve_url
 from cnnlab.data.locate import find_or_download
+from cnnlab.errors import CnnlabError
 
 #: IDX dtype codes -> big-endian NumPy dtypes.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -56,6 +57,15 @@ SOURCES: dict[str, tuple[str, dict[str, str]]] = {
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
     ),
+}
+
+#: The first ten training and test labels of the published files (MNIST's as torchvision and
+#: every MNIST tutorial print them; Fashion-MNIST's read from its files): the four files of one
+#: dataset given as the other (``--data mnist --data-dir`` a Fashion-MNIST folder) are told
+#: apart, whatever their compression. Files that match neither (your own data) pass.
+FIRST_LABELS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "mnist": ((5, 0, 4, 1, 9, 2, 1, 3, 1, 4), (7, 2, 1, 0, 4, 1, 4, 9, 5, 9)),
+    "fashion-mnist": ((9, 0, 0, 3, 0, 2, 7, 2, 5, 5), (9, 2, 1, 1, 6, 1, 4, 6, 5, 7)),
 }
 
 CHUNK = 1 << 20
@@ -177,7 +187,31 @@ def load_idx_arrays(
                 f"{files[split, 'labels']} has shape {labels.shape}; expected (N, H, W) and (N,)"
             )
         arrays[split] = (_scale_images(images), labels.astype(np.int64))
+    check_identity(name, files["train", "labels"].parent, arrays["train"][1], arrays["test"][1])
     return arrays["train"][0], arrays["train"][1], arrays["test"][0], arrays["test"][1]
+
+
+def check_identity(name: str, folder: Path, y_train: np.ndarray, y_test: np.ndarray) -> None:
+    """Refuse the files of another known dataset loaded as ``name`` (by ``FIRST_LABELS``).
+
+    Example:
+        >>> y_train = np.array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3])
+        >>> y_test = np.array([7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
+        >>> check_identity("mnist", Path("data"), y_train, y_test)  # MNIST's own files: fine
+        >>> check_identity("fashion-mnist", Path("data"), y_train, y_test)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        cnnlab.errors.CnnlabError: fashion-mnist: the files in data are MNIST's ...
+    """
+    titles = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+    first = (tuple(y_train[:10].tolist()), tuple(y_test[:10].tolist()))
+    for other, labels in FIRST_LABELS.items():
+        if other != name and first == labels:
+            raise CnnlabError(
+                f"{name}: the files in {folder} are {titles[other]}'s (their first training and test "
+                f"labels are), not {titles[name]}'s: what is trained or tested on them would carry the "
+                f"wrong name. Use --data {other}, or give --data-dir the folder of {titles[name]}'s files"
+            )
 
 
 def _scale_images(images: np.ndarray) -> np.ndarray:
