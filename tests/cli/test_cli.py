@@ -264,3 +264,15 @@ def test_train_warns_when_flip_tta_does_not_suit_the_model(
     assert main(["train", "--tta", "flip", "--epochs", "1", "--quiet", "--no-plots", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "cnnlab train: warning: --tta flip on a model trained without flipped images (augment=none)" in err
+
+
+def test_config_takes_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--epochs", "1", "--quiet", "--no-plots"]
+    assert main([*args, "--lr", "0.003", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--config", str(run), "--out", str(tmp_path / "again")]) == 0  # RUN/config.json
+    assert "lr=0.003" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main([*args, "--config", str(tmp_path / "empty")]) == 1
+    assert "is a folder without config.json (a run's) or best_config.json" in capsys.readouterr().err

@@ -82,7 +82,12 @@ def add_parser(sub: Any) -> None:
         if flag == "--widths":
             text = "vgg: channels of each block, e.g. 16,64 (replaces depth and width)"
         p.add_argument(flag, type=kind, default=None, help=text)
-    p.add_argument("--config", type=str, default=None, help="a config.json to start from")
+    p.add_argument(
+        "--config",
+        type=str,
+        default=None,
+        help="a config.json to start from (or a run or tune folder: its config)",
+    )
     p.add_argument("--recipe", type=str, default=None, help=f"a named starting point: {', '.join(RECIPES)}")
     p.add_argument(
         "--resume",
@@ -145,8 +150,17 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def read_config_file(name: str) -> dict[str, Any]:
-    """The keys of a config.json, each checked for its type (the message names file and key)."""
+    """The keys of a config.json, each checked for its type (the messages name file and key).
+
+    A folder stands for its config.json (a run folder) or best_config.json (a tune folder).
+    """
     path = Path(name)
+    if path.is_dir():
+        path = next((path / f for f in ("config.json", "best_config.json") if (path / f).is_file()), path)
+    if path.is_dir():
+        raise FileNotFoundError(
+            f"--config: {path} is a folder without config.json (a run's) or best_config.json"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"--config: no such file {path}")
     return _checked_json(path, f"--config {path}", f"--config {path}: not valid JSON")
