@@ -18,9 +18,8 @@ import numpy as np
 
 from cnnlab.cli.common import class_names, load_image, load_model, model_input_shape, normalize, positive_int
 from cnnlab.cli.notices import error_lines
+from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.errors import CnnlabError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def add_parser(sub: Any) -> None:
