@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.images import Converted, open_image, pillow, read_image
+from cnnlab.data.images import Converted, open_image, pillow, read_image, upright_size
 from cnnlab.data.loader import stratified_split
 from cnnlab.errors import arg_error
 
@@ -54,10 +54,10 @@ def scan_classes(folder: Path) -> dict[str, list[Path]]:
 
 
 def _probe(path: Path) -> tuple[tuple[int, int], str]:
-    """(H, W) and mode of an image, without decoding the pixels."""
+    """(H, W) as shown (after EXIF orientation) and mode of an image, without decoding the pixels."""
     try:
         with open_image(path) as im:
-            return (im.height, im.width), im.mode
+            return upright_size(im), im.mode
     except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError...
         raise ValueError(f"folder dataset: cannot read image {path}: {exc}") from exc
 

@@ -9,7 +9,15 @@ with alpha (``LA``, ``RGBA``, ``PA``), 16-bit grayscale (``I;16``, or ``I``), 1-
 - transparency is flattened onto black, the background of MNIST-like datasets;
 - colour becomes grayscale with Pillow's luma weights (0.299 R + 0.587 G + 0.114 B);
   grayscale becomes three equal channels;
+- the image is turned upright first when its EXIF data says the camera held it rotated
+  (orientation tags 2-8, as phones write them; ``PIL.ImageOps.exif_transpose``), so a
+  phone photo is classified as it is shown, not sideways;
 - the image is resized (bilinear) to the model's (H, W).
+
+Every image cnnlab reads goes through this module (folder datasets, ``predict``, ``show``,
+``evaluate`` and the dashboard), so each gets the same orientation and the same limits: an
+image over Pillow's decompression-bomb limit is refused with its pixel count and the limit
+(``ImageTooLarge``), never reported as unreadable.
 
 8-bit images go through Pillow's ``L``/``RGB`` modes exactly as before, so a folder
 dataset reads the same numbers it always did. ``read_image`` also returns the lossy steps
@@ -19,11 +27,15 @@ dataset reads the same numbers it always did. ``read_image`` also returns the lo
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+
+#: The EXIF tag that says how the camera was held (1 = upright; 2-8 = mirrored/rotated).
+ORIENTATION_TAG = 0x0112
 
 ALPHA_MODES = {"LA", "La", "RGBA", "RGBa", "PA"}
 HIGH_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -41,16 +53,52 @@ def pillow() -> Any:
     return Image
 
 
-def open_image(path: str | os.PathLike[str], warn_large: bool = True) -> Any:
+class ImageTooLarge(ValueError):
+    """An image over Pillow's decompression-bomb limit: the message gives its pixels and the limit.
+
+    Attributes:
+        pixels: the image's width x height (None when Pillow's message did not say).
+        limit: the most pixels Pillow opens (twice ``PIL.Image.MAX_IMAGE_PIXELS``).
+    """
+
+    def __init__(self, message: str, pixels: int | None, limit: int) -> None:
+        super().__init__(message)
+        self.pixels = pixels
+        self.limit = limit
+
+
+def _too_large(Image: Any, exc: Exception) -> ImageTooLarge:
+    """Pillow's DecompressionBombError in words: the image's pixels and the limit."""
+    limit = 2 * Image.MAX_IMAGE_PIXELS  # Pillow refuses images over twice MAX_IMAGE_PIXELS
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = int(found.group(1)) if found else None
+    return ImageTooLarge(  # the callers name the file
+        f"the image is over the pixel limit: {f'{pixels:,}' if pixels else 'more than that'} pixels, "
+        f"the limit is {limit:,} pixels (Pillow refuses larger images as possible decompression "
+        "bombs; raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file)",
+        pixels,
+        limit,
+    )
+
+
+def open_image(path: str | os.PathLike[str] | IO[bytes], warn_large: bool = True) -> Any:
     """``Image.open(path)`` with Pillow's DecompressionBombWarning replaced by a clear warning.
 
-    Images more than twice Pillow's ``MAX_IMAGE_PIXELS`` still raise Pillow's
-    DecompressionBombError (the caller reports it as an unreadable image).
+    Args:
+        path: an image file, or an open binary file object (an upload).
+        warn_large: warn when the image is over Pillow's ``MAX_IMAGE_PIXELS``.
+
+    Raises:
+        ImageTooLarge: more than twice Pillow's ``MAX_IMAGE_PIXELS`` (Pillow's
+            DecompressionBombError); the message gives the image's pixels and the limit.
     """
     Image = pillow()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        im = Image.open(path)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError as exc:
+            raise _too_large(Image, exc) from None
     limit = Image.MAX_IMAGE_PIXELS
     if warn_large and limit and im.width * im.height > limit:
         warnings.warn(
@@ -62,12 +110,41 @@ def open_image(path: str | os.PathLike[str], warn_large: bool = True) -> Any:
     return im
 
 
+def orientation(im: Any) -> int:
+    """The EXIF orientation of an open image: 1 (upright) when it has none or an invalid one.
+
+    For a PNG only an eXIf chunk before the pixels counts until the image is loaded (finding
+    one after them would decode the whole image).
+    """
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
+    try:
+        value = im.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # a damaged EXIF block: read the pixels as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright_size(im: Any) -> tuple[int, int]:
+    """(H, W) of an open image as shown, i.e. after its EXIF orientation (5-8 swap H and W)."""
+    return (im.width, im.height) if orientation(im) in (5, 6, 7, 8) else (im.height, im.width)
+
+
+def upright(im: Any) -> Any:
+    """``im`` turned as its EXIF orientation says (``PIL.ImageOps.exif_transpose``); as is when upright."""
+    if orientation(im) == 1:
+        return im
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(im)
+
+
 @dataclass
 class Converted:
     """What ``read_image`` did to one image.
 
     Attributes:
-        size: the file's (H, W).
+        size: the image's (H, W) as shown (after its EXIF orientation).
         mode: the file's Pillow mode, e.g. "RGBA".
         lossy: lossy steps in words, e.g. ["colour dropped (read as grayscale)"].
     """
@@ -113,11 +190,17 @@ def read_image(
     Returns:
         ``(pixels, converted)``: pixels (C, H, W) and what was done (``Converted``).
 
+    The image is turned upright first as its EXIF orientation says (a phone photo taken
+    sideways is read as it is shown).
+
     Raises:
+        ImageTooLarge: the image is over Pillow's decompression-bomb limit.
         OSError / ValueError and Pillow's errors when the file cannot be decoded.
     """
     Image = pillow()
-    with open_image(path, warn_large) as opened:
+    with open_image(path, warn_large) as stored:
+        stored.load()  # a PNG's eXIf chunk may follow the pixels
+        opened = upright(stored)
         converted = Converted((opened.height, opened.width), opened.mode)
         size = size or converted.size
         if size[0] < converted.size[0] or size[1] < converted.size[1]:
