@@ -51,9 +51,9 @@ from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import MSELoss, SoftmaxCrossEntropy
 from cnnlab.optim import SGD, Adam, AdamW
-from cnnlab.train.callbacks import CSVLogger, EarlyStopping, JSONLogger, ModelCheckpoint
-from cnnlab.train.fit import TrainingDiverged, fit
-from cnnlab.train.history import History
+from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping, JSONLogger, ModelCheckpoint
+from cnnlab.train.loop.fit import TrainingDiverged, fit
+from cnnlab.train.loop.history import History
 
 __version__ = "0.1.0"
 

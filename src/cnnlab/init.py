@@ -6,7 +6,7 @@ Randomness is explicit: every layer that draws numbers takes ``rng``, which may 
 Inside ``dry_build(limit)`` the initializers draw nothing and allocate nothing: they count
 the values they were asked for (refusing once there are more than ``limit``) and hand out
 read-only zero views of the right shape, so a model of any size can be built to learn its
-parameter count and output shapes before memory is committed (``cnnlab.train.memory``).
+parameter count and output shapes before memory is committed (``cnnlab.train.runs.memory``).
 """
 
 from __future__ import annotations

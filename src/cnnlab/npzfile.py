@@ -1,6 +1,6 @@
 """Reading cnnlab's ``.npz`` files safely: a JSON header plus numeric arrays, no pickle.
 
-Model files (``cnnlab.io``) and training checkpoints (``cnnlab.train.checkpoint``) are
+Model files (``cnnlab.io``) and training checkpoints (``cnnlab.train.loop.checkpoint``) are
 both an ``.npz`` holding a JSON header (UTF-8 bytes as a 1-D ``uint8`` array under one
 key) beside plain arrays. This module is the one reader both use: it opens the archive
 with ``allow_pickle=False``, reads the header, and reports every array's declared shape

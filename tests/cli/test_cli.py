@@ -89,7 +89,7 @@ def test_label_smoothing_reaches_the_training_loss(tmp_path: Path) -> None:
 
 
 def test_bad_label_smoothing_is_one_line() -> None:
-    from cnnlab.train.run import TrainConfig
+    from cnnlab.train.runs.run import TrainConfig
 
     with pytest.raises(ValueError, match=r"label_smoothing.*in \[0, 1\). Received: label_smoothing=1.0"):
         TrainConfig(label_smoothing=1.0).validate()

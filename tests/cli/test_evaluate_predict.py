@@ -15,7 +15,7 @@ import cnnlab
 from cnnlab.cli.main import main
 from cnnlab.data import load_dataset
 from cnnlab.data.loader import Normalizer
-from cnnlab.train.fit import fit
+from cnnlab.train.loop.fit import fit
 
 Image = pytest.importorskip("PIL.Image")
 

@@ -29,7 +29,7 @@ from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import MSELoss, SoftmaxCrossEntropy
 from cnnlab.optim import SGD, Adam
-from cnnlab.train.evaluate import evaluate_arrays
+from cnnlab.train.evaluation.evaluate import evaluate_arrays
 
 TINY = str(Path(__file__).parents[1] / "reliability" / "tiny.json")
 BIG = np.float32(3e38)  # float32 max is 3.4e38: any sum or product of two of these overflows

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from cnnlab.io import load
-from cnnlab.train.run import TrainConfig, train_run
+from cnnlab.train.runs.run import TrainConfig, train_run
 
 TINY = {
     "layers": [

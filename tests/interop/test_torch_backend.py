@@ -16,16 +16,16 @@ from cnnlab.losses import MSELoss, SoftmaxCrossEntropy
 from cnnlab.models import build_model
 from cnnlab.optim import make_optimizer
 from cnnlab.optim.schedules import CosineWarmup
-from cnnlab.train.callbacks import EarlyStopping
-from cnnlab.train.engines.torch_engine import (
+from cnnlab.train.loop.callbacks import EarlyStopping
+from cnnlab.train.loop.engines.torch_engine import (
     resolve_device,
     to_tensors,
     torch_optimizer,
     train_step,
     validate_torch,
 )
-from cnnlab.train.fit import fit, validate
-from cnnlab.train.run import TrainConfig, train_run
+from cnnlab.train.loop.fit import fit, validate
+from cnnlab.train.runs.run import TrainConfig, train_run
 from cnnlab.train.torch_backend import fit_torch
 
 TINY = {
@@ -166,8 +166,8 @@ def test_a_numpy_trained_model_runs_the_same_in_torch(torch, tmp_path):
 
 
 def test_resume_continues_a_torch_run_bit_for_bit(torch, tmp_path):
-    from cnnlab.train.callbacks import Callback
-    from cnnlab.train.checkpoint import TrainingInterrupted
+    from cnnlab.train.loop.callbacks import Callback
+    from cnnlab.train.loop.checkpoint import TrainingInterrupted
 
     class StopAtEpoch2(Callback):
         def on_epoch_begin(self, epoch, ctx):
@@ -227,8 +227,8 @@ def test_resume_with_early_stopping_matches_an_uninterrupted_torch_run(torch, tm
     """Issue 16's acceptance: the torch backend saves and restores callback state, so a
     resumed run with early stopping and the plateau schedule stops at the same epoch with
     the same best weights."""
-    from cnnlab.train.callbacks import Callback
-    from cnnlab.train.checkpoint import TrainingInterrupted
+    from cnnlab.train.loop.callbacks import Callback
+    from cnnlab.train.loop.checkpoint import TrainingInterrupted
 
     class StopAtEpoch(Callback):
         def on_epoch_begin(self, epoch, ctx):

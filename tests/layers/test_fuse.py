@@ -153,7 +153,7 @@ def test_sequential_forward_and_backward_are_a_plain_chain():
 
 
 def test_fit_trains_through_the_fused_view(monkeypatch, rng):
-    from cnnlab.train.fit import fit
+    from cnnlab.train.loop.fit import fit
 
     calls = []
     original = ReLUMaxPool2D.forward

@@ -67,8 +67,8 @@ def test_recipe_rows_time_real_augmented_steps_of_each_engine(
     torch: Any, tiny_fashion: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
     from cnnlab.data.transforms import Compose
-    from cnnlab.train.engines.numpy_engine import NumpyEngine
-    from cnnlab.train.engines.torch_engine import TorchEngine
+    from cnnlab.train.loop.engines.numpy_engine import NumpyEngine
+    from cnnlab.train.loop.engines.torch_engine import TorchEngine
 
     augmented: list[np.ndarray] = []  # every batch the recipe's shift+flip produced
     steps: list[tuple[str, tuple[int, ...]]] = []  # (engine, batch shape) of every step
@@ -149,7 +149,7 @@ def test_tiers_and_engines_interleave_in_rounds_in_one_process(
 ) -> None:
     """Each NumPy-engine step sets its tier; the engines take turns, round after round."""
     from cnnlab.cli import benchmark
-    from cnnlab.train.engines.numpy_engine import NumpyEngine
+    from cnnlab.train.loop.engines.numpy_engine import NumpyEngine
 
     order: list[str | None] = []
 

@@ -34,9 +34,9 @@ from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.sgd import SGD
-from cnnlab.train.callbacks import Callback
-from cnnlab.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from cnnlab.train.fit import TrainingDiverged, fit
+from cnnlab.train.loop.callbacks import Callback
+from cnnlab.train.loop.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from cnnlab.train.loop.fit import TrainingDiverged, fit
 
 TINY = str(Path(__file__).with_name("tiny.json"))
 

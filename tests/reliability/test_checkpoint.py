@@ -20,9 +20,9 @@ from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.adam import Adam
 from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau
-from cnnlab.train.callbacks import EarlyStopping
-from cnnlab.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from cnnlab.train.fit import fit
+from cnnlab.train.loop.callbacks import EarlyStopping
+from cnnlab.train.loop.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from cnnlab.train.loop.fit import fit
 
 EPOCHS = 4
 

@@ -33,7 +33,7 @@ from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.sequential import Sequential
 from cnnlab.optim.adam import Adam
-from cnnlab.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from cnnlab.train.loop.checkpoint import TrainState, load_checkpoint, save_checkpoint
 
 #: The clean errors a bad file may raise (ShapeError is a ValueError).
 CLEAN = (CnnlabError, ValueError, KeyError)

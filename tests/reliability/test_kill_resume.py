@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cnnlab.train.checkpoint import CHECKPOINT_NAME, KILL_ENV, SLOW_ENV
+from cnnlab.train.loop.checkpoint import CHECKPOINT_NAME, KILL_ENV, SLOW_ENV
 
 TINY = Path(__file__).with_name("tiny.json")
 EPOCHS = 14  # 8 kills, each after >= 1 more saved epoch: leave slack for a slow poll

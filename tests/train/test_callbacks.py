@@ -15,7 +15,7 @@ from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.sgd import SGD
-from cnnlab.train.callbacks import (
+from cnnlab.train.loop.callbacks import (
     Callback,
     CSVLogger,
     EarlyStopping,
@@ -25,8 +25,8 @@ from cnnlab.train.callbacks import (
     ReduceLROnPlateauCallback,
     TrainContext,
 )
-from cnnlab.train.fit import fit
-from cnnlab.train.history import History
+from cnnlab.train.loop.fit import fit
+from cnnlab.train.loop.history import History
 
 
 def blobs(n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

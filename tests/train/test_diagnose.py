@@ -10,7 +10,7 @@ import pytest
 from histories import CASES, rows
 
 from cnnlab.cli.main import main
-from cnnlab.train.diagnose import diagnose
+from cnnlab.train.analysis.diagnose import diagnose
 
 
 @pytest.mark.parametrize("kind", CASES)

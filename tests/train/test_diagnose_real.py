@@ -10,8 +10,8 @@ import pytest
 import cnnlab
 from cnnlab.data import load_dataset
 from cnnlab.models import build_model
-from cnnlab.train.diagnose import diagnose
-from cnnlab.train.fit import fit
+from cnnlab.train.analysis.diagnose import diagnose
+from cnnlab.train.loop.fit import fit
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 

@@ -1,4 +1,4 @@
-"""Test metrics and test-time augmentation (cnnlab.train.evaluate)."""
+"""Test metrics and test-time augmentation (cnnlab.train.evaluation.evaluate)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cnnlab
-from cnnlab.train.evaluate import evaluate_arrays, predict_proba
+from cnnlab.train.evaluation.evaluate import evaluate_arrays, predict_proba
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

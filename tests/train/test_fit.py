@@ -14,9 +14,9 @@ from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.sgd import SGD
-from cnnlab.train.callbacks import Callback
-from cnnlab.train.fit import TrainingDiverged, fit
-from cnnlab.train.history import COLUMNS, History
+from cnnlab.train.loop.callbacks import Callback
+from cnnlab.train.loop.fit import TrainingDiverged, fit
+from cnnlab.train.loop.history import COLUMNS, History
 
 
 def blobs(n0: int = 40, n1: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +280,7 @@ def test_verbose_without_a_terminal_prints_one_line_per_epoch(capsys):
 
 def test_live_bar_in_a_terminal_leaves_one_summary_line_per_epoch(capsys, monkeypatch):
     pytest.importorskip("rich")
-    from cnnlab.train import progress
+    from cnnlab.train.loop import progress
 
     monkeypatch.setattr(progress.sys.stdout, "isatty", lambda: True)
     assert isinstance(progress.make_progress(True, 2), progress.RichProgress)
@@ -320,7 +320,7 @@ def test_the_live_bar_says_when_the_kernels_compile():
     """The first-run compile of the compiled tier (seconds) is said on the bar's own line."""
     pytest.importorskip("rich")
     from cnnlab.kernels import select
-    from cnnlab.train import progress
+    from cnnlab.train.loop import progress
 
     bar = progress.RichProgress(2)
     try:

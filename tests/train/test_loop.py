@@ -28,10 +28,10 @@ from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.adam import Adam
 from cnnlab.optim.schedules import ReduceLROnPlateau
 from cnnlab.optim.sgd import SGD
-from cnnlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateauCallback
-from cnnlab.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from cnnlab.train.fit import TrainingDiverged, fit
-from cnnlab.train.history import COLUMNS
+from cnnlab.train.loop.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateauCallback
+from cnnlab.train.loop.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from cnnlab.train.loop.fit import TrainingDiverged, fit
+from cnnlab.train.loop.history import COLUMNS
 
 
 @pytest.fixture(params=["numpy", "torch"])

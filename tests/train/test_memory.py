@@ -15,7 +15,7 @@ import pytest
 from cnnlab.errors import CnnlabError
 from cnnlab.init import TooManyParameters, dry_build, torch_default_uniform
 from cnnlab.models import build_model, model_from_file
-from cnnlab.train.memory import check_fits, estimate
+from cnnlab.train.runs.memory import check_fits, estimate
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")

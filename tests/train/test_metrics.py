@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cnnlab.errors import ShapeError
-from cnnlab.train.metrics import (
+from cnnlab.train.evaluation.metrics import (
     accuracy,
     classification_report,
     confusion_matrix,

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from cnnlab.cli.main import main
-from cnnlab.train.checkpoint import SLOW_ENV
-from cnnlab.train.runlock import LOCK_NAME
+from cnnlab.train.loop.checkpoint import SLOW_ENV
+from cnnlab.train.runs.runlock import LOCK_NAME
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -203,7 +203,7 @@ def test_resume_and_overwrite_together_are_refused(
 def test_default_run_folders_of_the_same_second_do_not_collide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cnnlab.train import run
+    from cnnlab.train.runs import run
 
     monkeypatch.setattr(run, "default_run_dir", lambda: tmp_path / "runs" / "20260101-000000")
     config = {"model": TINY, "epochs": 1, "batch_size": 64}
@@ -273,7 +273,7 @@ def test_a_planned_default_folder_that_got_taken_becomes_name_2(
 ) -> None:
     """`train --dashboard` names the default folder before the run claims it (for the page's
     link); if another run takes that name first, this one still gets NAME-2, not a refusal."""
-    from cnnlab.train import run
+    from cnnlab.train.runs import run
 
     planned = tmp_path / "runs" / "20260101-000000"
     config = {"model": TINY, "epochs": 1, "batch_size": 64}
@@ -288,9 +288,9 @@ def test_a_resumed_runs_seconds_count_every_command(
 ) -> None:
     import time as time_module
 
-    from cnnlab.train.callbacks import Callback
-    from cnnlab.train.checkpoint import TrainingInterrupted
-    from cnnlab.train.run import TrainConfig, train_run
+    from cnnlab.train.loop.callbacks import Callback
+    from cnnlab.train.loop.checkpoint import TrainingInterrupted
+    from cnnlab.train.runs.run import TrainConfig, train_run
 
     class SlowThenStop(Callback):
         def on_batch_end(self, batch: int, logs: dict[str, object], ctx: object) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.train.runlock import LOCK_NAME, RunFolderLocked, acquire, locked, release
+from cnnlab.train.runs.runlock import LOCK_NAME, RunFolderLocked, acquire, locked, release
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC}
@@ -20,7 +20,7 @@ def other_process_acquires(folder: Path) -> subprocess.CompletedProcess[str]:
     """Try to lock ``folder`` from another process; it prints OK or the error."""
     code = textwrap.dedent(
         f"""
-        from cnnlab.train.runlock import acquire, release
+        from cnnlab.train.runs.runlock import acquire, release
         try:
             release(acquire({str(folder)!r}, notice=lambda t: print("NOTICE", t)))
         except Exception as exc:
@@ -78,7 +78,9 @@ def test_a_dead_holders_lock_is_taken_over_with_a_notice(tmp_path: Path) -> None
 
 def test_a_killed_holders_lock_is_taken_over_by_another_process(tmp_path: Path) -> None:
     # The holder really holds the lock (flock included), then dies by SIGKILL: no cleanup ran.
-    code = f"from cnnlab.train.runlock import acquire; import os; acquire({str(tmp_path)!r}); os._exit(0)"
+    code = (
+        f"from cnnlab.train.runs.runlock import acquire; import os; acquire({str(tmp_path)!r}); os._exit(0)"
+    )
     holder = subprocess.run([sys.executable, "-c", code], env=ENV, timeout=60)
     assert holder.returncode == 0
     pid = int((tmp_path / LOCK_NAME).read_text())
@@ -102,7 +104,7 @@ def test_an_empty_lock_file_is_waited_for_then_taken_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An empty file is a lock whose creator has not written its PID yet: wait, then take it.
-    import cnnlab.train.runlock as runlock
+    import cnnlab.train.runs.runlock as runlock
 
     monkeypatch.setattr(runlock, "CREATING_GRACE_S", 0.2)
     (tmp_path / LOCK_NAME).write_text("")

@@ -12,7 +12,7 @@ import pytest
 
 import cnnlab
 from cnnlab.errors import CnnlabError
-from cnnlab.train.tensorboard import TensorBoard, tile_grid
+from cnnlab.train.loop.tensorboard import TensorBoard, tile_grid
 
 
 @pytest.fixture(scope="module")

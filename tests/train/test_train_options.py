@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli.main import main
-from cnnlab.train.checkpoint import CHECKPOINT_NAME, SLOW_ENV, TrainingInterrupted
-from cnnlab.train.run import TrainConfig, train_run
+from cnnlab.train.loop.checkpoint import CHECKPOINT_NAME, SLOW_ENV, TrainingInterrupted
+from cnnlab.train.runs.run import TrainConfig, train_run
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
 SRC = str(Path(__file__).resolve().parents[2] / "src")

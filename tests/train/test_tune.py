@@ -14,10 +14,10 @@ import pytest
 
 from cnnlab.cli.main import build_parser, main
 from cnnlab.errors import CnnlabError
-from cnnlab.train.fit import TrainingDiverged
-from cnnlab.train.history import History
-from cnnlab.train.run import TrainConfig, train_run
-from cnnlab.train.tune import DEFAULT_SPACE, PruningCallback, load_space, suggest_config, tune
+from cnnlab.train.analysis.tune import DEFAULT_SPACE, PruningCallback, load_space, suggest_config, tune
+from cnnlab.train.loop.fit import TrainingDiverged
+from cnnlab.train.loop.history import History
+from cnnlab.train.runs.run import TrainConfig, train_run
 
 optuna = pytest.importorskip("optuna")
 
@@ -159,7 +159,7 @@ def test_diverged_trial_fails_and_the_study_goes_on(tmp_path: Path, monkeypatch:
         Path(config.out or "").mkdir(parents=True)
         raise TrainingDiverged("loss is nan", History(), 1, 0)
 
-    monkeypatch.setattr("cnnlab.train.run.train_run", diverge)
+    monkeypatch.setattr("cnnlab.train.runs.run.train_run", diverge)
     result = tune("digits", 2, epochs=1, out=tmp_path, verbose=False)
     assert [t.state.name for t in result.study.trials] == ["FAIL", "FAIL"]
     info = json.loads((tmp_path / "trials" / "0001" / "trial.json").read_text())
@@ -213,7 +213,7 @@ def test_without_optuna_says_how_to_install(
 def test_a_second_tune_into_a_folder_in_use_is_refused_before_the_study(tmp_path: Path) -> None:
     # Two tunes on one folder raced for study.db (sqlite: 'UNIQUE constraint failed'); the
     # second now stops with the folder-lock message and touches nothing.
-    from cnnlab.train.runlock import RunFolderLocked, locked
+    from cnnlab.train.runs.runlock import RunFolderLocked, locked
 
     out = tmp_path / "tune"
     out.mkdir()

@@ -64,7 +64,7 @@ def test_a_chance_level_best_is_flagged_and_not_written(
 
 
 def test_chance_bound() -> None:
-    from cnnlab.train.tune import chance_bound
+    from cnnlab.train.analysis.tune import chance_bound
 
     chance, bound = chance_bound(np.repeat(np.arange(10), 144), 0.1)  # digits-like: 144 val images
     assert chance == pytest.approx(0.1) and bound == pytest.approx(0.1 + 2 * np.sqrt(0.09 / 144))

@@ -7,7 +7,7 @@ import pytest
 
 from cnnlab.data.datasets import FASHION_CLASSES
 from cnnlab.errors import CnnlabError
-from cnnlab.train.history import History
+from cnnlab.train.loop.history import History
 from cnnlab.viz import activations, confusion, curves, images, prediction, projection
 from cnnlab.viz.figure import new_figure
 

@@ -30,7 +30,7 @@ def check_png(path, size):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One epoch of `small` on digits, its plots (no t-SNE: slow) and report.html."""
-    from cnnlab.train.run import TrainConfig, train_run
+    from cnnlab.train.runs.run import TrainConfig, train_run
 
     out = tmp_path_factory.mktemp("run")
     train_run(TrainConfig(epochs=1, batch_size=64, out=str(out)), verbose=False)

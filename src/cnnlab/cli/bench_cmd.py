@@ -26,7 +26,7 @@ RECIPE_OPTIONS: dict[str, Any] = {"--steps": 10, "--data-dir": None}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``cnnlab bench`` (also used by ``benchmarks/bench_train_step.py``)."""
     from cnnlab.cli.benchmark import MODELS
-    from cnnlab.train.recipes import RECIPES
+    from cnnlab.train.runs.recipes import RECIPES
 
     p.add_argument("--batches", default=None, help="comma-separated batch sizes (default 32,128,512)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")

@@ -32,7 +32,7 @@ import numpy as np
 
 from cnnlab.cli import benchmark
 from cnnlab.errors import CnnlabError
-from cnnlab.train.run import RunData, TrainConfig, build_run_parts, load_run_data
+from cnnlab.train.runs.run import RunData, TrainConfig, build_run_parts, load_run_data
 
 #: Untimed steps per engine before the rounds (the compiled tier checks its kernels on first use).
 WARMUP = 3
@@ -45,7 +45,7 @@ def recipe_config(name: str, data_dir: str | None = None) -> TrainConfig:
         ValueError: an unknown recipe (the message lists the valid names), or a ``data_dir``
             that is not an existing folder.
     """
-    from cnnlab.train.recipes import recipe
+    from cnnlab.train.runs.recipes import recipe
 
     values = recipe(name)
     if data_dir is not None:
@@ -97,8 +97,8 @@ class RecipeStep:
     """
 
     def __init__(self, config: TrainConfig, data: RunData, backend: str, kernels: str | None) -> None:
-        from cnnlab.train.engines import make_engine
-        from cnnlab.train.fit import TrainBatches
+        from cnnlab.train.loop.engines import make_engine
+        from cnnlab.train.loop.fit import TrainBatches
 
         parts = build_run_parts(config, data)  # a fresh model with the recipe's seeded weights
         batches = TrainBatches(
@@ -122,7 +122,7 @@ class RecipeStep:
 
     def _epochs(self, batches: Any, transform: Any, lr: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The augmented batches of epoch after epoch, each epoch begun as ``fit`` begins it."""
-        from cnnlab.train.fit import augmented
+        from cnnlab.train.loop.fit import augmented
 
         epoch = 0
         while True:
@@ -247,7 +247,7 @@ def _print_header(
     cpu_clock: bool,
     print_fn: Callable[[str], None],
 ) -> None:
-    from cnnlab.train.run import describe_model
+    from cnnlab.train.runs.run import describe_model
 
     c, h, w = data.image_shape
     first = steppers[0]  # every engine trains on the same split

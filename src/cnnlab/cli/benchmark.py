@@ -35,7 +35,7 @@ MODELS: dict[str, tuple[int, int, int]] = {
     "fashion": (1, 28, 28),
 }
 #: bench name -> (zoo model, its arguments) where they differ: "fashion" is the network of
-#: ``cnnlab train --recipe fashion`` (train/recipes.py).
+#: ``cnnlab train --recipe fashion`` (train/runs/recipes.py).
 ZOO_ARGS: dict[str, tuple[str, dict[str, Any]]] = {"fashion": ("vgg", {"widths": [16, 64], "dropout": 0.0})}
 
 

@@ -32,7 +32,7 @@ def resolve_model_path(path: str) -> Path:
 
 def _unfinished_run(run: Path) -> str:
     """Why run folder ``run`` has a checkpoint but no model.npz yet, and what to do."""
-    from cnnlab.train.runlock import RunFolderLocked, check_free
+    from cnnlab.train.runs.runlock import RunFolderLocked, check_free
 
     try:
         epochs = max(0, len((run / "history.csv").read_text(encoding="utf-8").splitlines()) - 1)

@@ -15,7 +15,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.train.diagnose import diagnose_run
+    from cnnlab.train.analysis.diagnose import diagnose_run
 
     result = diagnose_run(args.run)
     print(json.dumps(result.as_dict()) if args.json else result)

@@ -59,8 +59,8 @@ def to_model_shape(x: Any, shape: tuple[int, int | None, int | None], name: str)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.train.evaluate import align_labels, evaluate_arrays, tta_warning
-    from cnnlab.train.metrics import classification_report
+    from cnnlab.train.evaluation.evaluate import align_labels, evaluate_arrays, tta_warning
+    from cnnlab.train.evaluation.metrics import classification_report
 
     model, extra = load_model(args.model)
     name = args.data or extra.get("dataset")

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         shape = shape or (1, 28, 28)
         model = model_from_file(target, shape[0], (shape[1], shape[2]), args.classes)
     elif target.suffix.lower() == ".json":  # a run's config.json
-        from cnnlab.train.run import TrainConfig
+        from cnnlab.train.runs.run import TrainConfig
 
         cfg = TrainConfig.from_dict({k: v for k, v in json.loads(target.read_text()).items()})
         shape = shape or (1, 28, 28)

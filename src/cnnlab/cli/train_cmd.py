@@ -10,8 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from cnnlab.train.recipes import RECIPES
-from cnnlab.train.run import SCHEDULES, TrainConfig, check_config_values, train_run
+from cnnlab.train.runs.recipes import RECIPES
+from cnnlab.train.runs.run import SCHEDULES, TrainConfig, check_config_values, train_run
 
 # CLI flag -> TrainConfig field (flags left out keep the config file's or default value).
 FLAGS: dict[str, tuple[str, type, str]] = {
@@ -120,7 +120,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
     A ``--model`` other than the recipe's (or config's) drops their model options.
     """
-    from cnnlab.train.recipes import recipe
+    from cnnlab.train.runs.recipes import recipe
 
     values: dict[str, Any] = recipe(args.recipe) if args.recipe else {}
     if args.config:
@@ -217,8 +217,8 @@ def run(args: argparse.Namespace) -> int:
 def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any]) -> int:
     import sys
 
-    from cnnlab.train.checkpoint import TrainingInterrupted
-    from cnnlab.train.distributed import is_main_process
+    from cnnlab.train.loop.checkpoint import TrainingInterrupted
+    from cnnlab.train.loop.distributed import is_main_process
 
     config = resume_config(args.resume, args) if args.resume else resolve_config(args)
     # Under torchrun every process runs this command; only rank 0 reports.
@@ -231,7 +231,7 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
     dashboard, default_dir = None, None
     if args.dashboard and main:  # a live page of the runs folder (cnnlab.dashboard)
         from cnnlab.dashboard.server import start_beside
-        from cnnlab.train.run import default_run_dir
+        from cnnlab.train.runs.run import default_run_dir
 
         # The page's link names the run before its folder exists; a default name stays a
         # default (NAME-2 if another run takes it first), not an --out that refuses a taken one.
@@ -262,12 +262,12 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
         f"({result.seconds:.1f} s){tta}"
     )
     print(f"run folder: {result.run_dir}")
-    from cnnlab.train.evaluate import tta_warning
+    from cnnlab.train.evaluation.evaluate import tta_warning
 
     warning = tta_warning(config.tta, config.augment, result.metrics)
     if warning:  # e.g. --tta flip on digits: a mirrored 2 is not a 2
         warnings.warn(warning, UserWarning, stacklevel=1)
-    from cnnlab.train.diagnose import diagnose_run
+    from cnnlab.train.analysis.diagnose import diagnose_run
 
     print(diagnose_run(result.run_dir))
     if not args.no_plots:

@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import CnnlabError
-    from cnnlab.train.tune import load_space, require_optuna, tune
+    from cnnlab.train.analysis.tune import load_space, require_optuna, tune
 
     optuna = require_optuna()
     # We print our own line per trial; a failed trial's error is ours to print, once, as one message.

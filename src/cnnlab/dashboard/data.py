@@ -1,7 +1,7 @@
 """Reading run folders for the dashboard: safely, read-only, and while they are being written.
 
 A run is a folder under ``RUNS_DIR`` (at most ``MAX_DEPTH`` levels down) holding a
-``config.json``, ``history.csv`` or ``metrics.json`` (see ``cnnlab.train.run``). Runs are
+``config.json``, ``history.csv`` or ``metrics.json`` (see ``cnnlab.train.runs.run``). Runs are
 named by their path relative to ``RUNS_DIR`` with ``/`` separators, e.g. ``"fashion/seed1"``.
 
 Every name that comes from a request goes through ``RunsDir.resolve``: a name with ``..``,

@@ -91,7 +91,7 @@ def _load(run_dir: Path, path: Path) -> tuple[Any, dict[str, Any]]:
     from cnnlab.dashboard.data import read_json
     from cnnlab.io import load_with_extra
     from cnnlab.optim import make_optimizer
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.train.loop.checkpoint import load_checkpoint
 
     if path.name == "model.npz":
         return load_with_extra(path)

@@ -1,6 +1,6 @@
 """``fit_torch``: ``fit`` with the PyTorch engine (``cnnlab train --backend torch``).
 
-The loop is ``cnnlab.train.fit.fit``; the arithmetic is ``cnnlab.train.engines.torch_engine``
+The loop is ``cnnlab.train.loop.fit.fit``; the arithmetic is ``cnnlab.train.loop.engines.torch_engine``
 (whose helpers are re-exported here for code that imported them from this module).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnlab.train.engines.torch_engine import (
+from cnnlab.train.loop.engines.torch_engine import (
     DEVICES,
     copy_back,
     label_smoothing_of,
@@ -19,8 +19,8 @@ from cnnlab.train.engines.torch_engine import (
     train_step,
     validate_torch,
 )
-from cnnlab.train.fit import fit
-from cnnlab.train.history import History
+from cnnlab.train.loop.fit import fit
+from cnnlab.train.loop.history import History
 
 __all__ = [
     "DEVICES",
@@ -37,7 +37,7 @@ __all__ = [
 
 
 def fit_torch(*args: Any, device: str = "cpu", **kwargs: Any) -> History:
-    """``fit(*args, backend="torch", device=device, **kwargs)``: see ``cnnlab.train.fit.fit``.
+    """``fit(*args, backend="torch", device=device, **kwargs)``: see ``cnnlab.train.loop.fit.fit``.
 
     Args:
         device: "cpu" or "cuda" (under torchrun: the GPU ``LOCAL_RANK``).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.train.history import History
+from cnnlab.train.loop.history import History
 from cnnlab.viz.figure import new_figure, save
 
 #: Pixel size of the learning-curves PNG (three panels side by side).
@@ -35,7 +35,7 @@ def plot_curves(history: History, path: str | os.PathLike[str]) -> Path:
 
     Example:
         >>> import tempfile, pathlib
-        >>> from cnnlab.train.history import History
+        >>> from cnnlab.train.loop.history import History
         >>> h = History()
         >>> for e in (1, 2, 3):
         ...     h.append(epoch=e, train_loss=1 / e, train_accuracy=1 - 0.5 / e, val_loss=1.2 / e,

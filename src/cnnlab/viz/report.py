@@ -153,7 +153,7 @@ def _metrics_html(metrics: dict[str, Any]) -> str:
 def _diagnosis_html(run: Path) -> str:
     if not (run / "history.csv").exists():
         return _missing("no history.csv: nothing to diagnose")
-    from cnnlab.train.diagnose import diagnose_run
+    from cnnlab.train.analysis.diagnose import diagnose_run
 
     try:
         result = diagnose_run(run)

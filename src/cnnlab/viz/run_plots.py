@@ -43,7 +43,7 @@ def plot_run(run_dir: str | os.PathLike[str], tsne: bool | None = None) -> list[
     Raises:
         FileNotFoundError: ``run_dir`` has neither history.csv nor model.npz.
     """
-    from cnnlab.train.history import History
+    from cnnlab.train.loop.history import History
     from cnnlab.viz.confusion import plot_confusion, plot_per_class
     from cnnlab.viz.curves import plot_curves
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.errors import arg_error
-from cnnlab.train.engines.base import Engine
-from cnnlab.train.engines.numpy_engine import NumpyEngine
+from cnnlab.train.loop.engines.base import Engine
+from cnnlab.train.loop.engines.numpy_engine import NumpyEngine
 
 BACKENDS = ("numpy", "torch")
 
@@ -38,7 +38,7 @@ def make_engine(
             raise arg_error("fit", "device", 'cpu with backend="numpy" (cuda needs backend="torch")', device)
         return NumpyEngine(model, loss, optimizer)
     if backend == "torch":
-        from cnnlab.train.engines.torch_engine import TorchEngine  # lazy: torch is optional
+        from cnnlab.train.loop.engines.torch_engine import TorchEngine  # lazy: torch is optional
 
         return TorchEngine(model, loss, optimizer, seed=seed, device=device, batch_size=batch_size)
     raise arg_error("fit", "backend", f"one of {', '.join(BACKENDS)}", backend)

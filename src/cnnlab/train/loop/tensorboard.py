@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.callbacks import Callback, TrainContext
+from cnnlab.train.loop.callbacks import Callback, TrainContext
 
 #: Channels of each feature map and kernels drawn per image, and the grid's columns.
 MAX_TILES, COLUMNS = 16, 8
@@ -66,7 +66,7 @@ class TensorBoard(Callback):
 
     Example:
         >>> import numpy as np, tempfile, cnnlab
-        >>> from cnnlab.train.tensorboard import TensorBoard
+        >>> from cnnlab.train.loop.tensorboard import TensorBoard
         >>> net = cnnlab.Sequential(cnnlab.Conv2D(1, 4, 3, rng=0), cnnlab.ReLU(), cnnlab.Flatten(),
         ...                         cnnlab.Dense(4 * 6 * 6, 3, rng=0))
         >>> x = np.random.default_rng(0).random((12, 1, 8, 8), dtype=np.float32)

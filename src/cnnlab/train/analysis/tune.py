@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError, arg_error
-from cnnlab.train.callbacks import Callback, TrainContext
-from cnnlab.train.history import write_atomic
-from cnnlab.train.run import TrainConfig
+from cnnlab.train.loop.callbacks import Callback, TrainContext
+from cnnlab.train.loop.history import write_atomic
+from cnnlab.train.runs.run import TrainConfig
 
 INSTALL_HINT = "pip install optuna (or pip install cnnlab[tune])"
 DEFAULT_SPACE: dict[str, Any] = {
@@ -258,9 +258,9 @@ def tune(
         verbose: print one line per trial and the table at the end.
     """
     optuna = require_optuna()
-    from cnnlab.train.fit import TrainingDiverged
-    from cnnlab.train.run import train_run
-    from cnnlab.train.runlock import locked
+    from cnnlab.train.loop.fit import TrainingDiverged
+    from cnnlab.train.runs.run import train_run
+    from cnnlab.train.runs.runlock import locked
 
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise arg_error("tune", "trials", "a positive int", trials)

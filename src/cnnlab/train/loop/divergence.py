@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.history import History
+from cnnlab.train.loop.history import History
 
 #: An epoch whose mean training loss exceeds this many times the reference has diverged.
 #: Why 100 (two orders of magnitude) never trips a healthy run: an epoch-mean loss of

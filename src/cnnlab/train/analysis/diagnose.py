@@ -22,7 +22,7 @@ loss ln K (2.303 for 10 classes) and the chance accuracy 1/K.
 - ``good_fit``: none of the above.
 
 The thresholds are rules of thumb, stated in the evidence so a reader can judge them. The
-advice (``cnnlab.train.advice``) is fitted to the run's config when it is known: it never
+advice (``cnnlab.train.analysis.advice``) is fitted to the run's config when it is known: it never
 proposes what the run already did or an option its model does not have.
 """
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnlab.train import advice as _advice
+from cnnlab.train.analysis import advice as _advice
 
 
 @dataclass

@@ -54,7 +54,7 @@ def evaluate_arrays(
     metrics are those of the averaged probabilities; ``tta`` names it and
     ``accuracy_without_tta`` gives the plain model's accuracy beside it.
     """
-    from cnnlab.train.metrics import confusion_matrix, per_class_metrics, top_k_accuracy
+    from cnnlab.train.evaluation.metrics import confusion_matrix, per_class_metrics, top_k_accuracy
 
     per_view = _view_probabilities(model, x, tta, batch_size, "evaluate")
     plain, probs = per_view[0], np.mean(per_view, axis=0)  # (N, K) each

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.train.config_types import check_type, check_values
-from cnnlab.train.evaluate import TTA_MODES
+from cnnlab.train.runs.config_types import check_type, check_values
+from cnnlab.train.evaluation.evaluate import TTA_MODES
 
 
 @dataclass
@@ -55,9 +55,9 @@ class TrainConfig:
     tta: str = "none"  # test-time augmentation of the final evaluation: none or flip
     seed: int = 0
     out: str | None = None
-    backend: str = "numpy"  # "torch": cnnlab.train.engines.torch_engine (also under torchrun)
+    backend: str = "numpy"  # "torch": cnnlab.train.loop.engines.torch_engine (also under torchrun)
     device: str = "cpu"  # "cuda" needs backend "torch"
-    tensorboard: bool = False  # event files in RUN/tensorboard (cnnlab.train.tensorboard)
+    tensorboard: bool = False  # event files in RUN/tensorboard (cnnlab.train.loop.tensorboard)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
@@ -227,7 +227,7 @@ class RunParts:
 def build_run_parts(config: TrainConfig, data: RunData) -> RunParts:
     """Build ``config``'s model (seeded), loss, optimizer, schedule and augmentation for ``data``.
 
-    The model is first built dry to check that it fits in memory (``train.memory.check_fits``).
+    The model is first built dry to check that it fits in memory (``train.runs.memory.check_fits``).
     Called again with the same config, it returns the same initial weights.
     """
     from cnnlab.data.transforms import parse_augment
@@ -235,7 +235,7 @@ def build_run_parts(config: TrainConfig, data: RunData) -> RunParts:
     from cnnlab.models import build_model, model_from_file
     from cnnlab.optim import make_optimizer
     from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
-    from cnnlab.train.memory import check_fits
+    from cnnlab.train.runs.memory import check_fits
 
     channels, height, width = data.image_shape
     num_classes = len(data.splits.classes)
@@ -304,7 +304,7 @@ def train_run(
 
     Nothing is written before every option, the data and the model are checked (the model
     built, after an estimate of its memory): a failed start leaves no folder and changes no
-    file. Then the folder is claimed (``cnnlab.train.runfolder``): locked against other
+    file. Then the folder is claimed (``cnnlab.train.runs.runfolder``): locked against other
     runs, and refused if it already holds a run, unless ``resume`` or ``overwrite`` (which
     deletes the old run's files first). The lock is held until the function returns, or,
     with ``hold`` (an ExitStack of the caller's), until the caller closes it.
@@ -326,27 +326,27 @@ def _train_run(
 ) -> RunResult:
     from cnnlab.atomic import write_text_atomic
     from cnnlab.io import save
-    from cnnlab.train.callbacks import CSVLogger, EarlyStopping
-    from cnnlab.train.checkpoint import (
+    from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
+    from cnnlab.train.loop.checkpoint import (
         CHECKPOINT_NAME,
         TrainingInterrupted,
         load_checkpoint,
         remove_stale_temp_files,
         save_checkpoint,
     )
-    from cnnlab.train.distributed import is_main_process
-    from cnnlab.train.evaluate import evaluate_arrays
-    from cnnlab.train.fit import fit
-    from cnnlab.train.runfolder import claim_run_folder, preflight
+    from cnnlab.train.loop.distributed import is_main_process
+    from cnnlab.train.evaluation.evaluate import evaluate_arrays
+    from cnnlab.train.loop.fit import fit
+    from cnnlab.train.runs.runfolder import claim_run_folder, preflight
 
     config.validate()
     if config.tensorboard:  # the install hint before anything is written
-        from cnnlab.train.tensorboard import import_tensorboard
+        from cnnlab.train.loop.tensorboard import import_tensorboard
 
         import_tensorboard()
     start = time.perf_counter()
     run_dir = Path(config.out) if config.out else (default_dir or default_run_dir())
-    # Under torchrun only rank 0 writes the run folder (cnnlab.train.distributed).
+    # Under torchrun only rank 0 writes the run folder (cnnlab.train.loop.distributed).
     is_main = config.backend != "torch" or is_main_process()
     if is_main and config.out:  # (a default folder gets a new name if taken)
         preflight(run_dir, resume, overwrite)  # fail fast; checked again under the lock
@@ -360,7 +360,7 @@ def _train_run(
     parts = build_run_parts(config, data)
     model, loss, optimizer, schedule = parts.model, parts.loss, parts.optimizer, parts.schedule
     if config.backend == "torch":
-        from cnnlab.train.engines.torch_engine import resolve_device
+        from cnnlab.train.loop.engines.torch_engine import resolve_device
 
         resolve_device(config.device)  # torch missing, or --device cuda without a GPU: say so now
 
@@ -410,7 +410,7 @@ def _train_run(
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
     if config.tensorboard and is_main:
-        from cnnlab.train.tensorboard import TensorBoard
+        from cnnlab.train.loop.tensorboard import TensorBoard
 
         all_callbacks.append(TensorBoard(run_dir / "tensorboard", sample=x_test[:1]))  # test image 0
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.layers.fuse import fuse
-from cnnlab.train.engines.base import Engine
-from cnnlab.train.metrics import accuracy
+from cnnlab.train.evaluation.metrics import accuracy
+from cnnlab.train.loop.engines.base import Engine
 
 
 class NumpyEngine(Engine):

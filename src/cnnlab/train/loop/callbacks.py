@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError, arg_error
-from cnnlab.train.history import History, PathLike, resolve_mode
+from cnnlab.train.loop.history import History, PathLike, resolve_mode
 
 
 @dataclass

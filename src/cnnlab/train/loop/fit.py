@@ -5,7 +5,7 @@ One epoch is: shuffle, then for every mini-batch one optimizer step (the engine'
 History row, step the learning-rate schedule and run the callbacks. Every random choice
 (validation split, shuffling, augmentation) comes from generators spawned from ``seed``, so
 the same seed gives the same run, bit for bit (given a model initialized from a seed too),
-and both engines (``backend="numpy"`` or ``"torch"``, see ``cnnlab.train.engines``) see the
+and both engines (``backend="numpy"`` or ``"torch"``, see ``cnnlab.train.loop.engines``) see the
 same batches in the same order.
 
 Resuming: ``checkpoint_fn`` receives a ``TrainState`` (weights, optimizer, schedule,
@@ -27,9 +27,15 @@ import numpy as np
 
 from cnnlab.data.loader import DataLoader, stratified_split
 from cnnlab.errors import arg_error
-from cnnlab.train.callbacks import Callback, TrainContext
-from cnnlab.train.checkpoint import TrainState, capture_state, layer_rngs, restore_callbacks, restore_state
-from cnnlab.train.divergence import (
+from cnnlab.train.loop.callbacks import Callback, TrainContext
+from cnnlab.train.loop.checkpoint import (
+    TrainState,
+    capture_state,
+    layer_rngs,
+    restore_callbacks,
+    restore_state,
+)
+from cnnlab.train.loop.divergence import (
     DIVERGENCE_FACTOR,
     TrainingDiverged,
     loss_reference,
@@ -37,10 +43,10 @@ from cnnlab.train.divergence import (
     num_classes_of,
     rise_diverged,
 )
-from cnnlab.train.engines import make_engine
-from cnnlab.train.engines.numpy_engine import validate
-from cnnlab.train.history import History
-from cnnlab.train.progress import make_progress
+from cnnlab.train.loop.engines import make_engine
+from cnnlab.train.loop.engines.numpy_engine import validate
+from cnnlab.train.loop.history import History
+from cnnlab.train.loop.progress import make_progress
 
 __all__ = ["TrainBatches", "TrainingDiverged", "Transform", "augmented", "fit", "validate"]
 
@@ -100,7 +106,7 @@ def fit(
 
     Raises:
         TrainingDiverged: a batch loss became NaN/inf, or an epoch's mean loss rose more than
-            ``DIVERGENCE_FACTOR`` times above its start (``cnnlab.train.divergence``). The
+            ``DIVERGENCE_FACTOR`` times above its start (``cnnlab.train.loop.divergence``). The
             weights from the end of the last finished epoch (or the initial ones) are
             restored first; ``exc.history`` holds the rows so far.
         KeyboardInterrupt: re-raised after restoring the weights of the last finished epoch.

@@ -18,7 +18,7 @@ Design: the cnnlab model, optimizer and schedule stay the source of truth betwee
    at the end of the last finished epoch, as with the NumPy engine.
 
 Under ``torchrun`` the module is wrapped in ``DistributedDataParallel`` and each process
-trains on its shard of every global batch (see ``cnnlab.train.distributed``). Only rank 0
+trains on its shard of every global batch (see ``cnnlab.train.loop.distributed``). Only rank 0
 runs the callbacks, shows progress and writes checkpoints; ``share_decisions`` broadcasts
 its callbacks' decisions (stop, learning rate) to the other processes.
 
@@ -36,8 +36,8 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError, arg_error
 from cnnlab.interop.torch_modules import import_torch
-from cnnlab.train.distributed import DistInfo, check_batch_size, init_process_group, shard
-from cnnlab.train.engines.base import Engine
+from cnnlab.train.loop.distributed import DistInfo, check_batch_size, init_process_group, shard
+from cnnlab.train.loop.engines.base import Engine
 
 DEVICES = ("cpu", "cuda")
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.runlock import check_free, locked
+from cnnlab.train.runs.runlock import check_free, locked
 
 #: What a run writes into its folder; ``--overwrite`` deletes exactly these (config.json first,
 #: so a half-cleared folder is never taken for the old run).

@@ -1,0 +1,1 @@
+"""Reading runs and choosing the next one: diagnosis, the advice checker, tuning."""

@@ -1,0 +1,1 @@
+"""The training loop: ``fit``, its engines, callbacks, history, progress and checkpoints."""
