@@ -556,3 +556,20 @@ def test_merge_errors():
     assert (
         repr(Concat()) == "Concat()" and repr(Concat(axis=2)) == "Concat(axis=2)" and repr(Add()) == "Add()"
     )
+
+
+# ---- training ----------------------------------------------------------------------------------
+def test_fit_trains_a_graph(rng):
+    """The numpy engine's step (forward, loss, backward, optimizer) works on a Graph; the loss drops."""
+    x = rng.standard_normal((128, 1, 6, 6)).astype(np.float32)
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64)  # learnable through the skip path
+    g = Graph("x")
+    g.add("stem", Conv2D(1, 4, 3, padding=1, rng=0), "x")
+    g.add("a", Sequential(ReLU(), Conv2D(4, 4, 3, padding=1, rng=1)), "stem")
+    g.add("cat", Concat(), ["a", "stem"])
+    g.output(g.add("head", Sequential(ReLU(), GlobalAvgPool2D(), Dense(8, 2, rng=2)), "cat"))
+    optimizer = cnnlab.SGD(g.parameters(), lr=0.1, momentum=0.9)
+    history = cnnlab.fit(
+        g, cnnlab.SoftmaxCrossEntropy(), optimizer, (x, y), epochs=6, batch_size=32, verbose=False
+    )
+    assert history.rows[-1]["train_loss"] < history.rows[0]["train_loss"] - 0.03
