@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from cnnlab.errors import CnnlabError, ShapeError, arg_error, shape_error
+from cnnlab.errors import CnnlabError, ShapeError, arg_error, check_int, int_pair, shape_error
 
 
 def test_arg_error_format():
@@ -44,3 +45,49 @@ def test_errors_can_be_caught_as_builtin_types():
         raise shape_error("Dense", "input", "shape (N, 4)", (2, 3))
     assert issubclass(CnnlabError, RuntimeError)
     assert not issubclass(CnnlabError, ValueError)
+
+
+# ---- the shared argument checks: check_int and int_pair (Keras's standardize_tuple) ----------
+def test_check_int_returns_a_python_int():
+    value = check_int("Dense", "in_features", np.int64(3))
+    assert value == 3 and type(value) is int
+    assert check_int("EarlyStopping", "patience", 0, minimum=0) == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "3", None])
+def test_check_int_refuses_with_the_argument_named(bad):
+    with pytest.raises(
+        ValueError, match=r"^Dense: argument `in_features` must be a positive int\. Received: "
+    ):
+        check_int("Dense", "in_features", bad)
+
+
+def test_check_int_minimum_zero_wording():
+    with pytest.raises(ValueError, match=r"`patience` must be an int >= 0\. Received: patience=-1$"):
+        check_int("EarlyStopping", "patience", -1, minimum=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "pair"), [(3, (3, 3)), ((2, 3), (2, 3)), ([1, 4], (1, 4)), (np.int32(2), (2, 2))]
+)
+def test_int_pair_accepts_an_int_or_a_pair(value, pair):
+    result = int_pair("Conv2D", "kernel_size", value)
+    assert result == pair and all(type(v) is int for v in result)
+
+
+@pytest.mark.parametrize("bad", [0, (3, 0), (1, 2, 3), (2.0, 2), (True, 1), "3", None, []])
+def test_int_pair_refuses_with_one_wording(bad):
+    with pytest.raises(
+        ValueError,
+        match=r"^MaxPool2D: argument `stride` must be a positive int or a pair of them\. Received: ",
+    ):
+        int_pair("MaxPool2D", "stride", bad)
+
+
+def test_int_pair_names_the_alternatives_and_the_minimum():
+    assert int_pair("Conv2D", "padding", 0, minimum=0) == (0, 0)
+    with pytest.raises(
+        ValueError,
+        match=r"`padding` must be an int >= 0, a pair of them, or one of 'valid', 'same'\. Received: padd",
+    ):
+        int_pair("Conv2D", "padding", "full", minimum=0, alternatives=("valid", "same"))

@@ -7,6 +7,7 @@ pair. Received: stride=0``.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 
@@ -38,3 +39,56 @@ def shape_error(where: str, what: str, expected: str, received: Any) -> ShapeErr
     if isinstance(received, tuple):
         received = f"shape {received}"
     return ShapeError(f"{where}: {what} must have {expected}. Received: {received}")
+
+
+def is_int(value: Any) -> bool:
+    """True for Python and NumPy integers, False for ``bool`` (``True`` is not a size)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _int_kind(minimum: int) -> str:
+    return "a positive int" if minimum == 1 else f"an int >= {minimum}"
+
+
+def check_int(where: str, arg: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int, or the argument error: an int (not a bool) >= ``minimum``.
+
+    Example:
+        >>> check_int("Dense", "in_features", 3)
+        3
+        >>> check_int("Dense", "in_features", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Dense: argument `in_features` must be a positive int. Received: in_features=0
+    """
+    if not is_int(value) or value < minimum:
+        raise arg_error(where, arg, _int_kind(minimum), value)
+    return int(value)
+
+
+def int_pair(
+    where: str, arg: str, value: Any, minimum: int = 1, alternatives: tuple[str, ...] = ()
+) -> tuple[int, int]:
+    """An int or a pair (tuple/list) of ints >= ``minimum``, as a pair: Keras's ``standardize_tuple``.
+
+    The one check behind every ``kernel_size``, ``stride``, ``padding`` and ``dilation``
+    argument. ``alternatives`` are the strings the caller accepts besides (only named in the
+    message; the caller handles them before calling).
+
+    Example:
+        >>> int_pair("Conv2D", "stride", 2), int_pair("Conv2D", "padding", [1, 0], minimum=0)
+        ((2, 2), (1, 0))
+        >>> int_pair("Pool", "stride", (2, 0))
+        Traceback (most recent call last):
+        ...
+        ValueError: Pool: argument `stride` must be a positive int or a pair of them. Received: stride=(2, 0)
+    """
+    items = list(value) if isinstance(value, (tuple, list)) else [value, value]
+    if len(items) != 2 or not all(is_int(v) for v in items) or min(items) < minimum:
+        kind = _int_kind(minimum)
+        if alternatives:
+            expected = f"{kind}, a pair of them, or one of {', '.join(map(repr, alternatives))}"
+        else:
+            expected = f"{kind} or a pair of them"
+        raise arg_error(where, arg, expected, value)
+    return int(items[0]), int(items[1])

@@ -5,6 +5,8 @@
   and transforms alike.
 - ``split_channels``: run a NumPy loop over channel ranges on all cores (conv, pooling and
   batch-norm kernels).
+- ``same_padding``: the TensorFlow/Keras "same" padding rule of one axis (``Conv2D`` and the
+  PyTorch module ``Conv2dSame`` both call it; ``cnnlab export --to torch`` copies its source).
 """
 
 from __future__ import annotations
@@ -35,6 +37,22 @@ def config_repr(obj: Any, config: dict[str, Any]) -> str:
         elif value != default:
             parts.append(f"{arg}={value!r}")
     return f"{type(obj).__name__}({', '.join(parts)})"
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """The "same" padding of one axis as (before, after): TensorFlow/Keras's rule, any stride.
+
+    The output has ceil(size / stride) positions; the total padding is
+    max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0), half before and the odd
+    one extra after (bottom/right).
+
+    Example:
+        >>> same_padding(7, 3, 2), same_padding(6, 2, 1)
+        ((1, 1), (0, 1))
+    """
+    out = -(-size // stride)  # ceil(size / stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)

@@ -1,8 +1,20 @@
-"""A model with every cnnlab layer type, shared by the interop tests."""
+"""Every cnnlab layer type, for the interop tests: one example of each, and one model with all.
+
+``layer_example(cls)`` builds one layer of any registered type from its constructor's
+signature (``EXAMPLE_ARGS`` by argument name), so the per-layer tests run over the registry
+itself: a new layer file is tested without an edit here, or fails with a message saying what
+to add. ``build_every_layer_model`` chains them with the options PyTorch maps differently.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from cnnlab.errors import ShapeError
 from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
+from cnnlab.layers.base import Layer
 from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.dense import Dense
@@ -14,6 +26,58 @@ from cnnlab.layers.sequential import Sequential
 
 #: Input of ``every_layer_model``: (C, H, W).
 EVERY_LAYER_INPUT = (3, 11, 10)
+
+#: Values of required constructor arguments, by name (callables are called for a fresh value).
+EXAMPLE_ARGS: dict[str, Any] = {
+    "in_channels": 4,
+    "out_channels": 4,
+    "num_features": 4,
+    "in_features": 4,
+    "out_features": 4,
+    "kernel_size": 3,
+    "block": lambda: Sequential(Conv2D(4, 4, 3, padding=1, rng=5), Tanh()),
+}
+
+#: The layers a ``*layers`` argument gets (Sequential).
+EXAMPLE_CHILDREN: Callable[[], list[Layer]] = lambda: [Conv2D(4, 4, 3, rng=6), ReLU()]  # noqa: E731
+
+#: Example inputs without the batch axis, tried in order until the layer accepts one.
+EXAMPLE_INPUTS: tuple[tuple[int, ...], ...] = ((4, 7, 7), (4, 9), (4,))
+
+#: Layers the signature cannot build (e.g. integer inputs): name -> () -> (layer, input shape).
+EXAMPLES: dict[str, Callable[[], tuple[Layer, tuple[int, ...]]]] = {}
+
+
+def layer_example(cls: type[Layer]) -> tuple[Layer, tuple[int, ...]]:
+    """One ``cls`` layer built from ``EXAMPLE_ARGS``, and an input shape (no batch axis) it takes."""
+    if cls.__name__ in EXAMPLES:
+        return EXAMPLES[cls.__name__]()
+    kwargs: dict[str, Any] = {}
+    children: list[Layer] = []
+    for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            children = EXAMPLE_CHILDREN()
+        elif param.name == "rng":
+            kwargs["rng"] = 0
+        elif param.default is inspect.Parameter.empty:
+            if param.name not in EXAMPLE_ARGS:
+                raise LookupError(
+                    f"{cls.__name__}: add a value for its required argument `{param.name}` to "
+                    "EXAMPLE_ARGS (or the layer to EXAMPLES) in tests/interop/every_layer.py"
+                )
+            value = EXAMPLE_ARGS[param.name]
+            kwargs[param.name] = value() if callable(value) else value
+    layer = cls(*children, **kwargs)
+    for shape in EXAMPLE_INPUTS:
+        try:
+            layer.output_shape((2, *shape))
+        except ShapeError:
+            continue
+        return layer, shape
+    raise LookupError(
+        f"{cls.__name__}: none of the inputs {EXAMPLE_INPUTS} fits {layer!r}; add the layer to "
+        "EXAMPLES in tests/interop/every_layer.py"
+    )
 
 
 def build_every_layer_model(dropout: float = 0.3, rng: int = 0) -> Sequential:

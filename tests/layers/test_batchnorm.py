@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cnnlab.errors import CnnlabError, ShapeError
+from cnnlab.functional.batchnorm import batchnorm_backward, batchnorm_forward
 from cnnlab.gradcheck import gradcheck
-from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D, batchnorm_backward, batchnorm_forward
+from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from torch_compare import compare_with_torch
 
 # (cnnlab class, torch class name, input shape)

@@ -284,7 +284,7 @@ def test_backward_before_forward() -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"stride": 0}, "argument `stride` must be a positive int or pair. Received: stride=0"),
+        ({"stride": 0}, "argument `stride` must be a positive int or a pair of them. Received: stride=0"),
         ({"stride": (1, -2)}, r"Received: stride=\(1, -2\)"),
         (
             {"padding": -1},
@@ -293,10 +293,13 @@ def test_backward_before_forward() -> None:
         ({"padding": "full"}, r"one of 'valid', 'same'. Received: padding='full'"),
         (
             {"kernel_size": 0},
-            "argument `kernel_size` must be a positive int or pair. Received: kernel_size=0",
+            "argument `kernel_size` must be a positive int or a pair of them. Received: kernel_size=0",
         ),
         ({"kernel_size": (3, 3, 3)}, r"Received: kernel_size=\(3, 3, 3\)"),
-        ({"dilation": 0}, "argument `dilation` must be a positive int or pair. Received: dilation=0"),
+        (
+            {"dilation": 0},
+            "argument `dilation` must be a positive int or a pair of them. Received: dilation=0",
+        ),
         ({"in_channels": 0}, "argument `in_channels` must be a positive int. Received: in_channels=0"),
         ({"out_channels": -4}, "argument `out_channels` must be a positive int. Received: out_channels=-4"),
     ],

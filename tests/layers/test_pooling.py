@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from cnnlab.errors import CnnlabError, ShapeError
+from cnnlab.errors import CnnlabError, ShapeError, int_pair
 from cnnlab.functional import pool as F
 from cnnlab.functional import reference_pool as R
 from cnnlab.gradcheck import gradcheck
@@ -21,7 +21,7 @@ SIZES = [(5, 7), (6, 6), (4, 5)]
 
 
 def _paddings(kernel):
-    kh, kw = F._pair(kernel)
+    kh, kw = int_pair("test", "kernel", kernel)
     options = [0]
     if kh // 2 >= 1 and kw // 2 >= 1:
         options.append(1)
@@ -34,9 +34,9 @@ def _grid(kernel):
     for stride, padding, ceil_mode, (H, W) in itertools.product(
         STRIDES, _paddings(kernel), [False, True], SIZES
     ):
-        kh, kw = F._pair(kernel)
-        sh, sw = (kh, kw) if stride is None else F._pair(stride)
-        ph, pw = F._pair(padding)
+        kh, kw = int_pair("test", "kernel", kernel)
+        sh, sw = (kh, kw) if stride is None else int_pair("test", "stride", stride)
+        ph, pw = int_pair("test", "padding", padding, 0)
         if (
             F.pool_output_size(H, kh, sh, ph, ceil_mode) < 1
             or F.pool_output_size(W, kw, sw, pw, ceil_mode) < 1
@@ -241,7 +241,10 @@ def test_too_small_input_error():
             r"argument `stride` must be a positive int.*Received: stride=\(1, 0\)",
         ),
         (lambda: AvgPool2D(2.5), r"AvgPool2D: argument `kernel_size`.*Received: kernel_size=2.5"),
-        (lambda: AvgPool2D(2, padding=-1), r"`padding` must be a non-negative int.*Received: padding=-1"),
+        (
+            lambda: AvgPool2D(2, padding=-1),
+            r"`padding` must be an int >= 0 or a pair of them. Received: padding=-1",
+        ),
         (
             lambda: MaxPool2D(3, padding=2),
             r"MaxPool2D: argument `padding` must be at most half of kernel_size=3 "

@@ -19,17 +19,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnlab.errors import ShapeError
+from cnnlab.errors import ShapeError, int_pair
 from cnnlab.utils import split_channels
 
 Pair = tuple[int, int]
-
-
-def _pair(value: int | tuple[int, int] | list[int]) -> Pair:
-    """``2`` -> ``(2, 2)``; pairs pass through as tuples."""
-    if isinstance(value, (tuple, list)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
@@ -56,9 +49,9 @@ def _geometry(
 ) -> tuple[Pair, Pair, Pair, Pair, Pair]:
     """Normalize the arguments; return kernel, stride, padding, output size and padded size."""
     _, _, H, W = shape
-    kernel = _pair(kernel_size)
-    step = kernel if stride is None else _pair(stride)
-    pad = _pair(padding)
+    kernel = int_pair("pool2d", "kernel_size", kernel_size)
+    step = kernel if stride is None else int_pair("pool2d", "stride", stride)
+    pad = int_pair("pool2d", "padding", padding, 0)
     out = (
         pool_output_size(H, kernel[0], step[0], pad[0], ceil_mode),
         pool_output_size(W, kernel[1], step[1], pad[1], ceil_mode),

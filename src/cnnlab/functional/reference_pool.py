@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from cnnlab.functional.pool import Pair, _pair, pool_output_size
+from cnnlab.errors import int_pair
+from cnnlab.functional.pool import Pair, pool_output_size
 
 
 def _args(
@@ -23,9 +24,9 @@ def _args(
     ceil_mode: bool,
 ) -> tuple[int, int, int, int, int, int, int, int]:
     """KH, KW, SH, SW, PH, PW, H_out, W_out."""
-    KH, KW = _pair(kernel_size)
-    SH, SW = (KH, KW) if stride is None else _pair(stride)
-    PH, PW = _pair(padding)
+    KH, KW = int_pair("pool2d_loops", "kernel_size", kernel_size)
+    SH, SW = (KH, KW) if stride is None else int_pair("pool2d_loops", "stride", stride)
+    PH, PW = int_pair("pool2d_loops", "padding", padding, 0)
     H_out = pool_output_size(shape[2], KH, SH, PH, ceil_mode)
     W_out = pool_output_size(shape[3], KW, SW, PW, ceil_mode)
     return KH, KW, SH, SW, PH, PW, H_out, W_out

@@ -10,6 +10,9 @@ file beside them, so a PyTorch user needs neither cnnlab nor pickled classes::
 
 The network is an ``nn.Sequential`` of standard modules; the small module classes of
 ``cnnlab.interop.torch_modules`` that it needs (e.g. ``Residual``) are copied in as source.
+Each call is written from the layer table (``torch_call``: the module a layer names and its
+arguments), required arguments positional and the others only where they differ from the
+module's defaults, so a new layer needs nothing here.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.interop.torch import to_torch
-from cnnlab.interop.torch_modules import torch_modules
+from cnnlab.interop.torch import to_torch, torch_call, torch_class
+from cnnlab.interop.torch_modules import CUSTOM_PREFIX, HELPERS, torch_modules
 from cnnlab.layers.base import Layer
 
 INDENT = "    "
@@ -53,12 +56,14 @@ def torch_source(model: Layer, extra: dict[str, Any] | None = None) -> str:
         <BLANKLINE>
     """
     extra = extra or {}
-    module = to_torch(model)
+    to_torch(model)  # its errors: a layer without a torch module, a dtype other than float32/64
     used: set[str] = set()
-    body = _expr(module, 1, used)
+    body = _expr(model, 1, used)
     dtype = f"torch.{np.dtype(model.dtype).name}"  # to_torch keeps float32 or float64
-    M = torch_modules()
-    classes = [textwrap.dedent(inspect.getsource(getattr(M, name))) for name in _CLASS_ORDER if name in used]
+    classes = [
+        textwrap.dedent(inspect.getsource(cls)) for name, cls in vars(torch_modules()).items() if name in used
+    ]
+    helpers = [inspect.getsource(f) for f in HELPERS if any(f"{f.__name__}(" in c for c in classes)]
 
     notes = []
     if extra.get("input_shape"):
@@ -92,12 +97,12 @@ def torch_source(model: Layer, extra: dict[str, Any] | None = None) -> str:
         "",
         "import torch",
     ]
-    if "Conv2dSame" in used:
+    if any("F." in source for source in classes):
         lines.append("import torch.nn.functional as F")
     lines += ["from torch import nn", ""]
     if constants:
         lines += [*constants, ""]
-    for source in classes:
+    for source in helpers + classes:
         lines += ["", source.rstrip(), ""]
     lines += [
         "",
@@ -110,9 +115,6 @@ def torch_source(model: Layer, extra: dict[str, Any] | None = None) -> str:
     return "\n".join(lines)
 
 
-_CLASS_ORDER = ("Conv2dSame", "Maxout", "GlobalAvgPool2d", "Residual")
-
-
 def _pair_text(value: Any) -> str:
     """(3, 3) -> "3", (3, 5) -> "(3, 5)", "same" -> "'same'"."""
     if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
@@ -120,72 +122,40 @@ def _pair_text(value: Any) -> str:
     return repr(value)
 
 
-def _call(name: str, args: list[str], options: dict[str, Any], defaults: dict[str, Any]) -> str:
-    parts = list(args)
-    for key, value in options.items():
-        if key in defaults and _pair_text(value) == _pair_text(defaults[key]):
-            continue
-        parts.append(f"{key}={_pair_text(value)}")
+def _expr(layer: Layer, depth: int, used: set[str]) -> str:
+    """Python source that builds ``layer``'s torch module (``depth`` levels of indentation in build()).
+
+    One line for a leaf module: required arguments positional, the others as keywords
+    where they differ from the module's default. A module with children (``nn.Sequential``,
+    ``Residual``) gets one line per child, keywords named.
+    """
+    path, args, kwargs = torch_call(layer)
+    cls = torch_class(path)
+    if path.startswith(CUSTOM_PREFIX):
+        name = path.removeprefix(CUSTOM_PREFIX)  # its class is copied into model.py
+        used.add(name)
+    else:
+        name = "nn." + path.removeprefix("torch.nn.")
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    options = {k: v for k, v in kwargs.items() if k not in defaults or not _same(v, defaults[k])}
+    pad = INDENT * (depth + 1)
+    if args or any(isinstance(v, Layer) for v in options.values()):
+        items = [_expr(child, depth + 1, used) for child in args]
+        items += [f"{k}={_value(v, depth + 1, used)}" for k, v in options.items()]
+        lines = "".join(f"{pad}{item},\n" for item in items)
+        return f"{name}(\n{lines}{INDENT * depth})"
+    required = [p.name for p in params if p.name not in defaults]
+    parts, positional = [], True
+    for i, (key, value) in enumerate(options.items()):
+        positional = positional and i < len(required) and required[i] == key  # in signature order
+        parts.append(_pair_text(value) if positional else f"{key}={_pair_text(value)}")
     return f"{name}({', '.join(parts)})"
 
 
-def _expr(module: Any, depth: int, used: set[str]) -> str:
-    """Python source that builds ``module`` (``depth`` levels of indentation inside build())."""
-    from torch import nn
+def _same(value: Any, default: Any) -> bool:
+    return _pair_text(value) == _pair_text(default)
 
-    M = torch_modules()
-    pad = INDENT * (depth + 1)
-    if isinstance(module, nn.Sequential):
-        items = "".join(f"{pad}{_expr(child, depth + 1, used)},\n" for child in module)
-        return f"nn.Sequential(\n{items}{INDENT * depth})"
-    if isinstance(module, M.Residual):
-        used.add("Residual")
-        block = _expr(module.block, depth + 1, used)
-        shortcut = "None" if module.shortcut is None else _expr(module.shortcut, depth + 1, used)
-        return f"Residual(\n{pad}block={block},\n{pad}shortcut={shortcut},\n{INDENT * depth})"
-    if isinstance(module, nn.Conv2d):
-        same = isinstance(module, M.Conv2dSame)
-        if same:
-            used.add("Conv2dSame")
-        options: dict[str, Any] = {"kernel_size": module.kernel_size, "stride": module.stride}
-        if not same:
-            options["padding"] = module.padding
-        options |= {"dilation": module.dilation, "bias": module.bias is not None}
-        defaults: dict[str, Any] = {"stride": 1, "padding": 0, "dilation": 1, "bias": True}
-        name = "Conv2dSame" if same else "nn.Conv2d"
-        return _call(name, [str(module.in_channels), str(module.out_channels)], options, defaults)
-    if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
-        options = {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding}
-        options["ceil_mode"] = module.ceil_mode
-        defaults = {"stride": module.kernel_size, "padding": 0, "ceil_mode": False}
-        if isinstance(module, nn.AvgPool2d):
-            options["count_include_pad"] = module.count_include_pad
-            defaults["count_include_pad"] = True
-        return _call(f"nn.{type(module).__name__}", [], options, defaults)
-    if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
-        options = {"eps": module.eps, "momentum": module.momentum}
-        return _call(
-            f"nn.{type(module).__name__}", [str(module.num_features)], options, {"eps": 1e-5, "momentum": 0.1}
-        )
-    if isinstance(module, nn.Linear):
-        args = [str(module.in_features), str(module.out_features)]
-        return _call("nn.Linear", args, {"bias": module.bias is not None}, {"bias": True})
-    if isinstance(module, nn.LeakyReLU):
-        return f"nn.LeakyReLU(negative_slope={module.negative_slope!r})"
-    if isinstance(module, nn.ELU):
-        return _call("nn.ELU", [], {"alpha": module.alpha}, {"alpha": 1.0})
-    if isinstance(module, nn.Softmax):
-        return f"nn.Softmax(dim={module.dim})"
-    if isinstance(module, nn.Dropout):
-        return f"nn.Dropout(p={module.p!r})"
-    if isinstance(module, M.Maxout):
-        used.add("Maxout")
-        return f"Maxout(pieces={module.pieces})"
-    if isinstance(module, M.GlobalAvgPool2d):
-        used.add("GlobalAvgPool2d")
-        return "GlobalAvgPool2d()"
-    if isinstance(module, nn.Sigmoid | nn.Tanh | nn.ReLU | nn.Flatten):
-        return f"nn.{type(module).__name__}()"
-    raise TypeError(
-        f"torch_source: no source template for {type(module).__name__}"
-    )  # to_torch never makes one
+
+def _value(value: Any, depth: int, used: set[str]) -> str:
+    return _expr(value, depth, used) if isinstance(value, Layer) else _pair_text(value)

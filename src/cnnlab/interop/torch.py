@@ -1,7 +1,10 @@
 """The PyTorch bridge: ``to_torch(model)`` and ``from_torch(module)``, weights copied exactly.
 
 cnnlab uses PyTorch's names, layouts and state_dict keys on purpose, so a conversion is a
-one-to-one map of layers plus a copy of the arrays:
+one-to-one map of layers plus a copy of the arrays. The map is the layer table: each layer
+class names its module in its own file (``torch = TorchSpec("torch.nn.Conv2d", ...)``, see
+``cnnlab.layers.base``) and translates its arguments (``torch_args``/``from_torch_args``);
+this module only walks it. ``torch_table()`` prints it:
 
 ==========================  =========================================================
 cnnlab                      PyTorch
@@ -26,23 +29,15 @@ come from each framework's own random generator, so only dropout differs between
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.interop.torch_modules import import_torch, torch_modules
-from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
-from cnnlab.layers.base import Layer
-from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
-from cnnlab.layers.conv import Conv2D
-from cnnlab.layers.dense import Dense
-from cnnlab.layers.dropout import Dropout
-from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
-from cnnlab.layers.reshape import Flatten
-from cnnlab.layers.residual import Residual
-from cnnlab.layers.sequential import Sequential
+from cnnlab.interop.torch_modules import CUSTOM_PREFIX, import_torch, torch_modules
+from cnnlab.layers.base import Layer, unsupported_torch
+from cnnlab.layers.registry import import_all_layers
 
 
 def to_torch(model: Layer) -> Any:
@@ -120,143 +115,86 @@ def from_torch(module: Any) -> Layer:
     return layer
 
 
+# ---- the table ------------------------------------------------------------------------------
+def torch_class(path: str) -> Any:
+    """The torch module class a layer table entry names, e.g. ``"torch.nn.Conv2d"``.
+
+    Paths under ``cnnlab.interop.torch_modules.`` name the classes ``torch_modules()`` builds.
+    """
+    if path.startswith(CUSTOM_PREFIX):
+        return getattr(torch_modules(), path.removeprefix(CUSTOM_PREFIX))
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def torch_table() -> dict[Any, type[Layer]]:
+    """Every torch module class the layer table names -> its cnnlab layer class.
+
+    Example:
+        >>> import pytest; torch = pytest.importorskip("torch")
+        >>> torch_table()[torch.nn.Linear].__name__
+        'Dense'
+    """
+    table: dict[Any, type[Layer]] = {}
+    for cls in import_all_layers().values():
+        if cls.torch is not None:
+            for path in cls.torch.modules:
+                table[torch_class(path)] = cls
+    return table
+
+
+def torch_call(layer: Layer) -> tuple[str, list[Any], dict[str, Any]]:
+    """``(module path, *args, **kwargs)`` that build ``layer``'s torch module (children as layers).
+
+    Raises:
+        CnnlabError: the layer has no PyTorch equivalent (the message lists those that do).
+    """
+    path = layer.torch_module()
+    if path is None:
+        known = ", ".join(
+            sorted(c.__name__ for c in import_all_layers().values() if c.torch and c.torch.module)
+        )
+        raise CnnlabError(f"to_torch: no PyTorch equivalent for {layer.name}. Supported layers: {known}")
+    kwargs = layer.torch_args()
+    star = type(layer).torch.star_arg  # type: ignore[union-attr]  # not None: path is not None
+    args = list(kwargs.pop(star)) if star else []
+    return path, args, kwargs
+
+
 # ---- cnnlab -> torch ------------------------------------------------------------------------
 def _module_for(layer: Layer) -> Any:
     """The torch module for one cnnlab layer (children converted recursively), weights not copied."""
-    from torch import nn
-
-    M = torch_modules()
-    if isinstance(layer, Sequential):
-        return nn.Sequential(*(_module_for(child) for child in layer.layers))
-    if isinstance(layer, Residual):
-        shortcut = None if layer.shortcut is None else _module_for(layer.shortcut)
-        return M.Residual(_module_for(layer.block), shortcut)
-    if isinstance(layer, Conv2D):
-        args = (layer.in_channels, layer.out_channels, layer._kernel)
-        # torch's own "same" only works at stride 1, and copies the input for even kernels.
-        odd = all(d * (k - 1) % 2 == 0 for k, d in zip(layer._kernel, layer._dilation, strict=True))
-        if layer.padding == "same" and (layer._stride != (1, 1) or not odd):
-            return M.Conv2dSame(*args, stride=layer._stride, dilation=layer._dilation, bias=layer.bias)
-        padding = "same" if layer.padding == "same" else layer._padding
-        return nn.Conv2d(
-            *args, stride=layer._stride, padding=padding, dilation=layer._dilation, bias=layer.bias
-        )
-    if isinstance(layer, MaxPool2D):
-        return nn.MaxPool2d(layer._kernel, layer._step, layer._pad, ceil_mode=layer.ceil_mode)
-    if isinstance(layer, AvgPool2D):
-        return nn.AvgPool2d(layer._kernel, layer._step, layer._pad, layer.ceil_mode, layer.count_include_pad)
-    if isinstance(layer, BatchNorm1D | BatchNorm2D):
-        cls = nn.BatchNorm1d if isinstance(layer, BatchNorm1D) else nn.BatchNorm2d
-        return cls(layer.num_features, eps=layer.eps, momentum=layer.momentum)
-    if isinstance(layer, Dense):
-        return nn.Linear(layer.in_features, layer.out_features, bias=layer.bias)
-    simple: dict[type[Layer], Callable[[Any], Any]] = {
-        GlobalAvgPool2D: lambda _: M.GlobalAvgPool2d(),
-        Sigmoid: lambda _: nn.Sigmoid(),
-        Tanh: lambda _: nn.Tanh(),
-        ReLU: lambda _: nn.ReLU(),
-        LeakyReLU: lambda lay: nn.LeakyReLU(lay.negative_slope),
-        ELU: lambda lay: nn.ELU(lay.alpha),
-        Maxout: lambda lay: M.Maxout(lay.pieces),
-        Softmax: lambda _: nn.Softmax(dim=1),
-        Flatten: lambda _: nn.Flatten(),
-        Dropout: lambda lay: nn.Dropout(lay.p),
-    }
-    if type(layer) not in simple:
-        known = ", ".join(sorted(c.__name__ for c in (*simple, Sequential, Residual, Conv2D, Dense)))
-        raise CnnlabError(f"to_torch: no PyTorch equivalent for {layer.name}. Supported layers: {known}")
-    return simple[type(layer)](layer)
+    path, args, kwargs = torch_call(layer)
+    args = [_module_for(child) for child in args]
+    kwargs = {k: _module_for(v) if isinstance(v, Layer) else v for k, v in kwargs.items()}
+    return torch_class(path)(*args, **kwargs)
 
 
 # ---- torch -> cnnlab ------------------------------------------------------------------------
-def _single(values: tuple[int, ...] | int) -> int | tuple[int, int]:
-    """(3, 3) -> 3, so a converted layer's repr reads like hand-written code."""
-    if isinstance(values, int):
-        return values
-    a, b = (int(v) for v in values)
-    return a if a == b else (a, b)
-
-
-def _unsupported(module: Any, why: str) -> CnnlabError:
-    return CnnlabError(f"from_torch: {module!r} has no cnnlab equivalent: {why}")
-
-
 def _layer_for(module: Any) -> Layer:
     """The cnnlab layer for one torch module (children converted recursively), weights not copied."""
     from torch import nn
 
-    M = torch_modules()
-    if isinstance(module, nn.Sequential):
-        return Sequential(*(_layer_for(child) for child in module))
-    if isinstance(module, M.Residual):
-        shortcut = module.shortcut
-        if shortcut is None or isinstance(shortcut, nn.Identity):
-            return Residual(_layer_for(module.block))
-        return Residual(_layer_for(module.block), _layer_for(shortcut))
-    if isinstance(module, nn.Conv2d):
-        return _conv_for(module, same=isinstance(module, M.Conv2dSame))
-    if isinstance(module, nn.MaxPool2d):
-        if _single(module.dilation) != 1 or module.return_indices:
-            raise _unsupported(module, "dilation and return_indices are not supported")
-        stride = None if _single(module.stride) == _single(module.kernel_size) else _single(module.stride)
-        return MaxPool2D(_single(module.kernel_size), stride, _single(module.padding), module.ceil_mode)
-    if isinstance(module, nn.AvgPool2d):
-        if module.divisor_override is not None:
-            raise _unsupported(module, "divisor_override is not supported")
-        stride = None if _single(module.stride) == _single(module.kernel_size) else _single(module.stride)
-        return AvgPool2D(
-            _single(module.kernel_size),
-            stride,
-            _single(module.padding),
-            module.ceil_mode,
-            module.count_include_pad,
-        )
-    if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
-        if not (module.affine and module.track_running_stats) or module.momentum is None:
-            raise _unsupported(module, "needs affine=True, track_running_stats=True and a float momentum")
-        cls = BatchNorm1D if isinstance(module, nn.BatchNorm1d) else BatchNorm2D
-        return cls(module.num_features, eps=module.eps, momentum=module.momentum)
-    if isinstance(module, nn.Linear):
-        return Dense(module.in_features, module.out_features, bias=module.bias is not None)
-    if isinstance(module, nn.Flatten):
-        if module.start_dim != 1 or module.end_dim != -1:
-            raise _unsupported(module, "only start_dim=1, end_dim=-1 (flatten all but the batch axis)")
-        return Flatten()
-    if isinstance(module, nn.Softmax):
-        if module.dim != 1:
-            raise _unsupported(module, "cnnlab's Softmax is over axis 1 (dim=1)")
-        return Softmax()
-    simple: dict[type, Callable[[Any], Layer]] = {
-        M.GlobalAvgPool2d: lambda _: GlobalAvgPool2D(),
-        M.Maxout: lambda m: Maxout(m.pieces),
-        nn.Sigmoid: lambda _: Sigmoid(),
-        nn.Tanh: lambda _: Tanh(),
-        nn.ReLU: lambda _: ReLU(),
-        nn.LeakyReLU: lambda m: LeakyReLU(m.negative_slope),
-        nn.ELU: lambda m: ELU(m.alpha),
-        nn.Dropout: lambda m: Dropout(m.p),
-    }
-    if type(module) not in simple:
-        raise _unsupported(
-            module,
-            "supported are nn.Sequential, Conv2d, MaxPool2d, AvgPool2d, BatchNorm1d/2d, Linear, "
-            "Flatten, Softmax(dim=1), Sigmoid, Tanh, ReLU, LeakyReLU, ELU, Dropout and "
-            "cnnlab.interop.torch_modules' Conv2dSame, Maxout, GlobalAvgPool2d, Residual",
-        )
-    return simple[type(module)](module)
+    table = torch_table()
+    # The class itself or the nearest base class in the table (a subclass that keeps its
+    # base's forward computes what the base does).
+    match: Any = next((base for base in type(module).__mro__ if base in table), None)
+    if match is None or type(module).forward is not match.forward:
+        raise unsupported_torch(module, "supported are " + ", ".join(_supported_names(table)))
+    cls = table[match]
+    kwargs = cls.from_torch_args(module)
+    kwargs = {k: _layer_for(v) if isinstance(v, nn.Module) else v for k, v in kwargs.items()}
+    star = cls.torch.star_arg  # type: ignore[union-attr]  # in the table: has a spec
+    args = [_layer_for(child) for child in kwargs.pop(star)] if star else []
+    return cls(*args, **kwargs)
 
 
-def _conv_for(module: Any, same: bool) -> Conv2D:
-    if module.groups != 1 or module.padding_mode != "zeros":
-        raise _unsupported(module, "only groups=1 and padding_mode='zeros'")
-    padding = "same" if same else module.padding
-    padding = padding if isinstance(padding, str) else _single(padding)
-    return Conv2D(
-        module.in_channels,
-        module.out_channels,
-        _single(module.kernel_size),
-        stride=_single(module.stride),
-        padding=padding,
-        dilation=_single(module.dilation),
-        bias=module.bias is not None,
-    )
+def _supported_names(table: dict[Any, type[Layer]]) -> list[str]:
+    """nn.Sequential (the container) first, then torch.nn's modules, then cnnlab's own."""
+    names = []
+    for torch_cls in table:
+        if torch_cls.__module__.startswith("torch."):
+            names.append(f"nn.{torch_cls.__name__}")
+        else:
+            names.append(f"cnnlab.interop.torch_modules.{torch_cls.__name__}")
+    return sorted(names, key=lambda n: (n != "nn.Sequential", not n.startswith("nn."), n))

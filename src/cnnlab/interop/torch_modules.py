@@ -12,8 +12,10 @@
   the keys are ``"block.0.weight"`` and ``"shortcut.0.weight"`` as in cnnlab.
 
 PyTorch is optional, so the classes are built on first use by ``torch_modules()`` (importing
-``cnnlab.interop`` never imports torch). ``cnnlab export --to torch`` copies their source
-into the generated ``model.py``, so keep them plain PyTorch code.
+``cnnlab.interop`` never imports torch). The layer table names them by path
+(``"cnnlab.interop.torch_modules.Maxout"``). ``cnnlab export --to torch`` copies their source,
+and that of the plain functions in ``HELPERS`` they call, into the generated ``model.py``,
+so keep them plain PyTorch code.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from cnnlab.errors import CnnlabError
+from cnnlab.utils import same_padding
+
+#: How the layer table names the classes below: CUSTOM_PREFIX + class name.
+CUSTOM_PREFIX = "cnnlab.interop.torch_modules."
+
+#: Plain functions the classes call (copied into a generated model.py beside them).
+HELPERS = (same_padding,)
 
 
 def import_torch() -> Any:
@@ -57,19 +66,16 @@ def torch_modules() -> SimpleNamespace:
         """nn.Conv2d with TensorFlow's "same" padding at any stride: H_out = ceil(H / stride).
 
         Total padding per axis: max((H_out - 1)*stride + dilation*(kernel - 1) + 1 - H, 0),
-        half before, the odd one extra after (bottom/right).
+        half before, the odd one extra after (bottom/right): ``same_padding``.
         """
 
         def __init__(self, in_channels, out_channels, kernel_size, stride=1, dilation=1, bias=True):
             super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, bias=bias)
 
         def forward(self, x):
-            pads = []
-            for size, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation, strict=True):
-                out = -(-size // s)  # ceil(size / s)
-                total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
-                pads.append((total // 2, total - total // 2))
-            (top, bottom), (left, right) = pads
+            H, W = x.shape[-2:]
+            top, bottom = same_padding(H, self.kernel_size[0], self.stride[0], self.dilation[0])
+            left, right = same_padding(W, self.kernel_size[1], self.stride[1], self.dilation[1])
             return super().forward(F.pad(x, (left, right, top, bottom)))
 
     class Maxout(nn.Module):

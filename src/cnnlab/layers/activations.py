@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error
+from cnnlab.errors import ShapeError, arg_error, check_int
 from cnnlab.functional import activations as F
 from cnnlab.functional.fpstate import quiet_fp_method
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, TorchSpec, unsupported_torch
 
 
 def _check_real(where: str, arg: str, value: object) -> None:
@@ -35,6 +36,8 @@ class Sigmoid(Layer):
         >>> Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0]))
         array([0. , 0.5, 1. ])
     """
+
+    torch = TorchSpec("torch.nn.Sigmoid", onnx_ops=("Sigmoid",))
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -60,6 +63,8 @@ class Tanh(Layer):
         array([0., 1.])
     """
 
+    torch = TorchSpec("torch.nn.Tanh", onnx_ops=("Tanh",))
+
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = F.tanh(x)
@@ -83,6 +88,8 @@ class ReLU(Layer):
         >>> ReLU().forward(np.array([-2.0, 0.0, 3.0]))
         array([0., 0., 3.])
     """
+
+    torch = TorchSpec("torch.nn.ReLU", onnx_ops=("Relu",))
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -114,10 +121,19 @@ class LeakyReLU(Layer):
         array([-1.,  5.])
     """
 
+    torch = TorchSpec("torch.nn.LeakyReLU", onnx_ops=("LeakyRelu",))
+
     def __init__(self, negative_slope: float = 0.1) -> None:
         super().__init__()
         _check_real("LeakyReLU", "negative_slope", negative_slope)
         self.negative_slope: float = negative_slope
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        return {"negative_slope": module.negative_slope}
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -147,10 +163,19 @@ class ELU(Layer):
         array([-0.63212056,  2.        ])
     """
 
+    torch = TorchSpec("torch.nn.ELU", onnx_ops=("Elu",))
+
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         _check_real("ELU", "alpha", alpha)
         self.alpha: float = alpha
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        return {"alpha": module.alpha}
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -193,11 +218,19 @@ class Maxout(Layer):
         True
     """
 
+    # No ONNX operator: torch exports it as Reshape + ReduceMax.
+    torch = TorchSpec("cnnlab.interop.torch_modules.Maxout")
+
     def __init__(self, pieces: int = 2) -> None:
         super().__init__()
-        if isinstance(pieces, bool) or not isinstance(pieces, numbers.Integral) or pieces < 1:
-            raise arg_error("Maxout", "pieces", "a positive int", pieces)
-        self.pieces: int = int(pieces)
+        self.pieces: int = check_int("Maxout", "pieces", pieces)
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"pieces": self.pieces}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        return {"pieces": module.pieces}
 
     def _check_channels(self, shape: tuple[int, ...]) -> None:
         if len(shape) < 2:
@@ -243,6 +276,17 @@ class Softmax(Layer):
         >>> Softmax().forward(np.array([[1000.0, 1000.0, -1000.0]]))
         array([[0.5, 0.5, 0. ]])
     """
+
+    torch = TorchSpec("torch.nn.Softmax", onnx_ops=("Softmax",))
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"dim": 1}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if module.dim != 1:
+            raise unsupported_torch(module, "cnnlab's Softmax is over axis 1 (dim=1)")
+        return {}
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:

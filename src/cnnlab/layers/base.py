@@ -12,6 +12,11 @@
 Layers with sub-layers (``Sequential``, ``Residual``) return them from ``children()``;
 ``state_dict()``, ``parameters()``, ``train()`` and ``astype()`` recurse through them, with
 PyTorch's dotted key names (``"0.weight"``, ``"2.block.1.running_mean"``).
+
+Each layer's file also holds its entry of the layer table (the class is its name and
+config): ``torch = TorchSpec(...)`` names its PyTorch module and ONNX ops, and, where the
+arguments differ, ``torch_args`` / ``from_torch_args`` translate them. ``cnnlab.interop``
+reads nothing else, so a new layer is one file (plus its tests).
 """
 
 from __future__ import annotations
@@ -31,6 +36,42 @@ from cnnlab.utils import DEFAULT_DTYPE, config_repr
 LAYER_TYPES: dict[str, type[Layer]] = {}
 
 L = TypeVar("L", bound="Layer")
+
+
+@dataclass(frozen=True)
+class TorchSpec:
+    """A layer's entry in the PyTorch/ONNX table (NumPy only: modules are named, not imported).
+
+    Args:
+        module: dotted path of the ``torch.nn.Module`` class the layer converts to, e.g.
+            ``"torch.nn.Conv2d"``; the small modules torch lacks are named under
+            ``"cnnlab.interop.torch_modules."``. None when there is no equivalent.
+        also: further module paths that ``from_torch`` reads back as this layer (a layer
+            picks one of them in ``torch_module``, e.g. Conv2D's ``Conv2dSame``).
+        onnx_ops: the ONNX operators the layer exports to and could be imported from.
+        star_arg: the ``torch_args`` / ``from_torch_args`` key passed as ``*args`` (the
+            layers of ``Sequential`` and ``nn.Sequential``).
+        none_because: why ``module`` is None (required then: say it explicitly).
+
+    Example:
+        >>> TorchSpec("torch.nn.ReLU", onnx_ops=("Relu",)).modules
+        ('torch.nn.ReLU',)
+    """
+
+    module: str | None
+    also: tuple[str, ...] = ()
+    onnx_ops: tuple[str, ...] = ()
+    star_arg: str | None = None
+    none_because: str = ""
+
+    def __post_init__(self) -> None:
+        if self.module is None and not self.none_because:
+            raise CnnlabError("TorchSpec(None): say why the layer has no PyTorch module (none_because=...)")
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """Every module path that maps to the layer, the default one first."""
+        return (*((self.module,) if self.module else ()), *self.also)
 
 
 @dataclass(unsafe_hash=True)  # not frozen: frozen would block the `value` setter
@@ -80,10 +121,47 @@ class Layer:
         self._cache: Any = None
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
-        """Register the class in ``LAYER_TYPES`` (not private ``_Name``s, not ``register=False``)."""
+        """Register the class in ``LAYER_TYPES`` (not private ``_Name``s, not ``register=False``).
+
+        Raises:
+            CnnlabError: another class is registered under the same name (a saved model
+                names its layers by class name, so two would make loading ambiguous).
+        """
         super().__init_subclass__(**kwargs)
         if register and not cls.__name__.startswith("_"):
-            LAYER_TYPES[cls.__name__] = cls
+            known = LAYER_TYPES.get(cls.__name__)
+            if known is not None and _qualified(known) != _qualified(cls):
+                raise CnnlabError(
+                    f"layer type {cls.__name__!r} is registered twice: {_qualified(known)} and "
+                    f"{_qualified(cls)}; rename one, or pass register=False to a class that is "
+                    "never saved"
+                )
+            LAYER_TYPES[cls.__name__] = cls  # the same class again (a module reload) replaces it
+
+    # ---- the PyTorch/ONNX table entry (read by cnnlab.interop) --------------------------
+    #: Every registered layer sets its own (``tests/interop`` checks); None: not declared.
+    torch: ClassVar[TorchSpec | None] = None
+
+    def torch_module(self) -> str | None:
+        """The path of the torch module this layer converts to (``torch.module`` by default)."""
+        return None if self.torch is None else self.torch.module
+
+    def torch_args(self) -> dict[str, Any]:
+        """The torch module's constructor arguments, from this layer's attributes.
+
+        Layer values (children) are converted by the caller; the default is no arguments.
+        """
+        return {}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        """This layer's constructor arguments, read from plain attributes of a torch ``module``.
+
+        torch module values (children) are converted by the caller. Raise
+        ``unsupported_torch(module, why)`` for options the layer does not have. The default
+        is no arguments.
+        """
+        return {}
 
     # ---- the two phases -------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -273,6 +351,23 @@ class Layer:
 
     def __repr__(self) -> str:
         return config_repr(self, self.get_config())
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def unsupported_torch(module: Any, why: str) -> CnnlabError:
+    """The error ``from_torch`` raises for a torch module (or option) cnnlab lacks."""
+    return CnnlabError(f"from_torch: {module!r} has no cnnlab equivalent: {why}")
+
+
+def single(values: Any) -> Any:
+    """(3, 3) -> 3 and (3, 5) stays a pair, so a converted layer reads like hand-written code."""
+    if isinstance(values, (str, int)):
+        return values
+    a, b = (int(v) for v in values)
+    return a if a == b else (a, b)
 
 
 def config_int(value: Any) -> int:

@@ -1,4 +1,4 @@
-"""Batch normalization (Ioffe & Szegedy, 2015, arXiv:1502.03167), PyTorch semantics.
+"""Batch normalization layers (Ioffe & Szegedy, 2015, arXiv:1502.03167), PyTorch semantics.
 
 Per channel c (axis 1), over every other axis (batch, and length or height/width):
 
@@ -11,10 +11,11 @@ the running statistics with the UNBIASED variance (as PyTorch does):
     running = (1 - momentum) * running + momentum * batch_statistic
 
 Eval mode normalizes with the running statistics. BatchNorm1D and BatchNorm2D differ only
-in the input rank they accept. The layers compute on a (C, N*H*W) matrix (a free view of
-a conv's channel-first output) and cache ``x - mean`` instead of ``x_hat``: fewer passes
-over the data than the reference kernels ``batchnorm_forward``/``batchnorm_backward``
-below, which compute the same in the textbook form.
+in the input rank they accept. The math lives in ``cnnlab.functional.batchnorm``: the layers
+run its fast row kernels on a (C, N*H*W) matrix (a free view of a conv's channel-first
+output); the textbook kernels ``batchnorm_forward``/``batchnorm_backward`` there compute
+the same in the plain form. The layers hold the parameters, the running statistics and the
+forward cache.
 """
 
 from __future__ import annotations
@@ -25,145 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import arg_error, shape_error
+from cnnlab.errors import arg_error, check_int, shape_error
+from cnnlab.functional.batchnorm import backward_rows, channels_first, forward_rows, from_channels_first
 from cnnlab.functional.fpstate import quiet_fp_method
-from cnnlab.layers.base import Layer, config_int
+from cnnlab.layers.base import Layer, TorchSpec, config_int, unsupported_torch
 from cnnlab.utils import DEFAULT_DTYPE, split_channels
-
-
-def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
-    """Reshape a (C,) vector to broadcast over axis 1 of an ``ndim``-dim array."""
-    return v.reshape((1, -1) + (1,) * (ndim - 2))  # (1, C, 1, ...)
-
-
-def _reduce_axes(ndim: int) -> tuple[int, ...]:
-    """Every axis but the channel axis 1: (0,), (0, 2) or (0, 2, 3)."""
-    return (0, *range(2, ndim))
-
-
-def channels_first(x: np.ndarray) -> np.ndarray:
-    """``x`` (N, C, ...) as a (C, N*...) matrix: a view when the memory is channel-first.
-
-    Conv2D returns NCHW views of (C, N, H, W) memory, so after a conv this costs nothing
-    and every per-channel reduction below runs over one contiguous row. Other layouts
-    are copied once.
-    """
-    return np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)  # (C, N*H*W)
-
-
-def from_channels_first(x2: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of ``channels_first``: the (C, N*...) matrix as an (N, C, ...) view."""
-    return np.moveaxis(x2.reshape((shape[1], shape[0], *shape[2:])), 0, 1)  # (N, C, ...)
-
-
-def batchnorm_forward(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Normalize ``x`` per channel with the given statistics, then scale and shift.
-
-    Returns ``(y, x_hat, inv_std)``: the output and what the backward kernel needs.
-    """
-    inv_std = 1.0 / np.sqrt(var + eps)  # (C,)
-    x_hat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)  # like x
-    y = _per_channel(weight, x.ndim) * x_hat + _per_channel(bias, x.ndim)  # like x
-    return y, x_hat, inv_std
-
-
-def batchnorm_backward(
-    dy: np.ndarray, x_hat: np.ndarray, weight: np.ndarray, inv_std: np.ndarray, batch_stats: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients ``(dx, dweight, dbias)`` of ``batchnorm_forward``.
-
-    ``batch_stats=True`` when mean and var were computed from ``x`` itself (training
-    mode), so they carry gradient too; False when they were constants (eval mode).
-    """
-    axes = _reduce_axes(dy.ndim)
-    m = dy.size // dy.shape[1]  # elements per channel
-    dbias = dy.sum(axis=axes)  # (C,)
-    dweight = (dy * x_hat).sum(axis=axes)  # (C,)
-    scale = _per_channel(weight * inv_std, dy.ndim)  # (1, C, 1, ...)
-    if not batch_stats:
-        return scale * dy, dweight, dbias
-    # Compact form. With g = dL/dx_hat = weight * dy and s = inv_std, the chain rule through
-    # x_hat = (x - mean) * s, dmean/dx_i = 1/m and dvar/dx_i = 2 (x_i - mean) / m gives
-    #   dx = s/m * (m * g - sum(g) - x_hat * sum(g * x_hat))
-    # and sum(g) = weight * dbias, sum(g * x_hat) = weight * dweight.
-    dx = scale / m * (m * dy - _per_channel(dbias, dy.ndim) - x_hat * _per_channel(dweight, dy.ndim))
-    return dx, dweight, dbias
-
-
-def _forward_rows(
-    x2: np.ndarray,
-    centered: np.ndarray,
-    y2: np.ndarray,
-    mean: np.ndarray,
-    var: np.ndarray,
-    inv_std: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray,
-    eps: float,
-    batch_stats: bool,
-    relu: bool,
-    c0: int,
-    c1: int,
-) -> None:
-    """Forward of channels c0:c1 of the (C, M) matrix ``x2``, written into the other arrays.
-
-    With ``batch_stats`` the mean and the biased variance are computed (two passes, each a
-    pairwise sum over one contiguous row: no E[x^2] - E[x]^2 cancellation) into ``mean``
-    and ``var``; else those hold the running statistics. x_hat is never materialized:
-    y = (x - mean) * (weight * inv_std) + bias, then max(y, 0) in place with ``relu``.
-    """
-    rows = slice(c0, c1)
-    if batch_stats:
-        mean[rows] = x2[rows].mean(axis=1)
-    cen = np.subtract(x2[rows], mean[rows, None], out=centered[rows])  # (c, M)
-    y = y2[rows]  # (c, M)
-    if batch_stats:
-        var[rows] = np.multiply(cen, cen, out=y).mean(axis=1)  # the squares, in y's memory
-    inv_std[rows] = 1.0 / np.sqrt(var[rows] + eps)
-    np.multiply(cen, (weight[rows] * inv_std[rows])[:, None], out=y)
-    y += bias[rows, None]
-    if relu:  # the fused BatchNorm -> ReLU (cnnlab.layers.fuse): while these rows are in cache
-        np.maximum(y, 0, out=y)
-
-
-def _backward_rows(
-    dy2: np.ndarray,
-    centered: np.ndarray,
-    inv_std: np.ndarray,
-    weight: np.ndarray,
-    dx2: np.ndarray,
-    dweight: np.ndarray,
-    dbias: np.ndarray,
-    batch_stats: bool,
-    relu: tuple[np.ndarray, np.ndarray] | None,
-    c0: int,
-    c1: int,
-) -> None:
-    """Backward of channels c0:c1: fills those rows of ``dx2``, ``dweight``, ``dbias``.
-
-    The same algebra as ``batchnorm_backward`` with x_hat = centered * inv_std:
-    dx = scale * (dy - dbias/m - x_hat * dweight/m), scale = weight * inv_std.
-    With ``relu = (y, masked)`` (the fused BatchNorm -> ReLU's output and a scratch matrix,
-    both (C, M)), ReLU's rule comes first: the gradient reaching the BatchNorm is dy where
-    y > 0, else 0 (written into ``masked``).
-    """
-    rows = slice(c0, c1)
-    dy, cen, dx, s = dy2[rows], centered[rows], dx2[rows], inv_std[rows]
-    if relu is not None:
-        y, masked = relu
-        dy = np.multiply(dy, y[rows] > 0, out=masked[rows])  # ReLU's backward: 0 where y = 0
-    m = dy.shape[1]
-    dbias[rows] = dy.sum(axis=1)
-    dweight[rows] = np.multiply(dy, cen, out=dx).sum(axis=1) * s  # sum(dy * x_hat); dx is scratch
-    scale = weight[rows] * s
-    if batch_stats:
-        np.multiply(cen, (-scale * s * dweight[rows] / m)[:, None], out=dx)
-        dx += (-scale * dbias[rows] / m)[:, None]
-        dx += dy * scale[:, None]
-    else:
-        np.multiply(dy, scale[:, None], out=dx)  # the statistics were constants
 
 
 class _BatchNorm(Layer):
@@ -174,12 +41,7 @@ class _BatchNorm(Layer):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
-        if (
-            isinstance(num_features, bool)
-            or not isinstance(num_features, numbers.Integral)
-            or num_features < 1
-        ):
-            raise arg_error(self.name, "num_features", "a positive int", num_features)
+        check_int(self.name, "num_features", num_features)
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
             raise arg_error(self.name, "eps", "a positive finite float", eps)
         if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
@@ -195,6 +57,17 @@ class _BatchNorm(Layer):
             "running_mean": np.zeros(num_features, dtype=DEFAULT_DTYPE),
             "running_var": np.ones(num_features, dtype=DEFAULT_DTYPE),
         }
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if not (module.affine and module.track_running_stats) or module.momentum is None:
+            raise unsupported_torch(
+                module, "needs affine=True, track_running_stats=True and a float momentum"
+            )
+        return {"num_features": module.num_features, "eps": module.eps, "momentum": module.momentum}
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         if len(shape) not in self._ndims:
@@ -231,9 +104,7 @@ class _BatchNorm(Layer):
             var = self.buffers["running_var"].astype(dtype)
         inv_std = np.empty(C, dtype)
         stats = (x2, centered, y2, mean, var, inv_std, weight, bias)
-        split_channels(
-            lambda c0, c1: _forward_rows(*stats, self.eps, self.training, relu, c0, c1), C, x2.size
-        )
+        split_channels(lambda c0, c1: forward_rows(*stats, self.eps, self.training, relu, c0, c1), C, x2.size)
         if self.training:
             # Running statistics use the unbiased variance (PyTorch semantics).
             running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
@@ -259,7 +130,7 @@ class _BatchNorm(Layer):
         dweight, dbias = np.empty(C, centered.dtype), np.empty(C, centered.dtype)
         relu = None if relu_y is None else (relu_y, np.empty(centered.shape, dy2.dtype))
         parts = (dy2, centered, inv_std, weight, dx2, dweight, dbias)
-        split_channels(lambda c0, c1: _backward_rows(*parts, batch_stats, relu, c0, c1), C, dy2.size)
+        split_channels(lambda c0, c1: backward_rows(*parts, batch_stats, relu, c0, c1), C, dy2.size)
         self.grads["weight"] = dweight.astype(weight.dtype, copy=False)
         self.grads["bias"] = dbias.astype(self.params["bias"].dtype, copy=False)
         return from_channels_first(dx2, dy.shape)
@@ -305,6 +176,7 @@ class BatchNorm1D(_BatchNorm):
 
     _ndims = (2, 3)
     _layout = "(N, F) or (N, C, L)"
+    torch = TorchSpec("torch.nn.BatchNorm1d", onnx_ops=("BatchNormalization",))
 
 
 class BatchNorm2D(_BatchNorm):
@@ -336,3 +208,4 @@ class BatchNorm2D(_BatchNorm):
 
     _ndims = (4,)
     _layout = "(N, C, H, W)"
+    torch = TorchSpec("torch.nn.BatchNorm2d", onnx_ops=("BatchNormalization",))

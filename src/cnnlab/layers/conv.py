@@ -7,27 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, ShapeError, arg_error
+from cnnlab.errors import CnnlabError, ShapeError, check_int, int_pair
 from cnnlab.functional import conv as conv_kernels
 from cnnlab.functional.conv import ConvWorkspace
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
 from cnnlab.kernels import dispatch as kernels
-from cnnlab.layers.base import Layer, config_int
+from cnnlab.layers.base import Layer, TorchSpec, config_int, single, unsupported_torch
+from cnnlab.utils import same_padding
 
 PADDING_MODES = ("valid", "same")
-
-
-def _pair(where: str, arg: str, value: Any, minimum: int) -> tuple[int, int]:
-    """Normalize an int or a pair (tuple/list) of ints >= ``minimum`` to a tuple."""
-    items = list(value) if isinstance(value, (tuple, list)) else [value, value]
-    ok = len(items) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items)
-    if not ok or min(items) < minimum:
-        expected = "a positive int or pair" if minimum > 0 else "an int >= 0, a pair of them"
-        if arg == "padding":
-            expected += ", or one of " + ", ".join(repr(m) for m in PADDING_MODES)
-        raise arg_error(where, arg, expected, value)
-    return int(items[0]), int(items[1])
 
 
 class Conv2D(Layer):
@@ -80,6 +69,9 @@ class Conv2D(Layer):
     """
 
     needs_input_grad: bool = True
+    torch = TorchSpec(
+        "torch.nn.Conv2d", also=("cnnlab.interop.torch_modules.Conv2dSame",), onnx_ops=("Conv",)
+    )
 
     def __init__(
         self,
@@ -94,19 +86,15 @@ class Conv2D(Layer):
     ) -> None:
         super().__init__()
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-                raise arg_error("Conv2D", arg, "a positive int", value)
-        self._kernel = _pair("Conv2D", "kernel_size", kernel_size, 1)
-        self._stride = _pair("Conv2D", "stride", stride, 1)
-        self._dilation = _pair("Conv2D", "dilation", dilation, 1)
-        if isinstance(padding, str):
-            if padding.lower() not in PADDING_MODES:
-                expected = "an int >= 0, a pair of them, or one of " + ", ".join(map(repr, PADDING_MODES))
-                raise arg_error("Conv2D", "padding", expected, padding)
+            check_int("Conv2D", arg, value)
+        self._kernel = int_pair("Conv2D", "kernel_size", kernel_size)
+        self._stride = int_pair("Conv2D", "stride", stride)
+        self._dilation = int_pair("Conv2D", "dilation", dilation)
+        if isinstance(padding, str) and padding.lower() in PADDING_MODES:
             padding = padding.lower()
             self._padding: tuple[int, int] | str = padding if padding == "same" else (0, 0)
-        else:
-            self._padding = _pair("Conv2D", "padding", padding, 0)
+        else:  # other strings get the message that lists the modes
+            self._padding = int_pair("Conv2D", "padding", padding, 0, alternatives=PADDING_MODES)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         # Stored as given (lists from JSON configs become tuples), so repr shows the user's words.
         self.kernel_size, self.stride, self.padding, self.dilation = (
@@ -140,12 +128,47 @@ class Conv2D(Layer):
         if not isinstance(self._padding, str):  # "same" is the only string kept here
             PH, PW = self._padding
             return PH, PH, PW, PW
-        pads = []
-        for size, k, s, d in zip((H, W), self._kernel, self._stride, self._dilation, strict=True):
-            out = -(-size // s)  # ceil(size / s)
-            total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
-            pads += [total // 2, total - total // 2]  # the odd one goes bottom/right (TF/Keras)
-        return pads[0], pads[1], pads[2], pads[3]
+        top, bottom = same_padding(H, self._kernel[0], self._stride[0], self._dilation[0])
+        left, right = same_padding(W, self._kernel[1], self._stride[1], self._dilation[1])
+        return top, bottom, left, right  # the odd one goes bottom/right (TF/Keras)
+
+    # ---- the PyTorch table entry --------------------------------------------------------
+    def torch_module(self) -> str | None:
+        """nn.Conv2d, or ``Conv2dSame`` for "same" where torch's own does not fit.
+
+        torch's ``padding="same"`` only works at stride 1, and copies the input for even
+        (effective) kernels, whose padding is asymmetric.
+        """
+        odd = all(d * (k - 1) % 2 == 0 for k, d in zip(self._kernel, self._dilation, strict=True))
+        if self.padding == "same" and (self._stride != (1, 1) or not odd):
+            return "cnnlab.interop.torch_modules.Conv2dSame"
+        return "torch.nn.Conv2d"
+
+    def torch_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self._kernel,
+            "stride": self._stride,
+        }
+        if self.torch_module() == "torch.nn.Conv2d":  # Conv2dSame always pads "same"
+            args["padding"] = "same" if self.padding == "same" else self._padding
+        return args | {"dilation": self._dilation, "bias": self.bias}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if module.groups != 1 or module.padding_mode != "zeros":
+            raise unsupported_torch(module, "only groups=1 and padding_mode='zeros'")
+        same = any(c.__name__ == "Conv2dSame" for c in type(module).__mro__)
+        return {
+            "in_channels": module.in_channels,
+            "out_channels": module.out_channels,
+            "kernel_size": single(module.kernel_size),
+            "stride": single(module.stride),
+            "padding": "same" if same else single(module.padding),
+            "dilation": single(module.dilation),
+            "bias": module.bias is not None,
+        }
 
     def _sizes(self, input_shape: tuple[int, ...]) -> list[tuple[int, str]]:
         """(output size, formula text) for H and W; raises ShapeError when the kernel does not fit."""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error
+from cnnlab.errors import ShapeError, arg_error, check_int
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
-from cnnlab.layers.base import Layer, config_int
+from cnnlab.layers.base import Layer, TorchSpec, config_int
 
 
 class Dense(Layer):
@@ -41,11 +40,12 @@ class Dense(Layer):
         (2, 128)
     """
 
+    torch = TorchSpec("torch.nn.Linear", onnx_ops=("Gemm", "MatMul"))
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: RngLike = None) -> None:
         super().__init__()
         for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise arg_error("Dense", arg, "a positive int", value)
+            check_int("Dense", arg, value)
         if not isinstance(bias, (bool, np.bool_)):
             raise arg_error("Dense", "bias", "True or False", bias)
         self.in_features = int(in_features)
@@ -57,6 +57,17 @@ class Dense(Layer):
         )
         if self.bias:
             self.params["bias"] = torch_default_uniform((self.out_features,), self.in_features, gen)
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        return {
+            "in_features": module.in_features,
+            "out_features": module.out_features,
+            "bias": module.bias is not None,
+        }
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         if len(shape) == 2 and shape[1] == self.in_features:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import arg_error
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, TorchSpec
 
 
 class Dropout(Layer):
@@ -37,12 +38,21 @@ class Dropout(Layer):
         array([[1., 1., 1.]])
     """
 
+    torch = TorchSpec("torch.nn.Dropout", onnx_ops=("Dropout",))
+
     def __init__(self, p: float = 0.5, rng: RngLike = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
             raise arg_error("Dropout", "p", "a number with 0 <= p < 1", p)
         self.p: float = p
         self._rng: np.random.Generator = make_rng(rng)
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"p": self.p}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        return {"p": module.p}
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:

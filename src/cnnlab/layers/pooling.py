@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error
+from cnnlab.errors import ShapeError, arg_error, int_pair
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.functional.pool import (
-    _pair,
     avg_pool2d,
     avg_pool2d_backward,
     global_avg_pool2d,
@@ -28,24 +27,9 @@ from cnnlab.functional.pool import (
     max_pool2d_backward,
     pool_output_size,
 )
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, TorchSpec, single, unsupported_torch
 
 IntOrPair = int | tuple[int, int]
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _check_pair(where: str, arg: str, value: Any, minimum: int) -> tuple[int, int]:
-    """Return ``value`` as a pair of ints >= ``minimum`` or raise the argument error."""
-    ok = _is_int(value) or (
-        isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value)
-    )
-    if not ok or min(_pair(value)) < minimum:
-        kind = "a positive int" if minimum > 0 else "a non-negative int"
-        raise arg_error(where, arg, f"{kind} or a pair of them", value)
-    return _pair(value)
 
 
 class _Pool2D(Layer):
@@ -55,9 +39,9 @@ class _Pool2D(Layer):
         self, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair, ceil_mode: bool
     ) -> None:
         super().__init__()
-        kernel = _check_pair(self.name, "kernel_size", kernel_size, 1)
-        step = kernel if stride is None else _check_pair(self.name, "stride", stride, 1)
-        pad = _check_pair(self.name, "padding", padding, 0)
+        kernel = int_pair(self.name, "kernel_size", kernel_size)
+        step = kernel if stride is None else int_pair(self.name, "stride", stride)
+        pad = int_pair(self.name, "padding", padding, 0)
         # PyTorch's rule: a window may not be more than half padding.
         if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
             raise arg_error(
@@ -115,6 +99,26 @@ class _Pool2D(Layer):
             "ceil_mode": self.ceil_mode,
         }
 
+    def torch_args(self) -> dict[str, Any]:
+        # stride None is torch's "the kernel size" too (the module then holds the kernel size).
+        stride = None if self._step == self._kernel else self._step
+        return {
+            "kernel_size": self._kernel,
+            "stride": stride,
+            "padding": self._pad,
+            "ceil_mode": self.ceil_mode,
+        }
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        kernel, stride = single(module.kernel_size), single(module.stride)
+        return {
+            "kernel_size": kernel,
+            "stride": None if stride == kernel else stride,
+            "padding": single(module.padding),
+            "ceil_mode": module.ceil_mode,
+        }
+
 
 class MaxPool2D(_Pool2D):
     """Max pooling over 2D windows: each output cell is the largest value of its window.
@@ -146,6 +150,8 @@ class MaxPool2D(_Pool2D):
         'floor((28 - 2 + 2*0) / 2) + 1 = 14'
     """
 
+    torch = TorchSpec("torch.nn.MaxPool2d", onnx_ops=("MaxPool",))
+
     def __init__(
         self,
         kernel_size: IntOrPair,
@@ -154,6 +160,12 @@ class MaxPool2D(_Pool2D):
         ceil_mode: bool = False,
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if single(module.dilation) != 1 or module.return_indices:
+            raise unsupported_torch(module, "dilation and return_indices are not supported")
+        return super().from_torch_args(module)
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -212,6 +224,8 @@ class AvgPool2D(_Pool2D):
         [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
 
+    torch = TorchSpec("torch.nn.AvgPool2d", onnx_ops=("AveragePool",))
+
     def __init__(
         self,
         kernel_size: IntOrPair,
@@ -224,6 +238,15 @@ class AvgPool2D(_Pool2D):
         if not isinstance(count_include_pad, (bool, np.bool_)):
             raise arg_error(self.name, "count_include_pad", "True or False", count_include_pad)
         self.count_include_pad = bool(count_include_pad)
+
+    def torch_args(self) -> dict[str, Any]:
+        return super().torch_args() | {"count_include_pad": self.count_include_pad}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if module.divisor_override is not None:
+            raise unsupported_torch(module, "divisor_override is not supported")
+        return super().from_torch_args(module) | {"count_include_pad": module.count_include_pad}
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -260,6 +283,8 @@ class GlobalAvgPool2D(Layer):
         >>> GlobalAvgPool2D().forward(np.ones((2, 3, 5, 5), dtype=np.float32)).shape
         (2, 3)
     """
+
+    torch = TorchSpec("cnnlab.interop.torch_modules.GlobalAvgPool2d", onnx_ops=("GlobalAveragePool",))
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:

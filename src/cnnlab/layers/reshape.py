@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import ShapeError
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, TorchSpec, unsupported_torch
 
 
 class Flatten(Layer):
@@ -28,6 +29,14 @@ class Flatten(Layer):
         >>> Flatten().output_shape((1, 64, 7, 7))
         (1, 3136)
     """
+
+    torch = TorchSpec("torch.nn.Flatten", onnx_ops=("Flatten",))
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if module.start_dim != 1 or module.end_dim != -1:
+            raise unsupported_torch(module, "only start_dim=1, end_dim=-1 (flatten all but the batch axis)")
+        return {}
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         if len(shape) < 2:

@@ -10,7 +10,7 @@ import numpy as np
 from cnnlab.errors import ShapeError, arg_error
 from cnnlab.functional.elementwise import add
 from cnnlab.functional.fpstate import quiet_fp_method
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, TorchSpec
 
 
 class Residual(Layer):
@@ -42,6 +42,8 @@ class Residual(Layer):
         ['block.0.weight', 'block.0.bias']
     """
 
+    torch = TorchSpec("cnnlab.interop.torch_modules.Residual", onnx_ops=("Add",))
+
     def __init__(self, block: Layer, shortcut: Layer | None = None) -> None:
         super().__init__()
         if not isinstance(block, Layer):
@@ -50,6 +52,15 @@ class Residual(Layer):
             raise arg_error("Residual", "shortcut", "a cnnlab Layer or None (identity)", shortcut)
         self.block = block
         self.shortcut = shortcut
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"block": self.block, "shortcut": self.shortcut}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        shortcut = module.shortcut  # nn.Identity (named, not imported: torch is optional) is None
+        identity = shortcut is None or type(shortcut).__name__ == "Identity"
+        return {"block": module.block, "shortcut": None if identity else shortcut}
 
     def children(self) -> dict[str, Layer]:
         if self.shortcut is None:

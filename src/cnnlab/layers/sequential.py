@@ -8,7 +8,7 @@ import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
 from cnnlab.functional.fpstate import quiet_fp_method
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, TorchSpec
 
 
 class Sequential(Layer):
@@ -34,12 +34,21 @@ class Sequential(Layer):
         ['0.weight', '0.bias']
     """
 
+    torch = TorchSpec("torch.nn.Sequential", star_arg="layers")
+
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise arg_error("Sequential", f"layers[{i}]", "a cnnlab Layer", layer)
         self.layers: list[Layer] = list(layers)
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"layers": list(self.layers)}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        return {"layers": list(module)}
 
     def children(self) -> dict[str, Layer]:
         return {str(i): layer for i, layer in enumerate(self.layers)}
