@@ -42,7 +42,7 @@ class Embedding(Layer):
     Weights: ``weight`` (V, D), float32, drawn from N(0, 1) (PyTorch's default).
 
     Backward: the gradient of row v is dy summed over every position holding token v
-    (``cnnlab.functional.embedding``: one ``np.bincount`` per dimension, 2-2.5x faster
+    (``cnnlab.functional.embedding``: one ``np.bincount`` per dimension, about 2x faster
     than ``np.add.at``); rows of absent tokens get zero. There is no gradient for the
     integer input: ``backward`` returns None.
 
