@@ -3,7 +3,8 @@
 ``Sequential`` is a chain and ``Residual`` one fork-and-add; GoogLeNet's Inception blocks
 run parallel branches and join them with ``Concat``, DenseNet feeds every earlier map to
 each layer. A ``Graph`` names each layer's output (a node) and lists which tensors each
-node reads:
+node reads. Node names are Python identifiers without dots (a dot separates the parts of
+a state_dict key, and PyTorch's ``nn.ModuleDict`` refuses dotted names).
 
 - forward runs the nodes in the order they were added (each node's inputs are graph inputs
   or earlier nodes, so that order is topological and a cycle cannot be built);
@@ -37,7 +38,7 @@ import numpy as np
 from cnnlab.errors import CnnlabError, ShapeError, arg_error
 from cnnlab.functional.elementwise import add
 from cnnlab.functional.fpstate import quiet_fp_method
-from cnnlab.layers.base import Layer, from_config, to_config
+from cnnlab.layers.base import Layer, TorchSpec, from_config, to_config
 from cnnlab.layers.registry import config_parameter_count
 from cnnlab.layers.sequential import _one_line, format_summary
 
@@ -88,6 +89,8 @@ class Graph(Layer):
         >>> list(g.state_dict())[:3]
         ['stem.weight', 'stem.bias', 'b1.weight']
     """
+
+    torch = TorchSpec(None, none_because="converted by cnnlab.interop.torch_graph (graph_to_torch)")
 
     def __init__(
         self,

@@ -11,7 +11,8 @@ several inputs):
 - ``layer.num_inputs`` is ``None`` (any number, at least one). A single-input layer has no
   such attribute (or 1) and keeps the one-array contract of ``cnnlab.layers.base``.
 
-Neither layer has parameters, so neither writes ``grads``.
+Neither layer has parameters, so neither writes ``grads``. Their PyTorch twins (a Graph node
+of ``torch.cat`` / a sum) are built by ``cnnlab.interop.torch_graph`` with the graph.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
-from cnnlab.layers.base import Layer
+from cnnlab.layers.base import Layer, TorchSpec
 
 
 class _Merge(Layer):
@@ -81,6 +82,12 @@ class Concat(_Merge):
         >>> [dx.shape for dx in cat.backward(np.ones((2, 8, 4, 4)))]
         [(2, 3, 4, 4), (2, 5, 4, 4)]
     """
+
+    torch = TorchSpec(
+        None,
+        onnx_ops=("Concat",),
+        none_because="a Graph node: converted with the graph (interop.torch_graph)",
+    )
 
     def __init__(self, axis: int = 1) -> None:
         super().__init__()
@@ -151,6 +158,12 @@ class Add(_Merge):
         >>> len(add.backward(np.ones((2, 3))))
         3
     """
+
+    torch = TorchSpec(
+        None,
+        onnx_ops=("Add", "Sum"),
+        none_because="a Graph node: converted with the graph (interop.torch_graph)",
+    )
 
     def __init__(self) -> None:
         super().__init__()
