@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab.errors import CnnlabError, ShapeError, arg_error, check_int, int_pair, shape_error
+from cnnlab.errors import CnnlabError, ShapeError, arg_error, check_int, check_real, int_pair, shape_error
 
 
 def test_arg_error_format():
@@ -91,3 +91,15 @@ def test_int_pair_names_the_alternatives_and_the_minimum():
         match=r"`padding` must be an int >= 0, a pair of them, or one of 'valid', 'same'\. Received: padd",
     ):
         int_pair("Conv2D", "padding", "full", minimum=0, alternatives=("valid", "same"))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), True, "0.1", None])
+def test_check_real_refuses_non_finite_bools_and_strings(bad):
+    with pytest.raises(ValueError, match=r"^LeakyReLU: argument `negative_slope` must be a finite real"):
+        check_real("LeakyReLU", "negative_slope", bad)
+
+
+def test_check_real_returns_the_value_unchanged_and_applies_the_range():
+    assert type(check_real("Dropout", "p", 0, "a number with 0 <= p < 1", lambda v: 0 <= v < 1)) is int
+    with pytest.raises(ValueError, match=r"`p` must be a number with 0 <= p < 1\. Received: p=1$"):
+        check_real("Dropout", "p", 1, "a number with 0 <= p < 1", lambda v: 0 <= v < 1)

@@ -7,7 +7,9 @@ pair. Received: stride=0``.
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 
@@ -64,6 +66,28 @@ def check_int(where: str, arg: str, value: Any, minimum: int = 1) -> int:
     if not is_int(value) or value < minimum:
         raise arg_error(where, arg, _int_kind(minimum), value)
     return int(value)
+
+
+def check_real(
+    where: str,
+    arg: str,
+    value: Any,
+    expected: str = "a finite real number",
+    ok: Callable[[Any], bool] = math.isfinite,
+) -> Any:
+    """``value`` (unchanged) if it is a real number, not a bool, and ``ok(value)``; else the error.
+
+    Example:
+        >>> check_real("Dropout", "p", 0.5, "a number with 0 <= p < 1", lambda p: 0 <= p < 1)
+        0.5
+        >>> check_real("ELU", "alpha", float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: ELU: argument `alpha` must be a finite real number. Received: alpha=nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
+        raise arg_error(where, arg, expected, value)
+    return value
 
 
 def int_pair(

@@ -7,21 +7,14 @@ All but Maxout keep the input's shape.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error, check_int
+from cnnlab.errors import ShapeError, check_int, check_real
 from cnnlab.functional import activations as F
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer, TorchSpec, unsupported_torch
-
-
-def _check_real(where: str, arg: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise arg_error(where, arg, "a finite real number", value)
 
 
 class Sigmoid(Layer):
@@ -125,7 +118,7 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope: float = 0.1) -> None:
         super().__init__()
-        _check_real("LeakyReLU", "negative_slope", negative_slope)
+        check_real("LeakyReLU", "negative_slope", negative_slope)
         self.negative_slope: float = negative_slope
 
     def torch_args(self) -> dict[str, Any]:
@@ -167,7 +160,7 @@ class ELU(Layer):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        _check_real("ELU", "alpha", alpha)
+        check_real("ELU", "alpha", alpha)
         self.alpha: float = alpha
 
     def torch_args(self) -> dict[str, Any]:

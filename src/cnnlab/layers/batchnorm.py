@@ -21,12 +21,11 @@ forward cache.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import arg_error, check_int, shape_error
+from cnnlab.errors import check_int, check_real, shape_error
 from cnnlab.functional.batchnorm import backward_rows, channels_first, forward_rows, from_channels_first
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer, TorchSpec, config_int, unsupported_torch
@@ -42,10 +41,8 @@ class _BatchNorm(Layer):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
         check_int(self.name, "num_features", num_features)
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
-            raise arg_error(self.name, "eps", "a positive finite float", eps)
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
-            raise arg_error(self.name, "momentum", "a float in [0, 1]", momentum)
+        check_real(self.name, "eps", eps, "a positive finite float", lambda v: 0 < v < math.inf)
+        check_real(self.name, "momentum", momentum, "a float in [0, 1]", lambda v: 0 <= v <= 1)
         self.num_features: int = int(num_features)
         self.eps: float = float(eps)
         self.momentum: float = float(momentum)

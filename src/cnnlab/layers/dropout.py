@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import arg_error
+from cnnlab.errors import check_real
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng
 from cnnlab.layers.base import Layer, TorchSpec
@@ -42,8 +41,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, rng: RngLike = None) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
-            raise arg_error("Dropout", "p", "a number with 0 <= p < 1", p)
+        check_real("Dropout", "p", p, "a number with 0 <= p < 1", lambda v: 0 <= v < 1)
         self.p: float = p
         self._rng: np.random.Generator = make_rng(rng)
 
