@@ -35,8 +35,9 @@ from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.sgd import SGD
 from cnnlab.train.loop.callbacks import Callback
-from cnnlab.train.loop.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from cnnlab.train.loop.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.loop.fit import TrainingDiverged, fit
+from cnnlab.train.runs.files import CHECKPOINT_FILE
 
 TINY = str(Path(__file__).with_name("tiny.json"))
 
@@ -279,7 +280,7 @@ def test_image_folder_mixed_sizes_and_modes(tmp_path: Path) -> None:
 def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = toy_data()
     model = small_model()
-    path = tmp_path / CHECKPOINT_NAME
+    path = tmp_path / CHECKPOINT_FILE
     fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, y), epochs=1,
         verbose=False, checkpoint_fn=lambda s: save_checkpoint(path, s))  # fmt: skip
     before = snapshot(tmp_path)
@@ -414,7 +415,7 @@ def test_debug_shows_the_traceback_in_either_place(
 def test_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None:
     x, y = toy_data()
     model = small_model()
-    path = tmp_path / CHECKPOINT_NAME
+    path = tmp_path / CHECKPOINT_FILE
     fit(model, SoftmaxCrossEntropy(), SGD(model.parameters(), lr=0.1), (x, y), epochs=1,
         verbose=False, checkpoint_fn=lambda s: save_checkpoint(path, s))  # fmt: skip
     other = Sequential(Flatten(), Dense(64, 3, rng=0))

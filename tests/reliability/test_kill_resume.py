@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cnnlab.train.loop.checkpoint import CHECKPOINT_NAME, KILL_ENV, SLOW_ENV
+from cnnlab.train.loop.checkpoint import KILL_ENV, SLOW_ENV
+from cnnlab.train.runs.files import CHECKPOINT_FILE
 
 TINY = Path(__file__).with_name("tiny.json")
 EPOCHS = 14  # 8 kills, each after >= 1 more saved epoch: leave slack for a slow poll
@@ -52,14 +53,14 @@ def assert_bit_identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> 
 
 
 def checkpoint_epoch(run_dir: Path) -> int:
-    if not (run_dir / CHECKPOINT_NAME).exists():
+    if not (run_dir / CHECKPOINT_FILE).exists():
         return 0
-    with np.load(run_dir / CHECKPOINT_NAME, allow_pickle=False) as npz:
+    with np.load(run_dir / CHECKPOINT_FILE, allow_pickle=False) as npz:
         return int(json.loads(npz["__checkpoint__"].tobytes())["epoch"])
 
 
 def temp_files(run_dir: Path) -> list[Path]:
-    return list(run_dir.glob(f".{CHECKPOINT_NAME}.*.tmp")) if run_dir.exists() else []
+    return list(run_dir.glob(f".{CHECKPOINT_FILE}.*.tmp")) if run_dir.exists() else []
 
 
 def wait_for(predicate: object, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
@@ -142,7 +143,7 @@ def test_ctrl_c_saves_the_last_epoch_and_says_how_to_resume(
 ) -> None:
     out = tmp_path / "run"
     proc = start([*ARGS, "--out", str(out)], slow=0.15)
-    wait_for(lambda: (out / CHECKPOINT_NAME).exists(), proc)
+    wait_for(lambda: (out / CHECKPOINT_FILE).exists(), proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     if proc.returncode == 0:
@@ -151,7 +152,7 @@ def test_ctrl_c_saves_the_last_epoch_and_says_how_to_resume(
     assert proc.returncode == 130, message
     assert "Traceback" not in message and len(message.splitlines()) == 1
     assert f"Resume with: cnnlab train --resume {out}" in message
-    with np.load(out / CHECKPOINT_NAME, allow_pickle=False) as ckpt:
+    with np.load(out / CHECKPOINT_FILE, allow_pickle=False) as ckpt:
         saved = {k[len("model/") :]: ckpt[k] for k in ckpt.files if k.startswith("model/")}
     assert_bit_identical(weights(out), saved)  # model.npz = the last finished epoch
 

@@ -19,7 +19,7 @@ import pytest
 
 from cnnlab.cli.main import main
 from cnnlab.train.loop.checkpoint import SLOW_ENV
-from cnnlab.train.runs.runlock import LOCK_NAME
+from cnnlab.train.runs.files import LOCK_FILE
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -95,10 +95,10 @@ def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(tmp_path
     assert err.strip().splitlines() == [
         f"cnnlab train: error: {out} is in use by another cnnlab run (PID {first.pid}): two runs "
         "writing one folder would mix their files. Wait for that run to finish, or choose another "
-        f"--out. (Lock file: {out / LOCK_NAME})"
+        f"--out. (Lock file: {out / LOCK_FILE})"
     ]
     assert conv_channels(out) == (4, 4)  # config and model of the first run, no mix
-    assert not (out / LOCK_NAME).exists()
+    assert not (out / LOCK_FILE).exists()
 
 
 def test_two_runs_started_together_never_mix_their_files(tmp_path: Path) -> None:
@@ -128,14 +128,14 @@ def test_a_killed_runs_lock_is_taken_over_with_a_notice(tmp_path: Path) -> None:
         time.sleep(0.01)
     first.kill()
     first.communicate()
-    assert (out / LOCK_NAME).read_text() == f"{first.pid}\n"  # SIGKILL: no cleanup ran
+    assert (out / LOCK_FILE).read_text() == f"{first.pid}\n"  # SIGKILL: no cleanup ran
     resumed = start(["--resume", str(out), "--quiet", "--no-plots"])
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert err.strip().splitlines() == [
         f"cnnlab: taking over the stale lock of {out}: its holder, PID {first.pid}, has ended"
     ]
-    assert not (out / LOCK_NAME).exists()
+    assert not (out / LOCK_FILE).exists()
 
 
 # ---- a folder that holds a run ----------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_an_empty_existing_folder_is_fine(tmp_path: Path, capsys: pytest.Capture
     out.mkdir()
     code, err = cli(capsys, "train", "--model", TINY, "--out", str(out), *QUICK)
     assert code == 0 and err == ""
-    assert (out / "model.npz").is_file() and not (out / LOCK_NAME).exists()
+    assert (out / "model.npz").is_file() and not (out / LOCK_FILE).exists()
 
 
 def test_resume_and_overwrite_together_are_refused(

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.train.runs.runlock import LOCK_NAME, RunFolderLocked, acquire, locked, release
+from cnnlab.train.runs.files import LOCK_FILE
+from cnnlab.train.runs.runlock import RunFolderLocked, acquire, locked, release
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC}
@@ -40,9 +41,9 @@ def dead_pid() -> int:
 
 def test_the_lock_file_names_the_holder_and_goes_on_release(tmp_path: Path) -> None:
     lock = acquire(tmp_path)
-    assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+    assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
     release(lock)
-    assert not (tmp_path / LOCK_NAME).exists()
+    assert not (tmp_path / LOCK_FILE).exists()
 
 
 def test_another_process_is_refused_with_folder_and_pid(tmp_path: Path) -> None:
@@ -63,16 +64,16 @@ def test_a_second_lock_in_the_same_process_is_refused(tmp_path: Path) -> None:
 def test_released_when_the_block_raises(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt), locked(tmp_path):
         raise KeyboardInterrupt
-    assert not (tmp_path / LOCK_NAME).exists()
+    assert not (tmp_path / LOCK_FILE).exists()
 
 
 def test_a_dead_holders_lock_is_taken_over_with_a_notice(tmp_path: Path) -> None:
     pid = dead_pid()
-    (tmp_path / LOCK_NAME).write_text(f"{pid}\n")  # left by a process that was killed
+    (tmp_path / LOCK_FILE).write_text(f"{pid}\n")  # left by a process that was killed
     notices: list[str] = []
     lock = acquire(tmp_path, notice=notices.append)
     assert notices == [f"cnnlab: taking over the stale lock of {tmp_path}: its holder, PID {pid}, has ended"]
-    assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+    assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
     release(lock)
 
 
@@ -83,7 +84,7 @@ def test_a_killed_holders_lock_is_taken_over_by_another_process(tmp_path: Path) 
     )
     holder = subprocess.run([sys.executable, "-c", code], env=ENV, timeout=60)
     assert holder.returncode == 0
-    pid = int((tmp_path / LOCK_NAME).read_text())
+    pid = int((tmp_path / LOCK_FILE).read_text())
     result = other_process_acquires(tmp_path)
     assert result.stdout.splitlines() == [
         f"NOTICE cnnlab: taking over the stale lock of {tmp_path}: its holder, PID {pid}, has ended",
@@ -94,7 +95,7 @@ def test_a_killed_holders_lock_is_taken_over_by_another_process(tmp_path: Path) 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock: POSIX")
 def test_a_reused_pid_does_not_keep_a_stale_lock(tmp_path: Path) -> None:
     # PID 1 is alive, but holds no flock on this file: the process that wrote it has ended.
-    (tmp_path / LOCK_NAME).write_text("1\n")
+    (tmp_path / LOCK_FILE).write_text("1\n")
     notices: list[str] = []
     release(acquire(tmp_path, notice=notices.append))
     assert notices == [f"cnnlab: taking over the stale lock of {tmp_path}: its holder, PID 1, has ended"]
@@ -107,7 +108,7 @@ def test_an_empty_lock_file_is_waited_for_then_taken_over(
     import cnnlab.train.runs.runlock as runlock
 
     monkeypatch.setattr(runlock, "CREATING_GRACE_S", 0.2)
-    (tmp_path / LOCK_NAME).write_text("")
+    (tmp_path / LOCK_FILE).write_text("")
     notices: list[str] = []
     release(acquire(tmp_path, notice=notices.append))
     assert notices == [f"cnnlab: taking over the stale lock of {tmp_path}: the run that created it has ended"]

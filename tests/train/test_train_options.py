@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli.main import main
-from cnnlab.train.loop.checkpoint import CHECKPOINT_NAME, SLOW_ENV, TrainingInterrupted
+from cnnlab.train.loop.checkpoint import SLOW_ENV, TrainingInterrupted
+from cnnlab.train.runs.files import CHECKPOINT_FILE
 from cnnlab.train.runs.run import TrainConfig, train_run
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
@@ -148,7 +149,7 @@ def test_ctrl_c_before_the_first_epoch_claims_no_checkpoint(tmp_path: Path) -> N
     )
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]
     train_run(config, verbose=False, resume=True)  # the advice works: from epoch 1
-    assert (out / "model.npz").is_file() and (out / CHECKPOINT_NAME).is_file()
+    assert (out / "model.npz").is_file() and (out / CHECKPOINT_FILE).is_file()
 
 
 def test_ctrl_c_inside_the_first_checkpoint_write_from_the_cli(tmp_path: Path) -> None:
@@ -159,7 +160,7 @@ def test_ctrl_c_inside_the_first_checkpoint_write_from_the_cli(tmp_path: Path) -
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not list(out.glob(f".{CHECKPOINT_NAME}.*.tmp")):  # the first checkpoint is being written
+    while not list(out.glob(f".{CHECKPOINT_FILE}.*.tmp")):  # the first checkpoint is being written
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)

@@ -11,6 +11,7 @@ import numpy as np
 
 from cnnlab.cli.notices import note
 from cnnlab.errors import CnnlabError
+from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, MODEL_FILE
 
 #: Square sizes tried when a model file does not store its input shape.
 MAX_INFERRED_SIZE = 512
@@ -22,9 +23,9 @@ def resolve_model_path(path: str) -> Path:
     """A run folder (its ``model.npz``) or a model file."""
     p = Path(path)
     if p.is_dir():
-        if not (p / "model.npz").exists() and (p / "checkpoint.npz").exists():
+        if not (p / MODEL_FILE).exists() and (p / CHECKPOINT_FILE).exists():
             raise CnnlabError(_unfinished_run(p))
-        p = p / "model.npz"
+        p = p / MODEL_FILE
     if not p.exists():
         raise FileNotFoundError(f"no model at {p} (give a run folder or a .npz/.safetensors model file)")
     return p
@@ -35,19 +36,19 @@ def _unfinished_run(run: Path) -> str:
     from cnnlab.train.runs.runlock import RunFolderLocked, check_free
 
     try:
-        epochs = max(0, len((run / "history.csv").read_text(encoding="utf-8").splitlines()) - 1)
+        epochs = max(0, len((run / HISTORY_FILE).read_text(encoding="utf-8").splitlines()) - 1)
     except OSError:
         epochs = 0
     try:
         check_free(run)
     except RunFolderLocked:
         return (
-            f"{run} is still training ({epochs} epoch{'s' * (epochs != 1)} done): its model.npz is "
+            f"{run} is still training ({epochs} epoch{'s' * (epochs != 1)} done): its {MODEL_FILE} is "
             "written when the run ends or is stopped with Ctrl-C"
         )
     return (
-        f"{run} has no model.npz: its training was killed after {epochs} epoch{'s' * (epochs != 1)} "
-        f"(saved in checkpoint.npz). Finish it with: cnnlab train --resume {run}"
+        f"{run} has no {MODEL_FILE}: its training was killed after {epochs} epoch{'s' * (epochs != 1)} "
+        f"(saved in {CHECKPOINT_FILE}). Finish it with: cnnlab train --resume {run}"
     )
 
 
@@ -61,7 +62,7 @@ def run_config(path: str) -> dict[str, Any] | None:
     """The ``config.json`` of the run a model belongs to (beside ``model.npz``), or None."""
     import json
 
-    config = resolve_model_path(path).parent / "config.json"
+    config = resolve_model_path(path).parent / CONFIG_FILE
     try:
         values = json.loads(config.read_text())
     except (OSError, ValueError):

@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.train.runs.files import HISTORY_FILE, MODEL_FILE
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -29,7 +31,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _is_run(path: Path) -> bool:
-    return (path / "history.csv").exists() or (path / "model.npz").exists()
+    return (path / HISTORY_FILE).exists() or (path / MODEL_FILE).exists()
 
 
 def run(args: argparse.Namespace) -> int:

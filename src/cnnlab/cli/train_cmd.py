@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from cnnlab.train.runs.files import BEST_CONFIG_FILE, CONFIG_FILE
 from cnnlab.train.runs.recipes import RECIPES
 from cnnlab.train.runs.run import SCHEDULES, TrainConfig, check_config_values, train_run
 
@@ -156,10 +157,10 @@ def read_config_file(name: str) -> dict[str, Any]:
     """
     path = Path(name)
     if path.is_dir():
-        path = next((path / f for f in ("config.json", "best_config.json") if (path / f).is_file()), path)
+        path = next((path / f for f in (CONFIG_FILE, BEST_CONFIG_FILE) if (path / f).is_file()), path)
     if path.is_dir():
         raise FileNotFoundError(
-            f"--config: {path} is a folder without config.json (a run's) or best_config.json"
+            f"--config: {path} is a folder without {CONFIG_FILE} (a run's) or {BEST_CONFIG_FILE}"
         )
     if not path.is_file():
         raise FileNotFoundError(f"--config: no such file {path}")
@@ -182,9 +183,9 @@ def resume_config(run_dir: str, args: argparse.Namespace) -> TrainConfig:
     An option equal to the saved value (e.g. the same ``--backend``) changes nothing and is
     accepted.
     """
-    path = Path(run_dir) / "config.json"
+    path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"--resume: no config.json in {run_dir} (is it a run folder?)")
+        raise FileNotFoundError(f"--resume: no {CONFIG_FILE} in {run_dir} (is it a run folder?)")
     values = _checked_json(path, f"--resume: {path}", f"--resume: {path} is not valid JSON")
     values["out"] = str(run_dir)
     saved = TrainConfig.from_dict(values)

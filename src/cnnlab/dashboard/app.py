@@ -13,13 +13,17 @@ Routes (every run name is a path relative to RUNS_DIR; see ``data.RunsDir.resolv
 - ``GET /files/RUN/PATH``: a file of a run (report.html, plots/*.png), read-only.
 
 Anything outside RUNS_DIR is 404; only GET/HEAD and that one POST exist (405 otherwise).
+Every ``/api/`` error is a JSON ``{"error": "..."}`` with its status (the page shows it): 404,
+409 (no weights yet, or the run's dataset cannot be loaded here), 400/413 (a bad upload) and
+500 for anything unexpected (one line on the server's stderr, no traceback).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from cnnlab.dashboard import data, models
+from cnnlab.train.runs.files import PLOTS_DIR
 
 #: Seconds between two looks at the run folders' file stats for the event stream.
 POLL_SECONDS = 0.5
@@ -102,7 +107,7 @@ def create_app(runs_dir: str | os.PathLike[str], poll_seconds: float = POLL_SECO
 
     async def files(request: Request) -> Response:
         path = runs.resolve(request.path_params["path"])
-        run = path.parent if path.parent.name != "plots" else path.parent.parent
+        run = path.parent if path.parent.name != PLOTS_DIR else path.parent.parent
         if not path.is_file() or not data.is_run(run) or path.name.startswith("."):
             raise data.NotFound(request.path_params["path"])
         return FileResponse(path, headers=FILE_HEADERS)
@@ -120,22 +125,43 @@ def create_app(runs_dir: str | os.PathLike[str], poll_seconds: float = POLL_SECO
     routes = [
         Route("/", page),
         Route("/static/{name}", static),
-        Route("/api/runs", api_runs),
-        Route("/api/run", api_run),
-        Route("/api/events", events),
-        Route("/api/features", api_features),
-        Route("/api/predict", api_predict, methods=["POST"]),
+        Route("/api/runs", _api(api_runs)),
+        Route("/api/run", _api(api_run)),
+        Route("/api/events", _api(events)),
+        Route("/api/features", _api(api_features)),
+        Route("/api/predict", _api(api_predict), methods=["POST"]),
         Route("/files/{path:path}", files),
     ]
     handlers: Any = {
         data.NotFound: lambda request, exc: _json({"error": "not found"}, 404),
         models.NoWeights: lambda request, exc: _json({"error": str(exc)}, 409),
+        models.NoData: lambda request, exc: _json({"error": str(exc)}, 409),
         models.BadImage: lambda request, exc: _json({"error": str(exc)}, 400),
         HTTPException: lambda request, exc: _json({"error": exc.detail}, exc.status_code),
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.runs = runs
     return app
+
+
+#: Errors the app's exception handlers answer themselves (with their own status).
+_HANDLED = (data.NotFound, models.NoWeights, models.NoData, models.BadImage, HTTPException)
+
+
+def _api(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint`` with any unexpected error answered as JSON 500 (the page shows ``error``)."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except _HANDLED:
+            raise
+        except Exception as exc:
+            message = f"{request.url.path} failed: {type(exc).__name__}: {exc}"
+            print(f"cnnlab dashboard: error: {message}", file=sys.stderr, flush=True)
+            return _json({"error": message}, 500)
+
+    return guarded
 
 
 def _static(name: str) -> Response:

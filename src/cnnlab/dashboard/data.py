@@ -13,6 +13,7 @@ missing file reads as "not there yet", never as a crash.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -22,8 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
+from cnnlab.viz.confusion_summary import heatmap_png, is_large, per_class_summary, top_confusions
+
 #: Files whose presence makes a folder a run.
-RUN_FILES = ("config.json", "history.csv", "metrics.json")
+RUN_MARKERS = (CONFIG_FILE, HISTORY_FILE, METRICS_FILE)
 #: How deep below RUNS_DIR runs are looked for (runs/<name> is depth 1).
 MAX_DEPTH = 3
 #: A run without metrics.json whose files changed this recently is shown as "training".
@@ -120,7 +124,7 @@ class RunsDir:
 
 
 def is_run(path: Path) -> bool:
-    return path.is_dir() and any((path / f).is_file() for f in RUN_FILES)
+    return path.is_dir() and any((path / f).is_file() for f in RUN_MARKERS)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -139,7 +143,7 @@ def read_history(path: Path) -> list[dict[str, float | None]]:
 
     Example:
         >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "history.csv"
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / HISTORY_FILE
         >>> _ = p.write_text("epoch,train_loss\\n1,0.5\\n2,0.25\\n3,0.")
         >>> read_history(p)
         [{'epoch': 1.0, 'train_loss': 0.5}, {'epoch': 2.0, 'train_loss': 0.25}]
@@ -176,7 +180,7 @@ def _number(text: str) -> float | None:
 def signature(path: Path) -> tuple[tuple[str, int, int], ...]:
     """(name, size, mtime_ns) of a run's files: changes whenever the run writes one."""
     out = []
-    for name in (*RUN_FILES, "checkpoint.npz", "model.npz"):
+    for name in (*RUN_MARKERS, CHECKPOINT_FILE, MODEL_FILE):
         try:
             st = (path / name).stat()
         except OSError:
@@ -188,9 +192,9 @@ def signature(path: Path) -> tuple[tuple[str, int, int], ...]:
 def run_summary(runs: RunsDir, name: str) -> dict[str, Any]:
     """One row of the runs table: config columns, progress and metrics of run ``name``."""
     path = runs.run(name)
-    config = read_json(path / "config.json") or {}
-    metrics = read_json(path / "metrics.json")
-    history = read_history(path / "history.csv")
+    config = read_json(path / CONFIG_FILE) or {}
+    metrics = read_json(path / METRICS_FILE)
+    history = read_history(path / HISTORY_FILE)
     modified = max((mtime for _, _, mtime in signature(path)), default=0) / 1e9
     if metrics is not None:
         status = "done"
@@ -220,10 +224,30 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _summarized(cm: list[list[int]], classes: list[str]) -> dict[str, Any]:
+    """A large confusion matrix as the page shows it: a heatmap, the top confusions, the
+    per-class spread; the cells stay in metrics.json (1000 classes: a million of them)."""
+    try:
+        png = heatmap_png(cm, classes)
+        heatmap = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    except (ValueError, ImportError):  # a matrix of the wrong shape, or no Pillow
+        heatmap = None
+    try:
+        return {
+            "confusion_matrix": None,
+            "summarized": True,
+            "heatmap": heatmap,
+            "top_confusions": top_confusions(cm, classes),
+            "per_class_summary": per_class_summary(cm, classes, worst=20),
+        }
+    except ValueError:  # not (K, K): nothing to show
+        return {"confusion_matrix": None, "summarized": True, "heatmap": None, "top_confusions": []}
+
+
 def run_details(runs: RunsDir, name: str) -> dict[str, Any]:
     """Everything the page shows about one run that is not computed from its weights."""
     path = runs.run(name)
-    metrics = read_json(path / "metrics.json")
+    metrics = read_json(path / METRICS_FILE)
     evaluation = None
     if metrics and isinstance(metrics.get("confusion_matrix"), list):
         per_class = metrics.get("per_class") or {}
@@ -233,6 +257,8 @@ def run_details(runs: RunsDir, name: str) -> dict[str, Any]:
             # per-class accuracy = recall: the share of a class's test images called that class
             "per_class_accuracy": [v.get("recall") for v in per_class.values()],
         }
+        if is_large(evaluation["classes"]):
+            evaluation.update(_summarized(metrics["confusion_matrix"], evaluation["classes"]))
     files = sorted(
         p.relative_to(path).as_posix()
         for p in [*path.glob("*"), *path.glob("plots/*")]
@@ -241,9 +267,9 @@ def run_details(runs: RunsDir, name: str) -> dict[str, Any]:
     return {
         "run": name,
         "summary": run_summary(runs, name),
-        "config": read_json(path / "config.json"),
+        "config": read_json(path / CONFIG_FILE),
         "metrics": {k: v for k, v in (metrics or {}).items() if k not in ("confusion_matrix", "per_class")},
-        "history": read_history(path / "history.csv"),
+        "history": read_history(path / HISTORY_FILE),
         "evaluation": evaluation,
         "files": files,
     }

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
 
 #: Uploads larger than this are refused (413) before they are decoded.
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -61,10 +62,10 @@ def _dataset(config: dict[str, Any]) -> Any:
 
 
 def _weights_file(run_dir: Path) -> Path:
-    model, ckpt = run_dir / "model.npz", run_dir / "checkpoint.npz"
+    model, ckpt = run_dir / MODEL_FILE, run_dir / CHECKPOINT_FILE
     stamps = {p: p.stat().st_mtime_ns for p in (model, ckpt) if p.is_file()}
     if not stamps:
-        raise NoWeights(f"{run_dir.name} has no model.npz or checkpoint.npz yet")
+        raise NoWeights(f"{run_dir.name} has no {MODEL_FILE} or {CHECKPOINT_FILE} yet")
     return max(stamps, key=lambda p: (stamps[p], p == model))  # model.npz wins a tie
 
 
@@ -93,15 +94,15 @@ def _load(run_dir: Path, path: Path) -> tuple[Any, dict[str, Any]]:
     from cnnlab.optim import make_optimizer
     from cnnlab.train.loop.checkpoint import load_checkpoint
 
-    if path.name == "model.npz":
+    if path.name == MODEL_FILE:
         return load_with_extra(path)
-    if (run_dir / "model.npz").is_file():  # resumed run: the architecture is saved
-        model, extra = load_with_extra(run_dir / "model.npz")
+    if (run_dir / MODEL_FILE).is_file():  # resumed run: the architecture is saved
+        model, extra = load_with_extra(run_dir / MODEL_FILE)
     else:
         model, extra = _model_from_config(run_dir)
     # The checkpoint also holds the optimizer's state; the reader checks every declared
     # shape against the model and the optimizer (as the run built it) before reading data.
-    config = read_json(run_dir / "config.json") or {}
+    config = read_json(run_dir / CONFIG_FILE) or {}
     optimizer = make_optimizer(
         str(config.get("optimizer", "adam")),
         model.parameters(),
@@ -117,9 +118,9 @@ def _model_from_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     from cnnlab.dashboard.data import read_json
     from cnnlab.models import build_model, model_from_file
 
-    config = read_json(run_dir / "config.json")
+    config = read_json(run_dir / CONFIG_FILE)
     if config is None:
-        raise NoWeights(f"{run_dir.name}: no config.json to rebuild the model from")
+        raise NoWeights(f"{run_dir.name}: no {CONFIG_FILE} to rebuild the model from")
     splits, normalization = _dataset(config)
     _, channels, height, width = splits.train.x.shape  # (N, C, H, W)
     name, k = str(config.get("model", "small_bn")), len(splits.classes)
@@ -213,9 +214,9 @@ def feature_maps(run_dir: Path, index: int) -> dict[str, Any]:
     from cnnlab.functional.activations import softmax
     from cnnlab.viz.probe import feature_maps as probe
 
-    config = read_json(run_dir / "config.json")
+    config = read_json(run_dir / CONFIG_FILE)
     if config is None:
-        raise NoWeights(f"{run_dir.name}: no config.json (which dataset?)")
+        raise NoWeights(f"{run_dir.name}: no {CONFIG_FILE} (which dataset?)")
     model, extra, source = latest_model(run_dir)
     splits, _ = _dataset(config)
     n = len(splits.test.x)

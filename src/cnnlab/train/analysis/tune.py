@@ -44,6 +44,7 @@ from typing import Any
 from cnnlab.errors import CnnlabError, arg_error
 from cnnlab.train.loop.callbacks import Callback, TrainContext
 from cnnlab.train.loop.history import write_atomic
+from cnnlab.train.runs.files import BEST_CONFIG_FILE, CONFIG_FILE
 from cnnlab.train.runs.run import TrainConfig
 
 INSTALL_HINT = "pip install optuna (or pip install cnnlab[tune])"
@@ -294,7 +295,7 @@ def tune(
         def objective(trial: Any) -> float:
             config = suggest_config(trial, space, base)
             run_dir = out / "trials" / f"{trial.number:04d}"
-            if (run_dir / "config.json").exists():
+            if (run_dir / CONFIG_FILE).exists():
                 raise CnnlabError(f"tune: {run_dir} already holds a run (another study?): use another --out")
             config.out = str(run_dir)
             trial.set_user_attr("run_dir", str(run_dir))
@@ -331,13 +332,13 @@ def tune(
         best = max(completed, key=lambda t: t.value) if completed else None
         at_chance = best is not None and best.value <= bound
         if best is not None and not at_chance:
-            best_path = out / "best_config.json"
+            best_path = out / BEST_CONFIG_FILE
             write_atomic(best_path, json.dumps(best.user_attrs["config"], indent=2) + "\n")
         table = trials_table(study)
         if best is not None and at_chance:
             table += (
                 f"\nno trial learned: the best val accuracy, {best.value:.4f}, is at chance level "
-                f"({chance:.4f} by always guessing the most common class): no best_config.json"
+                f"({chance:.4f} by always guessing the most common class): no {BEST_CONFIG_FILE}"
             )
         if verbose:
             print(table)

@@ -35,7 +35,6 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError
 
-CHECKPOINT_NAME = "checkpoint.npz"
 HEADER_KEY = "__checkpoint__"
 FORMAT = "cnnlab-checkpoint"
 FORMAT_VERSION = 1

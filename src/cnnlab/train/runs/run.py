@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.train.runs.config_types import check_type, check_values
+from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, TENSORBOARD_DIR
 from cnnlab.train.evaluation.evaluate import TTA_MODES
 
 
@@ -328,7 +329,6 @@ def _train_run(
     from cnnlab.io import save
     from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
     from cnnlab.train.loop.checkpoint import (
-        CHECKPOINT_NAME,
         TrainingInterrupted,
         load_checkpoint,
         remove_stale_temp_files,
@@ -373,8 +373,8 @@ def _train_run(
     config_dict = dataclasses.asdict(config) | {"out": str(run_dir)}
     config_text = json.dumps(config_dict, indent=2) + "\n"
     if is_main:
-        write_text_atomic(run_dir / "config.json", config_text)
-    checkpoint_path = run_dir / CHECKPOINT_NAME
+        write_text_atomic(run_dir / CONFIG_FILE, config_text)
+    checkpoint_path = run_dir / CHECKPOINT_FILE
     initial_state = None
     if resume:
         remove_stale_temp_files(run_dir)  # from a write that was killed
@@ -406,13 +406,13 @@ def _train_run(
             if not is_main or _file_id(checkpoint_path) != before:
                 saved_epochs[0] = state.epoch
 
-    all_callbacks: list[Any] = [CSVLogger(run_dir / "history.csv"), *callbacks]
+    all_callbacks: list[Any] = [CSVLogger(run_dir / HISTORY_FILE), *callbacks]
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
     if config.tensorboard and is_main:
         from cnnlab.train.loop.tensorboard import TensorBoard
 
-        all_callbacks.append(TensorBoard(run_dir / "tensorboard", sample=x_test[:1]))  # test image 0
+        all_callbacks.append(TensorBoard(run_dir / TENSORBOARD_DIR, sample=x_test[:1]))  # test image 0
 
     extra = {
         "classes": list(data.splits.classes),
@@ -453,7 +453,7 @@ def _train_run(
             ) from None
         raise TrainingInterrupted(
             f"cnnlab train: interrupted; {done} of {config.epochs} epochs are saved in {run_dir} "
-            f"(model.npz, {CHECKPOINT_NAME}). Resume with: cnnlab train --resume {run_dir}",
+            f"({MODEL_FILE}, {CHECKPOINT_FILE}). Resume with: cnnlab train --resume {run_dir}",
             run_dir,
             done,
         ) from None
@@ -461,7 +461,7 @@ def _train_run(
         # Whatever happened (including a NaN stop, which restores the last good weights),
         # the weights we have are saved: nothing trained is lost.
         if is_main and save_model:
-            save(model, run_dir / "model.npz", extra=extra)
+            save(model, run_dir / MODEL_FILE, extra=extra)
     if not is_main:
         return RunResult(run_dir, math.nan, math.nan, time.perf_counter() - start, history)
 
@@ -469,5 +469,5 @@ def _train_run(
     metrics = evaluate_arrays(model, x_test, y_test, data.splits.classes, tta=config.tta)
     seconds = time.perf_counter() - start
     metrics["seconds"] = round(seconds + earlier_seconds, 2)
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, metrics["test_accuracy"], metrics["test_loss"], seconds, history, metrics)

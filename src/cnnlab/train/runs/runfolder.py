@@ -18,22 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.train.runs.files import REPORT_FILE, RUN_FILES
 from cnnlab.train.runs.runlock import check_free, locked
 
-#: What a run writes into its folder; ``--overwrite`` deletes exactly these (config.json first,
-#: so a half-cleared folder is never taken for the old run).
-RUN_FILES = (
-    "config.json",
-    "checkpoint.npz",
-    "model.npz",
-    "history.csv",
-    "metrics.json",
-    "report.html",
-    "plots",
-    "tensorboard",  # cnnlab train --tensorboard
-    "torch",  # cnnlab export RUN --to torch
-    "model.onnx",  # cnnlab export RUN --to onnx
-)
 
 
 def existing_run_files(run_dir: Path) -> list[str]:
@@ -59,7 +46,7 @@ def check_run_folder(run_dir: Path, resume: bool = False, overwrite: bool = Fals
     if found and not (resume or overwrite):
         raise CnnlabError(
             f"{run_dir} already holds a run ({', '.join(found)}). To continue it: cnnlab train "
-            f"--resume {run_dir}; to replace it (its files, plots/ and report.html are deleted): "
+            f"--resume {run_dir}; to replace it (its files, plots/ and {REPORT_FILE} are deleted): "
             "add --overwrite; or choose another --out"
         )
 

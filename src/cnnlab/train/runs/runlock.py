@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.train.runs.files import LOCK_FILE
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-LOCK_NAME = ".cnnlab.lock"
 #: How long a lock file may stay empty (its creator between O_EXCL and writing its PID).
 CREATING_GRACE_S = 2.0
 
@@ -112,7 +112,7 @@ def _in_use(folder: Path, pid: int | None) -> RunFolderLocked:
     return RunFolderLocked(
         f"{folder} is in use by another cnnlab run ({holder}): two runs writing one folder would "
         f"mix their files. Wait for that run to finish, or choose another --out. (Lock file: "
-        f"{folder / LOCK_NAME})"
+        f"{folder / LOCK_FILE})"
     )
 
 
@@ -120,7 +120,7 @@ def check_free(folder: str | os.PathLike[str]) -> None:
     """Raise ``RunFolderLocked`` if a live process holds ``folder``'s lock (takes nothing over)."""
     folder = Path(folder)
     try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDWR)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR)
     except (FileNotFoundError, NotADirectoryError):
         return
     try:
@@ -138,7 +138,7 @@ def acquire(folder: str | os.PathLike[str], notice: Callable[[str], None] = _not
         RunFolderLocked: a live process holds it (the message names the folder and its PID).
     """
     folder = Path(folder)
-    path = folder / LOCK_NAME
+    path = folder / LOCK_FILE
     empty_since: float | None = None
     while True:
         try:

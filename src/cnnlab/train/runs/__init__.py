@@ -1,0 +1,1 @@
+"""A run folder's lifecycle: options, recipes, the memory check, the lock, ``train_run``."""
