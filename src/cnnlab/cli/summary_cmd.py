@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from cnnlab.cli.train_cmd import int_list
+from cnnlab.jsonfile import read_json_object
 
 
 def add_parser(sub: Any) -> None:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     elif target.suffix.lower() == ".json":  # a run's config.json
         from cnnlab.train.runs.run import TrainConfig
 
-        cfg = TrainConfig.from_dict({k: v for k, v in json.loads(target.read_text()).items()})
+        cfg = TrainConfig.from_dict(dict(read_json_object(target)))  # an error names the file
         shape = shape or (1, 28, 28)
         model = build_model(
             cfg.model,

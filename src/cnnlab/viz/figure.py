@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cnnlab.atomic import atomic_write
 from cnnlab.errors import CnnlabError
 
 #: Dots per inch of every saved PNG: a figure of ``width`` x ``height`` pixels is saved at
@@ -34,10 +35,14 @@ def new_figure(width: int, height: int) -> Any:
 
 
 def save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Save ``fig`` as a PNG at its own pixel size (parent folders created); return the path."""
+    """Save ``fig`` as a PNG at its own pixel size (parent folders created); return the path.
+
+    The PNG is written atomically (a temp file in the same folder, then ``os.replace``): a
+    full disk leaves the previous picture whole and the error names ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
+    atomic_write(path, lambda f: fig.savefig(f, dpi=DPI, format="png"))
     return path
 
 

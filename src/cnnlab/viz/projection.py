@@ -4,6 +4,12 @@ The lecture's "automatic feature extraction": the conv layers learn features in 
 classes separate, so a simple linear classifier on top suffices. PCA (NumPy, linear) shows
 the directions of largest variance; t-SNE (scikit-learn, when installed) keeps
 neighbourhoods and usually shows the clusters more clearly.
+
+Some features cannot be projected: NaN values, too few images, or the same features for
+every image (an untrained model, or one whose ReLUs all died). ``projection_problem`` says
+why in words; ``tsne_2d`` refuses such features with that reason (scikit-learn's t-SNE
+crashed the whole process on constant features: a segmentation fault, issue 23), and
+``cnnlab plot`` skips the picture with the reason and still writes the report.
 """
 
 from __future__ import annotations
@@ -18,6 +24,46 @@ from cnnlab.viz.figure import new_figure, save
 
 #: Pixel size of a projection PNG.
 SIZE = (800, 700)
+#: t-SNE needs its perplexity (at least 2) below the number of points: at least this many.
+MIN_TSNE_POINTS = 5
+
+
+class DegenerateFeatures(ValueError):
+    """Features that cannot be projected; the message says why (``projection_problem``)."""
+
+
+def projection_problem(features: np.ndarray, method: str = "PCA") -> str | None:
+    """Why ``(N, F)`` features cannot be drawn with ``method`` ("PCA" or "t-SNE"), or None.
+
+    Example:
+        >>> import numpy as np
+        >>> print(projection_problem(np.zeros((100, 128))))
+        the features are the same for all 100 images (a model that gives every input the
+        same features: untrained, or all its ReLUs are dead)
+        >>> projection_problem(np.eye(3), "t-SNE")
+        't-SNE needs at least 5 images; got 3'
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        return f"features must be 2-D (N, F); got shape {x.shape}"
+    n = len(x)
+    if n < 2 or x.shape[1] < 1:
+        return f"a projection needs at least 2 images with at least 1 feature; got shape {x.shape}"
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = int((~finite).any(axis=1).sum())
+        return f"the features of {bad} of {n} images hold NaN or infinite values (a model with NaN weights?)"
+    # Exactly (or up to rounding) equal rows: scikit-learn's PCA initialisation divides by zero.
+    if np.ptp(x, axis=0).max() <= 1e-12 * max(1.0, float(np.abs(x).max())):
+        return (
+            f"the features are the same for all {n} images (a model that gives every input the "
+            "same features: untrained, or all its ReLUs are dead)"
+        )
+    if method == "t-SNE" and n < MIN_TSNE_POINTS:
+        return f"t-SNE needs at least {MIN_TSNE_POINTS} images; got {n}"
+    if method == "t-SNE" and x.shape[1] < 2:
+        return f"t-SNE needs at least 2 features per image; got {x.shape[1]}"
+    return None
 
 
 def pca_2d(features: np.ndarray) -> np.ndarray:
@@ -52,11 +98,18 @@ def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """t-SNE embedding ``(N, 2)`` of ``(N, F)`` features (needs scikit-learn).
 
     PCA to at most 50 dimensions first, as the t-SNE authors advise, to save time.
+
+    Raises:
+        DegenerateFeatures: features t-SNE cannot embed (NaN, fewer than ``MIN_TSNE_POINTS``
+            images, the same features for every image); the message says which.
     """
     try:
         from sklearn.manifold import TSNE
     except ImportError:
         raise ImportError("t-SNE needs scikit-learn: pip install scikit-learn") from None
+    problem = projection_problem(features, "t-SNE")
+    if problem is not None:
+        raise DegenerateFeatures(f"tsne_2d: {problem}")
     x = np.asarray(features, dtype=np.float64)
     n = len(x)
     if x.shape[1] > 50 and n > 50:

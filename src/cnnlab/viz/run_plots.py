@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from cnnlab.jsonfile import read_json_object
-from cnnlab.train.runs.files import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PLOTS_DIR
 
 #: File names in ``RUN_DIR/plots/``, in report order.
 PLOT_FILES = {
@@ -50,21 +49,21 @@ def plot_run(run_dir: str | os.PathLike[str], tsne: bool | None = None) -> list[
     from cnnlab.viz.curves import plot_curves
 
     run = Path(run_dir)
-    if not (run / HISTORY_FILE).exists() and not (run / MODEL_FILE).exists():
-        raise FileNotFoundError(f"{run} is not a run folder (no {HISTORY_FILE} or {MODEL_FILE})")
-    out = run / PLOTS_DIR
+    if not (run / "history.csv").exists() and not (run / "model.npz").exists():
+        raise FileNotFoundError(f"{run} is not a run folder (no history.csv or model.npz)")
+    out = run / "plots"
     written: list[Path] = []
-    history_path = run / HISTORY_FILE
+    history_path = run / "history.csv"
     if history_path.exists():
         history = History.from_csv(history_path)
         if len(history):
             written.append(plot_curves(history, out / PLOT_FILES["curves"]))
-    metrics = _read_json(run / METRICS_FILE)
+    metrics = _read_json(run / "metrics.json")
     classes: list[str] = list(metrics.get("per_class", {}))
     if "confusion_matrix" in metrics and classes:
         written.append(plot_confusion(metrics["confusion_matrix"], classes, out / PLOT_FILES["confusion"]))
         written.append(plot_per_class(metrics["per_class"], out / PLOT_FILES["per_class"]))
-    if (run / MODEL_FILE).exists():
+    if (run / "model.npz").exists():
         written += _model_plots(run, out, tsne)
     return written
 
@@ -74,7 +73,7 @@ def _model_plots(run: Path, out: Path, tsne: bool | None) -> list[Path]:
     from cnnlab.io import load_with_extra
     from cnnlab.viz.images import plot_filters
 
-    model, extra = load_with_extra(run / MODEL_FILE)
+    model, extra = load_with_extra(run / "model.npz")
     written = []
     conv = next((layer for _, layer in model.named_layers() if type(layer).__name__ == "Conv2D"), None)
     if conv is not None:
@@ -96,7 +95,7 @@ def _test_plots(
     from cnnlab.functional.activations import softmax
     from cnnlab.viz.images import plot_feature_maps, plot_misclassified
     from cnnlab.viz.probe import feature_maps, penultimate_features
-    from cnnlab.viz.projection import has_sklearn, pca_2d, plot_projection, tsne_2d
+    from cnnlab.viz.projection import has_sklearn, pca_2d, plot_projection, projection_problem, tsne_2d
 
     classes = [str(c) for c in extra.get("classes") or range(int(labels.max()) + 1)]
     x = _normalize(images, extra)  # (N, C, H, W)
@@ -122,10 +121,16 @@ def _test_plots(
     rng = np.random.default_rng(0)
     subset = np.sort(rng.permutation(len(x))[:MAX_PROJECTED])
     features = penultimate_features(model, x[subset])  # (n, F)
-    written.append(plot_projection(pca_2d(features), labels[subset], classes, out / PLOT_FILES["pca"], "PCA"))
+    methods = {"pca": ("PCA", pca_2d)}
     if has_sklearn() if tsne is None else tsne:
-        points = tsne_2d(features)
-        written.append(plot_projection(points, labels[subset], classes, out / PLOT_FILES["tsne"], "t-SNE"))
+        methods["tsne"] = ("t-SNE", tsne_2d)
+    for key, (method, project) in methods.items():
+        problem = projection_problem(features, method)  # a degenerate input crashed t-SNE (issue 23)
+        if problem is not None:
+            warnings.warn(f"{out.parent}: skipping the {method} projection: {problem}", stacklevel=3)
+            continue
+        points = project(features)  # (n, 2)
+        written.append(plot_projection(points, labels[subset], classes, out / PLOT_FILES[key], method))
     return written
 
 
@@ -169,7 +174,7 @@ def _test_split(run: Path, extra: dict[str, Any]) -> tuple[np.ndarray, np.ndarra
     """The dataset's test images ``(N, C, H, W)`` in [0, 1] and labels, or None with a warning."""
     from cnnlab.data import load_dataset
 
-    config = _read_json(run / CONFIG_FILE)
+    config = _read_json(run / "config.json")
     name = extra.get("dataset") or config.get("data")
     if not name:
         warnings.warn(f"{run}: no dataset recorded; skipping plots of test images", stacklevel=3)
