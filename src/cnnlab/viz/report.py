@@ -18,6 +18,14 @@ from typing import Any
 
 from cnnlab.atomic import write_text_atomic
 from cnnlab.jsonfile import read_json_object
+from cnnlab.train.runs.files import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
+)
 from cnnlab.viz.run_plots import PLOT_FILES, plot_run
 
 #: (heading, plot keys) of the picture sections, in page order.
@@ -57,8 +65,8 @@ def write_report(run_dir: str | os.PathLike[str], make_plots: bool = True, tsne:
     run = Path(run_dir)
     if make_plots:
         plot_run(run, tsne=tsne)
-    config = _read_json(run / "config.json")
-    metrics = _read_json(run / "metrics.json")
+    config = _read_json(run / CONFIG_FILE)
+    metrics = _read_json(run / METRICS_FILE)
     title = f"cnnlab run {run.resolve().name}"
     parts = [
         "<!DOCTYPE html>",
@@ -71,9 +79,9 @@ def write_report(run_dir: str | os.PathLike[str], make_plots: bool = True, tsne:
         _section("Diagnosis", _diagnosis_html(run)),
     ]
     for heading, keys in PLOT_SECTIONS:
-        parts.append(_section(heading, "".join(_image_html(run / "plots" / PLOT_FILES[k]) for k in keys)))
+        parts.append(_section(heading, "".join(_image_html(run / PLOTS_DIR / PLOT_FILES[k]) for k in keys)))
     parts.append("</body></html>\n")
-    path = run / "report.html"
+    path = run / REPORT_FILE
     write_text_atomic(path, "\n".join(parts))  # a full disk keeps the old report (issue 23)
     return path
 
@@ -109,11 +117,11 @@ def _config_html(config: dict[str, Any]) -> str:
 
 
 def _model_html(run: Path) -> str:
-    if not (run / "model.npz").exists():
+    if not (run / MODEL_FILE).exists():
         return _missing("no model.npz in this run folder")
     from cnnlab.io import load_with_extra
 
-    model, extra = load_with_extra(run / "model.npz")
+    model, extra = load_with_extra(run / MODEL_FILE)
     input_shape = tuple(extra.get("input_shape") or ())
     if not hasattr(model, "summary") or not input_shape:
         return f"<pre>{_e(repr(model))}</pre>"
@@ -153,7 +161,7 @@ def _metrics_html(metrics: dict[str, Any]) -> str:
 
 
 def _diagnosis_html(run: Path) -> str:
-    if not (run / "history.csv").exists():
+    if not (run / HISTORY_FILE).exists():
         return _missing("no history.csv: nothing to diagnose")
     from cnnlab.train.analysis.diagnose import diagnose_run
 

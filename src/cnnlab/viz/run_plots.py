@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.jsonfile import read_json_object
+from cnnlab.train.runs.files import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PLOTS_DIR
 
 #: File names in ``RUN_DIR/plots/``, in report order.
 PLOT_FILES = {
@@ -49,21 +50,21 @@ def plot_run(run_dir: str | os.PathLike[str], tsne: bool | None = None) -> list[
     from cnnlab.viz.curves import plot_curves
 
     run = Path(run_dir)
-    if not (run / "history.csv").exists() and not (run / "model.npz").exists():
-        raise FileNotFoundError(f"{run} is not a run folder (no history.csv or model.npz)")
-    out = run / "plots"
+    if not (run / HISTORY_FILE).exists() and not (run / MODEL_FILE).exists():
+        raise FileNotFoundError(f"{run} is not a run folder (no {HISTORY_FILE} or {MODEL_FILE})")
+    out = run / PLOTS_DIR
     written: list[Path] = []
-    history_path = run / "history.csv"
+    history_path = run / HISTORY_FILE
     if history_path.exists():
         history = History.from_csv(history_path)
         if len(history):
             written.append(plot_curves(history, out / PLOT_FILES["curves"]))
-    metrics = _read_json(run / "metrics.json")
+    metrics = _read_json(run / METRICS_FILE)
     classes: list[str] = list(metrics.get("per_class", {}))
     if "confusion_matrix" in metrics and classes:
         written.append(plot_confusion(metrics["confusion_matrix"], classes, out / PLOT_FILES["confusion"]))
         written.append(plot_per_class(metrics["per_class"], out / PLOT_FILES["per_class"]))
-    if (run / "model.npz").exists():
+    if (run / MODEL_FILE).exists():
         written += _model_plots(run, out, tsne)
     return written
 
@@ -73,7 +74,7 @@ def _model_plots(run: Path, out: Path, tsne: bool | None) -> list[Path]:
     from cnnlab.io import load_with_extra
     from cnnlab.viz.images import plot_filters
 
-    model, extra = load_with_extra(run / "model.npz")
+    model, extra = load_with_extra(run / MODEL_FILE)
     written = []
     conv = next((layer for _, layer in model.named_layers() if type(layer).__name__ == "Conv2D"), None)
     if conv is not None:
@@ -174,7 +175,7 @@ def _test_split(run: Path, extra: dict[str, Any]) -> tuple[np.ndarray, np.ndarra
     """The dataset's test images ``(N, C, H, W)`` in [0, 1] and labels, or None with a warning."""
     from cnnlab.data import load_dataset
 
-    config = _read_json(run / "config.json")
+    config = _read_json(run / CONFIG_FILE)
     name = extra.get("dataset") or config.get("data")
     if not name:
         warnings.warn(f"{run}: no dataset recorded; skipping plots of test images", stacklevel=3)
