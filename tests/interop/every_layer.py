@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from cnnlab.errors import ShapeError
 from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
@@ -19,6 +21,7 @@ from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
+from cnnlab.layers.embedding import Embedding
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.residual import Residual
@@ -44,12 +47,30 @@ EXAMPLE_CHILDREN: Callable[[], list[Layer]] = lambda: [Conv2D(4, 4, 3, rng=6), R
 #: Example inputs without the batch axis, tried in order until the layer accepts one.
 EXAMPLE_INPUTS: tuple[tuple[int, ...], ...] = ((4, 7, 7), (4, 9), (4,))
 
-#: Layers the signature cannot build (e.g. integer inputs): name -> () -> (layer, input shape).
-EXAMPLES: dict[str, Callable[[], tuple[Layer, tuple[int, ...]]]] = {}
+
+def normal_input(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return rng.normal(size=shape)
 
 
-def layer_example(cls: type[Layer]) -> tuple[Layer, tuple[int, ...]]:
-    """One ``cls`` layer built from ``EXAMPLE_ARGS``, and an input shape (no batch axis) it takes."""
+class Example(NamedTuple):
+    """A layer, one input shape without the batch axis, and how to draw an input batch."""
+
+    layer: Layer
+    input_shape: tuple[int, ...]
+    make_input: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray] = normal_input
+
+
+#: Layers the signature cannot build (e.g. integer inputs): name -> () -> Example.
+EXAMPLES: dict[str, Callable[[], Example]] = {
+    "Embedding": lambda: Example(
+        Embedding(7, 4, padding_idx=0, rng=0), (5,), lambda rng, shape: rng.integers(0, 7, shape)
+    ),
+}
+
+
+def layer_example(cls: type[Layer]) -> Example:
+    """One ``cls`` layer built from ``EXAMPLE_ARGS``, an input shape (no batch axis) it takes,
+    and its input maker (normal floats unless ``EXAMPLES`` says otherwise)."""
     if cls.__name__ in EXAMPLES:
         return EXAMPLES[cls.__name__]()
     kwargs: dict[str, Any] = {}
@@ -73,7 +94,7 @@ def layer_example(cls: type[Layer]) -> tuple[Layer, tuple[int, ...]]:
             layer.output_shape((2, *shape))
         except ShapeError:
             continue
-        return layer, shape
+        return Example(layer, shape)
     raise LookupError(
         f"{cls.__name__}: none of the inputs {EXAMPLE_INPUTS} fits {layer!r}; add the layer to "
         "EXAMPLES in tests/interop/every_layer.py"

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 from every_layer import layer_example
-from test_torch_bridge import check_parity, randomize
+from test_torch_bridge import randomize
 
 from cnnlab.errors import CnnlabError
 from cnnlab.interop.codegen import torch_source
+from cnnlab.interop.onnx import onnx_table
 from cnnlab.interop.torch import from_torch, to_torch, torch_class, torch_table
-from cnnlab.layers.base import TorchSpec
+from cnnlab.layers.base import Layer, TorchSpec
 from cnnlab.layers.registry import import_all_layers
 
 LAYERS = import_all_layers()
@@ -36,22 +37,46 @@ def test_every_layer_declares_its_table_entry(name: str) -> None:
         assert path.startswith(("torch.nn.", "cnnlab.interop.torch_modules.")), path
 
 
+def check_layer_parity(torch: Any, model: Layer, module: Any, x: np.ndarray) -> None:
+    """Output, input gradient (float inputs), every parameter gradient and buffer agree (float64)."""
+    float_input = x.dtype.kind == "f"
+    x_t = torch.tensor(x, requires_grad=float_input)
+    y, y_t = model.forward(x), module(x_t)
+    np.testing.assert_allclose(y_t.detach().numpy(), y, rtol=0, atol=1e-12)
+    dy = np.random.default_rng(1).normal(size=y.shape)
+    module.zero_grad(set_to_none=True)
+    dx = model.backward(dy)
+    y_t.backward(torch.tensor(dy))
+    if float_input:
+        np.testing.assert_allclose(x_t.grad.numpy(), dx, rtol=0, atol=1e-12)
+    grads = {p.path: p.grad for p in model.parameters()}
+    named = dict(module.named_parameters())
+    assert sorted(named) == sorted(grads)
+    for key, param in named.items():
+        np.testing.assert_allclose(param.grad.numpy(), grads[key], rtol=0, atol=1e-12, err_msg=key)
+    state = model.state_dict()
+    for key, value in module.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            np.testing.assert_allclose(value.numpy(), state[key], rtol=0, atol=1e-12, err_msg=key)
+
+
 @pytest.mark.parametrize("name", CONVERTIBLE)
 def test_every_layer_round_trips_through_torch_and_model_py(torch: Any, name: str) -> None:
-    layer, shape = layer_example(LAYERS[name])
+    layer, shape, make_input = layer_example(LAYERS[name])
+    x = make_input(np.random.default_rng(0), (3, *shape))
     model = layer.astype(np.float64).eval()  # eval: Dropout's masks are each framework's own
     module = to_torch(model)
-    check_parity(torch, model, module, shape, np.float64)
+    check_layer_parity(torch, model, module, x)
     randomize(torch, module)
     back = from_torch(module)
     assert type(back) is type(model) and repr(back) == repr(model)
-    check_parity(torch, back, module, shape, np.float64)
+    check_layer_parity(torch, back, module, x)
     namespace: dict[str, Any] = {}
     exec(compile(torch_source(back), "model.py", "exec"), namespace)  # the generated model.py
     net = namespace["build"]()
     net.load_state_dict(module.state_dict())
-    x = torch.randn(3, *shape, dtype=torch.float64)
-    assert torch.equal(net.eval()(x), module.eval()(x))
+    with torch.no_grad():
+        assert torch.equal(net.eval()(torch.tensor(x)), module.eval()(torch.tensor(x)))
 
 
 def test_every_module_path_in_the_table_resolves(torch: Any) -> None:
@@ -80,3 +105,12 @@ def test_a_spec_without_a_module_must_say_why() -> None:
     with pytest.raises(CnnlabError, match="none_because"):
         TorchSpec(None)
     assert TorchSpec(None, none_because="a training-time view").modules == ()
+
+
+def test_every_declared_onnx_op_is_an_onnx_operator() -> None:
+    onnx = pytest.importorskip("onnx")
+    table = onnx_table()
+    assert {"Conv", "Gemm", "BatchNormalization", "Relu", "MaxPool"} <= set(table)
+    unknown = sorted(op for op in table if not onnx.defs.has(op))
+    assert not unknown, f"not ONNX operators (a typo in a TorchSpec's onnx_ops?): {unknown}"
+    assert [cls.__name__ for cls in table["Gemm"]] == ["Dense"]

@@ -25,9 +25,27 @@ from cnnlab.errors import CnnlabError, arg_error
 from cnnlab.interop.torch import to_torch
 from cnnlab.interop.torch_modules import import_torch
 from cnnlab.layers.base import Layer
+from cnnlab.layers.registry import import_all_layers
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+
+
+def onnx_table() -> dict[str, list[type[Layer]]]:
+    """ONNX operator -> the cnnlab layer types that declare it (``TorchSpec.onnx_ops``).
+
+    The layer table read from the ONNX side, for importing a graph: which layers an
+    operator may become. Operators no layer declares are absent.
+
+    Example:
+        >>> [cls.__name__ for cls in onnx_table()["Conv"]][:1]
+        ['Conv2D']
+    """
+    table: dict[str, list[type[Layer]]] = {}
+    for cls in import_all_layers().values():
+        for op in cls.torch.onnx_ops if cls.torch is not None else ():
+            table.setdefault(op, []).append(cls)
+    return table
 
 
 def to_onnx(
