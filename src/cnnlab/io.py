@@ -39,12 +39,16 @@ from cnnlab.layers.registry import (  # noqa: F401  (import_all_layers: kept imp
     import_all_layers,
 )
 from cnnlab.npzfile import (  # noqa: F401  (check_crc, npz_member_declared, ZIP_ERRORS: kept importable)
+    CNNLAB_KINDS,
     MAX_HEADER_BYTES,
     ZIP_ERRORS,
     check_crc,
     check_declared,
     declared_arrays,
+    describe_bytes,
+    describe_npz,
     npz_member_declared,
+    open_npz,
     parse_json_header,
     read_json_header,
 )
@@ -169,8 +173,9 @@ def load_with_extra(
     if len(magic) == 9 and magic[8:9] == b"{":
         return _load_safetensors(path, max_parameters)
     raise CnnlabError(
-        f"load: {str(path)!r} is not a cnnlab model file: expected an .npz (zip, starts with "
-        f"{NPZ_MAGIC!r}) or a .safetensors file. Received: first bytes {magic!r}"
+        f"load: {str(path)!r} is not a cnnlab model file: it is {describe_bytes(magic, path.suffix)}; "
+        f"expected an .npz (zip, starts with {NPZ_MAGIC!r}) or a .safetensors file written by "
+        f"cnnlab.save. Received: first bytes {magic!r}"
     )
 
 
@@ -227,17 +232,28 @@ def _check_declared(
     check_declared(declared, expected, f"load: {str(path)!r}", "fiub", mismatch)
 
 
+def _not_a_model(npz: Any, path: Path, where: str) -> str:
+    """The error for an .npz without the model header: what the file is instead, and what to load."""
+    kind = describe_npz(npz)
+    if kind == CNNLAB_KINDS["__checkpoint__"]:
+        model = path.parent / "model.npz"
+        return (
+            f"{where} is {kind}, not a model file: load {str(model)!r}, which the run writes when "
+            f"it ends (an unfinished run: `cnnlab train --resume {path.parent}` finishes it)"
+        )
+    if kind is not None:
+        return f"{where} is not a cnnlab model file: it is {kind}"
+    return (
+        f"{where}: no {HEADER_KEY!r} header array; this .npz was not written by "
+        "cnnlab.save (for bare weights use np.load and model.load_state_dict)"
+    )
+
+
 def _load_npz(path: Path, max_parameters: int) -> tuple[Layer, dict[str, Any]]:
     where = f"load: {str(path)!r}"
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except ZIP_ERRORS as exc:
-        raise CnnlabError(f"{where} is not a readable .npz file (truncated or corrupt?): {exc}") from None
+    npz = open_npz(path, where, "a cnnlab model file")
     with npz:
-        missing = (
-            f"{where}: no {HEADER_KEY!r} header array; this .npz was not written by "
-            "cnnlab.save (for bare weights use np.load and model.load_state_dict)"
-        )
+        missing = _not_a_model(npz, path, where)
         try:
             header = _check_header(read_json_header(npz, HEADER_KEY, where, missing), path)
         except CnnlabError:

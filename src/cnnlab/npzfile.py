@@ -6,16 +6,24 @@ key) beside plain arrays. This module is the one reader both use: it opens the a
 with ``allow_pickle=False``, reads the header, and reports every array's declared shape
 and dtype from its ``.npy`` header before any array data is read, so a truncated,
 corrupt or crafted file is refused before anything large is allocated.
+
+``open_npz`` opens the archive: a file that is not a zip archive at all (a text file, a
+single ``.npy``, a pickle) is refused first with what it is, because ``np.load`` would
+instead treat it as a pickle and suggest loading it "unsafely using allow_pickle=", which
+cnnlab never does (issue 23). ``describe_npz`` says what an .npz without the expected
+header is (a training checkpoint where a model was expected, a PyTorch file).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import zipfile
 import zlib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +42,76 @@ ZIP_ERRORS = (
 
 #: Largest deflate expansion (about 1032:1): a member can never hold more than this.
 _MAX_DEFLATE_RATIO = 1100
+
+#: The first bytes of a zip archive (an .npz): a local file header, or an empty archive.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+#: The header member of each kind of cnnlab .npz file -> what such a file is.
+CNNLAB_KINDS = {
+    "__cnnlab__": "a cnnlab model file (written by cnnlab.save)",
+    "__checkpoint__": "a training checkpoint of `cnnlab train` (weights and optimizer state to resume from)",
+}
+#: What cnnlab offers for a PyTorch file (it never unpickles one).
+TORCH_ADVICE = (
+    "cnnlab never loads pickled files: load it with torch.load into your torch.nn.Module and "
+    "convert the module with cnnlab.interop.from_torch(module), then cnnlab.save it"
+)
+
+
+def describe_bytes(head: bytes, suffix: str = "") -> str:
+    """What a file that is not a zip archive is, from its first bytes (and its suffix).
+
+    Example:
+        >>> describe_bytes(b"hello\\n")
+        'a text file'
+        >>> describe_bytes(b"\\x93NUMPY\\x01\\x00")
+        'a single NumPy array (.npy, written by np.save), not an .npz archive'
+    """
+    if not head:
+        return "an empty file (0 bytes)"
+    if head.startswith(b"\x93NUMPY"):
+        return "a single NumPy array (.npy, written by np.save), not an .npz archive"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file (a Keras .h5 model?), not an .npz archive"
+    if suffix.lower() in (".pt", ".pth") or head[:1] == b"\x80":
+        return f"a pickle file (an older torch.save?), not an .npz archive; {TORCH_ADVICE}"
+    if suffix.lower() == ".onnx":
+        return "an ONNX model, not an .npz archive (cnnlab exports ONNX but does not read it)"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "a JSON file, not an .npz archive"
+    if all(32 <= c < 127 or c in b"\t\r\n" for c in head):
+        return "a text file"
+    return "not a zip archive (an .npz is one)"
+
+
+def open_npz(path: str | os.PathLike[str], where: str, expected: str) -> Any:
+    """``np.load(path, allow_pickle=False)`` of a file that must be ``expected``, e.g. "a cnnlab checkpoint".
+
+    A file that is not a zip archive is refused before numpy sees it, with what it is
+    (``describe_bytes``); numpy would call it pickled data and suggest ``allow_pickle``.
+
+    Raises:
+        CnnlabError: ``{where} is not {expected}: ...`` for a file that is not a zip archive;
+            ``{where} is not a readable .npz file`` for a damaged one.
+    """
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head.startswith(ZIP_MAGIC):
+        what = describe_bytes(head, Path(path).suffix)
+        raise CnnlabError(f"{where} is not {expected}: it is {what}. Received: first bytes {head!r}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ZIP_ERRORS as exc:
+        raise CnnlabError(f"{where} is not a readable .npz file (truncated or corrupt?): {exc}") from None
+
+
+def describe_npz(npz: Any) -> str | None:
+    """What an open .npz archive is: a kind of cnnlab file, a PyTorch file, or None (unknown)."""
+    for key, kind in CNNLAB_KINDS.items():
+        if key in npz.files:
+            return kind
+    if any(name.endswith("data.pkl") for name in npz.zip.namelist()):
+        return f"a PyTorch file (torch.save, a zip archive holding a pickle); {TORCH_ADVICE}"
+    return None
 
 
 def parse_json_header(raw: bytes, where: str, key: str) -> Any:

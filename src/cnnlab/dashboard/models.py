@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.images import ImageTooLarge, open_image
 from cnnlab.errors import CnnlabError
 from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
 
@@ -142,16 +143,20 @@ def read_upload(data: bytes, channels: int, size: tuple[int, int]) -> np.ndarray
 
     Returns ``(C, H, W)`` float32 in [0, 1]; ``BadImage`` for anything else.
     """
-    from PIL import Image
-
     from cnnlab.cli.common import load_image
 
     if len(data) > MAX_UPLOAD_BYTES:
         raise BadImage(f"upload too large: {len(data)} bytes (at most {MAX_UPLOAD_BYTES})")
     try:
-        with Image.open(io.BytesIO(data)) as img:  # reads the header only
+        with open_image(io.BytesIO(data), warn_large=False) as img:  # reads the header only
             width, height = img.size
             kind = img.format
+    except ImageTooLarge as exc:  # Pillow's decompression-bomb limit: say so, with the numbers
+        pixels = f"{exc.pixels:,}" if exc.pixels else f"more than {exc.limit:,}"
+        raise BadImage(
+            f"the image is over the pixel limit: {pixels} pixels; uploads may have at most "
+            f"{MAX_UPLOAD_PIXELS:,} pixels (a PNG or JPEG)"
+        ) from None
     except Exception:
         raise BadImage("not an image Pillow can read (PNG or JPEG expected)") from None
     if kind not in ("PNG", "JPEG") or width * height > MAX_UPLOAD_PIXELS:
