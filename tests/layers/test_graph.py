@@ -8,6 +8,7 @@ every parameter gradient to 1e-10 (``compare_with_torch``).
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -26,8 +27,10 @@ from cnnlab.layers.dense import Dense
 from cnnlab.layers.graph import Graph
 from cnnlab.layers.merge import Add, Concat
 from cnnlab.layers.pooling import GlobalAvgPool2D, MaxPool2D
+from cnnlab.layers.registry import config_parameter_count
 from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
+from cnnlab.models.zoo import resnet
 from torch_compare import compare_with_torch
 
 
@@ -356,8 +359,6 @@ def test_config_is_plain_json_and_any_node_order_rebuilds(rng):
 
 
 def test_config_parameter_count_sees_the_nodes():
-    from cnnlab.layers.registry import config_parameter_count
-
     g = _fan_out()
     assert config_parameter_count(to_config(g)) == sum(p.value.size for p in g.parameters()) == 112 + 304 + 20
 
@@ -573,3 +574,40 @@ def test_fit_trains_a_graph(rng):
         g, cnnlab.SoftmaxCrossEntropy(), optimizer, (x, y), epochs=6, batch_size=32, verbose=False
     )
     assert history.rows[-1]["train_loss"] < history.rows[0]["train_loss"] - 0.03
+
+
+# ---- the same net as Sequential/Residual and as a Graph ----------------------------------------
+def test_resnet_as_graph_is_bit_identical_to_sequential(rng):
+    """Residual blocks as block + skip + Add nodes: the same sums, so the same bits (float32)."""
+    seq = resnet(in_channels=3, input_size=8, depth=3, width=4, rng=0)
+    g = Graph("x")
+    last = "x"
+    for i, layer in enumerate(copy.deepcopy(seq).layers):
+        if isinstance(layer, Residual):
+            block = g.add(f"block{i}", layer.block, last)
+            skip = last if layer.shortcut is None else g.add(f"shortcut{i}", layer.shortcut, last)
+            last = g.add(f"add{i}", Add(), [block, skip])
+        else:
+            last = g.add(f"n{i}", layer, last)
+    g.output(last)
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    dy = rng.standard_normal((4, 10)).astype(np.float32)
+    np.testing.assert_array_equal(g.forward(x), seq.forward(x))
+    np.testing.assert_array_equal(g.backward(dy), seq.backward(dy))
+    grads = [p.grad for p in g.parameters()]
+    assert len(grads) == len(seq.parameters())
+    for mine, theirs in zip(grads, seq.parameters(), strict=True):
+        np.testing.assert_array_equal(mine, theirs.grad)
+
+
+def test_merge_outputs_keep_the_memory_layout_of_their_first_input(rng):
+    """Convs return channel-first (CNHW) memory; Concat and Add keep it for the next conv."""
+    a, b = (np.ascontiguousarray(rng.standard_normal((c, 2, 3, 3))).transpose(1, 0, 2, 3) for c in (2, 3))
+    cat = Concat().forward(a, b)
+    assert cat.transpose(1, 0, 2, 3).flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(cat, np.concatenate([a, b], axis=1))
+    total = Add().forward(a, a, a)
+    assert total.transpose(1, 0, 2, 3).flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(total, a + a + a)
+    single = Add().forward(a)
+    assert single is not a and single.transpose(1, 0, 2, 3).flags["C_CONTIGUOUS"]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
+from cnnlab.functional.elementwise import add
 from cnnlab.layers.base import Layer, TorchSpec
 
 
@@ -121,7 +122,12 @@ class Concat(_Merge):
         self.output_shape(*self._shapes(xs))  # raises the ShapeError that names the input
         axis = self._axis(x.ndim)
         self._cache = (axis, [xi.shape[axis] for xi in xs])
-        return np.concatenate(xs, axis=axis)  # (N, sum C_i, H, W)
+        shape = list(x.shape)
+        shape[axis] = sum(xi.shape[axis] for xi in xs)
+        # Laid out in memory like x (the convs' outputs are channel-first, CNHW, and the
+        # next conv reads that layout without a transposing copy).
+        out = np.empty_like(x, dtype=np.result_type(*xs), shape=tuple(shape))
+        return np.concatenate(xs, axis=axis, out=out)  # (N, sum C_i, H, W)
 
     def backward(self, dy: np.ndarray) -> tuple[np.ndarray, ...]:  # type: ignore[override]
         axis, sizes = self._cached()
@@ -181,10 +187,10 @@ class Add(_Merge):
     def forward(self, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
         self.output_shape(*self._shapes((x, *more)))
         self._cache = len(more) + 1
-        y = x.copy()
+        y = x
         for xi in more:
-            y += xi  # left to right, as x0 + x1 + ... in PyTorch
-        return y
+            y = add(y, xi)  # left to right, as x0 + x1 + ... in PyTorch; laid out like x0
+        return y.copy(order="K") if y is x else y  # a new array even for one input
 
     def backward(self, dy: np.ndarray) -> tuple[np.ndarray, ...]:  # type: ignore[override]
         count = self._cached()
