@@ -58,6 +58,13 @@ def evaluate_arrays(
 
     per_view = _view_probabilities(model, x, tta, batch_size, "evaluate")
     plain, probs = per_view[0], np.mean(per_view, axis=0)  # (N, K) each
+    if probs.shape[1] < len(classes) or (len(y) and int(y.max()) >= probs.shape[1]):
+        # issue 23 item 4: an `index 5 is out of bounds` from deep inside NumPy before
+        raise ValueError(
+            f"evaluate: the model has {probs.shape[1]} outputs per image, but the data has "
+            f"{len(classes)} classes (labels up to {int(y.max()) if len(y) else 0}): the model was not "
+            "trained for these classes"
+        )
     loss = -np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], np.finfo(np.float64).tiny)))
     pred = probs.argmax(axis=1)
     accuracy = float(np.mean(pred == y))

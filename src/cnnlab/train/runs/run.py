@@ -29,9 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.train.runs.config_types import check_type, check_values
-from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, TENSORBOARD_DIR
+from cnnlab.errors import CnnlabError
 from cnnlab.train.evaluation.evaluate import TTA_MODES
+from cnnlab.train.runs.config_types import check_type, check_values
+from cnnlab.train.runs.files import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    TENSORBOARD_DIR,
+)
 
 
 @dataclass
@@ -167,6 +175,30 @@ def describe_model(config: TrainConfig) -> str:
     return f"{config.model}({', '.join(f'{k}={v}' for k, v in config.model_args.items())})"
 
 
+def check_outputs(
+    model: Any, input_shape: tuple[int, int, int], classes: Sequence[str], config: TrainConfig
+) -> None:
+    """Refuse a model whose outputs per image are not one score per class of the data.
+
+    Checked from the layers' output shapes before anything is written (issue 23 item 4: a
+    ``Dense(216, 3)`` head on 10-class data failed mid-run, leaving an untrained model.npz).
+
+    Raises:
+        CnnlabError: the output shape is not ``(N, K)`` with K the dataset's class count.
+    """
+    out = tuple(model.output_shape((1, *input_shape)))  # (1, K) for a classifier
+    outputs = out[1] if len(out) == 2 else None
+    if outputs == len(classes):
+        return
+    what = config.model if is_model_file(config.model) else describe_model(config)
+    has = f"{outputs} outputs per image" if outputs is not None else f"output shape {out[1:]} per image"
+    raise CnnlabError(
+        f"train: the model {what} has {has}, but the dataset {config.data} has "
+        f"{len(classes)} classes: its last layer must give one score per class (e.g. Dense(..., "
+        f"{len(classes)}), or out_features: num_classes in an architecture file). Nothing was written"
+    )
+
+
 @dataclass
 class RunData:
     """A run's data as ``train_run`` uses it: normalized with the training split's statistics.
@@ -261,6 +293,7 @@ def build_run_parts(config: TrainConfig, data: RunData) -> RunParts:
         compare_memory=config.device != "cuda",  # GPU memory is not what the estimate is about
     )
     model = build(np.random.default_rng(config.seed))
+    check_outputs(model, (channels, height, width), data.splits.classes, config)
     loss = SoftmaxCrossEntropy(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(
         config.optimizer,
@@ -327,6 +360,7 @@ def _train_run(
 ) -> RunResult:
     from cnnlab.atomic import write_text_atomic
     from cnnlab.io import save
+    from cnnlab.train.evaluation.evaluate import evaluate_arrays
     from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
     from cnnlab.train.loop.checkpoint import (
         TrainingInterrupted,
@@ -335,7 +369,6 @@ def _train_run(
         save_checkpoint,
     )
     from cnnlab.train.loop.distributed import is_main_process
-    from cnnlab.train.evaluation.evaluate import evaluate_arrays
     from cnnlab.train.loop.fit import fit
     from cnnlab.train.runs.runfolder import claim_run_folder, preflight
 

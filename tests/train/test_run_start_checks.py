@@ -1,0 +1,90 @@
+"""What `cnnlab train` refuses before it writes anything (issue 23 items 4 and 13).
+
+A model whose outputs do not match the data's classes, and model options the model does
+not take, are refused with a message that names both sides; the run folder is not created.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnnlab
+from cnnlab.cli.main import main
+
+QUICK = ["--epochs", "1", "--batch-size", "64", "--quiet", "--no-plots"]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Run ``cnnlab argv`` in-process: (exit status, stderr)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+# ---- item 4: a head with the wrong number of outputs ------------------------------------------
+THREE_OUTPUTS = {
+    "layers": [
+        {"Conv2D": {"out_channels": 4, "kernel_size": 3, "padding": 1}},
+        "ReLU",
+        "Flatten",
+        {"Dense": {"out_features": 3}},
+    ]
+}
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_model_whose_outputs_are_not_the_classes_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    if suffix == ".yaml":
+        yaml = pytest.importorskip("yaml")
+        text = yaml.safe_dump(THREE_OUTPUTS)
+    else:
+        text = json.dumps(THREE_OUTPUTS)
+    model = tmp_path / f"head3{suffix}"
+    model.write_text(text)
+    out = tmp_path / "run"
+    code, err = cli(capsys, "train", "--model", str(model), "--data", "digits", *QUICK, "--out", str(out))
+    assert code == 1, err
+    assert f"the model {model} has 3 outputs per image, but the dataset digits has 10 classes" in err
+    assert "labels must be in" not in err
+    assert not out.exists()
+    # and the same folder is free for the corrected model
+    model.write_text(
+        text.replace("out_features: 3", "out_features: num_classes").replace(
+            '"out_features": 3', '"out_features": "num_classes"'
+        )
+    )
+    code, err = cli(capsys, "train", "--model", str(model), "--data", "digits", *QUICK, "--out", str(out))
+    assert code == 0, err
+    assert (out / "model.npz").is_file()
+
+
+def test_evaluate_of_a_model_with_fewer_outputs_than_classes_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A model.npz whose head has 3 outputs but which says it was trained on 10-class digits
+    net = cnnlab.Sequential(cnnlab.Flatten(), cnnlab.Dense(64, 3, rng=0))
+    classes = [str(d) for d in range(10)]
+    extra = {"classes": classes, "input_shape": [1, 8, 8], "dataset": "digits"}
+    path = tmp_path / "model.npz"
+    cnnlab.save(net, path, extra=extra)
+    code, err = cli(capsys, "evaluate", str(path))
+    assert code == 1
+    assert "the model has 3 outputs per image, but the data has 10 classes" in err, err
+    assert "out of bounds" not in err
+
+
+def test_evaluate_arrays_refuses_labels_beyond_the_outputs() -> None:
+    from cnnlab.train.evaluation.evaluate import evaluate_arrays
+
+    net = cnnlab.Sequential(cnnlab.Flatten(), cnnlab.Dense(4, 3, rng=0))
+    x = np.zeros((6, 1, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="the model has 3 outputs per image, but the data has 6 classes"):
+        evaluate_arrays(net, x, np.arange(6), [str(i) for i in range(6)])
