@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import arg_error
+from cnnlab.errors import arg_error, check_int
 from cnnlab.init import RngLike, make_rng
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -99,8 +99,7 @@ class DataLoader:
             raise arg_error("DataLoader", "y", f"as long as x ({len(x)} samples)", f"{len(y)} labels")
         if len(x) == 0:
             raise arg_error("DataLoader", "x", "a non-empty array", "0 samples")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise arg_error("DataLoader", "batch_size", "a positive int", batch_size)
+        check_int("DataLoader", "batch_size", batch_size)
         if drop_last and batch_size > len(x):
             raise ValueError(
                 f"DataLoader: batch_size={batch_size} is larger than the dataset ({len(x)} samples) "

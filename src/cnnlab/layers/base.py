@@ -29,7 +29,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, ShapeError, arg_error
+from cnnlab.errors import CnnlabError, ShapeError, arg_error, is_int
 from cnnlab.utils import DEFAULT_DTYPE, config_repr
 
 #: Every concrete layer class by name, for building models from JSON configs.
@@ -372,7 +372,7 @@ def single(values: Any) -> Any:
 
 def config_int(value: Any) -> int:
     """``value`` if it is a plain int, else 0 (for counting parameters of untrusted configs)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return int(value) if is_int(value) else 0
 
 
 def to_config(layer: Layer) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cnnlab.errors import ShapeError, arg_error
+from cnnlab.errors import ShapeError, arg_error, check_int
 from cnnlab.init import RngLike, make_rng
 from cnnlab.layers.activations import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from cnnlab.layers.base import Layer
@@ -204,10 +204,8 @@ def vgg(
     """
     dropout = _dropout("vgg", dropout)
     if widths is None:
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-            raise arg_error("vgg", "depth", "a positive int", depth)
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise arg_error("vgg", "width", "a positive int", width)
+        check_int("vgg", "depth", depth)
+        check_int("vgg", "width", width)
         widths = [width * 2**i for i in range(depth)]
     elif (
         isinstance(widths, (str, bytes))

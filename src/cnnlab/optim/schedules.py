@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnlab.errors import arg_error
+from cnnlab.errors import arg_error, check_int
 from cnnlab.optim.base import Optimizer
 
 
@@ -90,8 +90,7 @@ class StepLR(_Schedule):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise arg_error("StepLR", "step_size", "a positive int", step_size)
+        check_int("StepLR", "step_size", step_size)
         if not gamma > 0:
             raise arg_error("StepLR", "gamma", "a positive float", gamma)
         self.step_size = step_size
@@ -142,8 +141,7 @@ class CosineWarmup(_Schedule):
         self, optimizer: Optimizer, total_epochs: int, warmup_epochs: int = 0, min_lr: float = 0.0
     ) -> None:
         super().__init__(optimizer)
-        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
-            raise arg_error("CosineWarmup", "total_epochs", "a positive int", total_epochs)
+        check_int("CosineWarmup", "total_epochs", total_epochs)
         if (
             isinstance(warmup_epochs, bool)
             or not isinstance(warmup_epochs, int)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError, arg_error
+from cnnlab.errors import CnnlabError, arg_error, check_int
 from cnnlab.train.loop.callbacks import Callback, TrainContext
 from cnnlab.train.loop.history import write_atomic
 from cnnlab.train.runs.files import BEST_CONFIG_FILE, CONFIG_FILE
@@ -263,10 +263,8 @@ def tune(
     from cnnlab.train.runs.run import train_run
     from cnnlab.train.runs.runlock import locked
 
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise arg_error("tune", "trials", "a positive int", trials)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise arg_error("tune", "epochs", "a positive int", epochs)
+    check_int("tune", "trials", trials)
+    check_int("tune", "epochs", epochs)
     if timeout is not None and not timeout > 0:
         raise arg_error("tune", "timeout", "a positive number of seconds", timeout)
     from cnnlab.data import load_dataset

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error
+from cnnlab.errors import ShapeError, arg_error, check_int
 
 
 def _labels(where: str, y: np.ndarray, n: int | None = None) -> np.ndarray:
@@ -70,8 +70,7 @@ def top_k_accuracy(logits: np.ndarray, y: np.ndarray, k: int = 5) -> float:
     logits = np.asarray(logits)
     if logits.ndim != 2:
         raise ShapeError(f"top_k_accuracy: logits must have shape (N, C). Received: shape {logits.shape}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise arg_error("top_k_accuracy", "k", "a positive int", k)
+    check_int("top_k_accuracy", "k", k)
     N, C = logits.shape
     if N == 0:
         raise arg_error("top_k_accuracy", "logits", "at least one example", "an empty array")
@@ -107,8 +106,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
                [0, 1, 1],
                [0, 0, 1]])
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise arg_error("confusion_matrix", "num_classes", "a positive int", num_classes)
+    check_int("confusion_matrix", "num_classes", num_classes)
     t = _labels("confusion_matrix", y_true)
     p = _labels("confusion_matrix", y_pred, len(t))
     _check_range("confusion_matrix", t, num_classes)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.loader import DataLoader, stratified_split
-from cnnlab.errors import arg_error
+from cnnlab.errors import arg_error, check_int
 from cnnlab.train.loop.callbacks import Callback, TrainContext
 from cnnlab.train.loop.checkpoint import (
     TrainState,
@@ -112,10 +112,8 @@ def fit(
         KeyboardInterrupt: re-raised after restoring the weights of the last finished epoch.
     """
     x_train, y_train = _check_pair("train_data", train_data)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise arg_error("fit", "epochs", "a positive int", epochs)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise arg_error("fit", "batch_size", "a positive int", batch_size)
+    check_int("fit", "epochs", epochs)
+    check_int("fit", "batch_size", batch_size)
     if not 0.0 <= val_split < 1.0:
         raise arg_error("fit", "val_split", "a float in [0, 1)", val_split)
     if val_split > 0 and val_data is not None:
