@@ -59,7 +59,7 @@ def test_missing_dataset_error_keeps_the_folders_and_the_advice(
     assert f"    - {empty}  (root / --data-dir)" in lines
     assert f"    - {tmp_path / 'cache' / 'cnnlab' / 'mnist'}  (user cache, where downloads go)" in lines
     assert any(line.startswith("  The download from ") for line in lines)
-    assert lines[-1].startswith("  To get them: allow the download")
+    assert lines[-1].startswith("  To get them: try the download again")
     assert all(line.startswith("  ") for line in lines[1:])
 
 

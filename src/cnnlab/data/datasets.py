@@ -174,6 +174,12 @@ def load_dataset(
         Splits('digits': train 1437, test 360, images (1, 8, 8), 10 classes)
     """
     name = str(name_or_path)
+    if not name.strip():  # Path("") is the current folder: never read it by accident (issue 23)
+        raise ValueError(
+            f"load_dataset: the dataset name is empty. Received: {name!r}. Give a name "
+            f"({', '.join(DATASETS)}) or the path of a folder of <class>/*.png images "
+            "(`.` for the current folder)"
+        )
     key = name.lower()
     if key == "digits":
         return load_digits()

@@ -87,12 +87,20 @@ def find_or_download(
                 return found
             reason = f"The download from {url} finished but the files are still incomplete."
     else:
-        reason = "Downloading was not allowed (download=False / --no-download)."
+        # download=False: `cnnlab plot`, `bench --recipe` and the dashboard never download
+        # (there is no --no-download option: `cnnlab train` always may).
+        reason = "This command does not download (download=False)."
     looked = "\n".join(f"  - {folder}  ({note})" for folder, note in places)
     if os.environ.get(DATA_ENV) is None:
         looked += f"\n  - ${DATA_ENV}/{name}  (not set)"
+    download_hint = (
+        f'download them once with `python -c "from cnnlab.data import load_dataset; load_dataset({name!r})"` '
+        f"(download=True, the default; or any `cnnlab train --data {name}`, which downloads missing files)"
+    )
     hints = [
-        "allow the download (download=True, no --no-download)",
+        "try the download again (check the network, or set $CNNLAB_MIRROR to a mirror)"
+        if download
+        else download_hint,
         "put the files in a folder and pass it with --data-dir / root=...",
         f"or set ${DATA_ENV} to a folder that holds {name}/",
     ]
