@@ -289,16 +289,16 @@ def test_shapes_flops_and_summary_against_a_chain():
     lines = []
     rows = g.summary((1, 10, 10), print_fn=lines.append)
     assert [r["output_shape"] for r in rows] == [r["output_shape"] for r in seq.summary((1, 10, 10), None)]
-    assert rows[1]["layer"] == "n1: ReLU() <- n0" and rows[1]["inputs"] == ["n0"]
+    assert rows[1]["layer"] == "n1 <- n0: ReLU()" and rows[1]["inputs"] == ["n0"]
     assert (
-        "total parameters: 114" in lines[0] and "n3: Conv2D(4, 2, kernel_size=3, padding=1) <- n2" in lines[0]
+        "total parameters: 114" in lines[0] and "n3 <- n2: Conv2D(4, 2, kernel_size=3, padding=1)" in lines[0]
     )
 
 
 def test_summary_and_flops_of_branches():
     g = _inception()
     rows = g.summary((4, 6, 6), print_fn=None)
-    assert rows[4]["layer"] == "cat: Concat() <- b1, b2, b3, b4" and rows[4]["output_shape"] == (10, 6, 6)
+    assert rows[4]["layer"] == "cat <- b1, b2, b3, b4: Concat()" and rows[4]["output_shape"] == (10, 6, 6)
     assert rows[4]["flops"] == 0
     assert g.flops((1, 4, 6, 6)) == sum(r["flops"] for r in rows)
     assert rows[0]["flops"] == g["b1"].flops((1, 4, 6, 6))

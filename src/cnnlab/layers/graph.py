@@ -313,7 +313,7 @@ class Graph(Layer):
         return sum(node.layer.flops(*(shapes[n] for n in node.inputs)) for node, _ in self._plan())
 
     def summary(self, input_shape: Any, print_fn: Any = print) -> list[dict[str, Any]]:
-        """Print and return one row per node: ``name: layer <- inputs``, output shape, params, FLOPs.
+        """Print and return one row per node: ``name <- inputs: layer``, output shape, params, FLOPs.
 
         Args:
             input_shape: one example's shape without the batch axis, ``(C, H, W)``; a list
@@ -330,7 +330,7 @@ class Graph(Layer):
             ins = [shapes[n] for n in node.inputs]
             rows.append(
                 {
-                    "layer": f"{node.name}: {_one_line(node.layer)} <- {', '.join(node.inputs)}",
+                    "layer": f"{node.name} <- {', '.join(node.inputs)}: {_one_line(node.layer)}",
                     "inputs": list(node.inputs),
                     "output_shape": shapes[node.name][1:],
                     "params": sum(int(np.prod(p.value.shape)) for p in node.layer.parameters()),
