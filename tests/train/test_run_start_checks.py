@@ -88,3 +88,53 @@ def test_evaluate_arrays_refuses_labels_beyond_the_outputs() -> None:
     x = np.zeros((6, 1, 2, 2), np.float32)
     with pytest.raises(ValueError, match="the model has 3 outputs per image, but the data has 6 classes"):
         evaluate_arrays(net, x, np.arange(6), [str(i) for i in range(6)])
+
+
+# ---- item 13: options the model does not take ------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--model", "small", "--dropout", "0.3"],
+            "--dropout is not an option of model small (it takes no options)",
+        ),
+        (
+            ["--model", "small", "--depth", "2"],
+            "--depth is not an option of model small (it takes no options)",
+        ),
+        (
+            ["--model", "small_bn", "--widths", "8,16"],
+            "--widths is not an option of model small_bn (it takes dropout)",
+        ),
+        (
+            ["--model", "resnet", "--widths", "8,16", "--dropout", "0.1"],
+            "--widths, --dropout are not options of model resnet (it takes depth, width, stages)",
+        ),
+    ],
+)
+def test_model_options_the_model_does_not_take_are_refused_with_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    out = tmp_path / "run"
+    code, err = cli(capsys, "train", *argv, *QUICK, "--out", str(out))
+    assert code == 1
+    assert expected in err, err
+    assert (
+        "Options of each model: lenet5: activation, pool; small: none; small_bn: dropout; vgg: depth," in err
+    )
+    assert "unexpected keyword" not in err
+    assert not out.exists()
+
+
+def test_the_options_table_follows_the_zoo_signatures() -> None:
+    import inspect
+
+    from cnnlab.models.zoo import MODELS, model_options
+
+    for name, fn in MODELS.items():
+        assert set(model_options(name)) == set(inspect.signature(fn).parameters) - {
+            "in_channels",
+            "input_size",
+            "num_classes",
+            "rng",
+        }

@@ -8,6 +8,7 @@ with ``output_shape``, so inputs whose size does not divide evenly just use the 
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -299,6 +300,24 @@ MODELS: dict[str, Callable[..., Sequential]] = {
     "resnet": resnet,
 }
 
+#: The arguments every zoo model takes first; the rest of its signature are its options.
+COMMON_ARGS = ("in_channels", "input_size", "num_classes", "rng")
+
+
+def model_options(name: str) -> tuple[str, ...]:
+    """The options zoo model ``name`` takes (``model_args`` keys), read from its signature.
+
+    Example:
+        >>> model_options("small_bn"), model_options("small")
+        (('dropout',), ())
+    """
+    return tuple(p for p in inspect.signature(MODELS[name]).parameters if p not in COMMON_ARGS)
+
+
+def options_table() -> str:
+    """Which zoo model takes which options, in one line: ``lenet5: activation, pool; small: none; ...``."""
+    return "; ".join(f"{name}: {', '.join(model_options(name)) or 'none'}" for name in MODELS)
+
 
 def build_model(
     name: str,
@@ -321,4 +340,4 @@ def build_model(
     except TypeError as exc:
         if "unexpected keyword" not in str(exc):
             raise
-        raise ValueError(f"build_model({name!r}): {exc}") from None
+        raise ValueError(f"build_model({name!r}): {exc}. Options of each model: {options_table()}") from None

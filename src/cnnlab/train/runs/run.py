@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.zoo import MODELS, model_options, options_table
 from cnnlab.train.evaluation.evaluate import TTA_MODES
 from cnnlab.train.runs.config_types import check_type, check_values
 from cnnlab.train.runs.files import (
@@ -118,6 +119,8 @@ class TrainConfig:
                 "and --batch-norm are options of the zoo models; edit the file instead)",
                 self.model_args,
             )
+        if self.model in MODELS:
+            check_model_options(self.model, self.model_args)
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
             what = "is a file, not a folder" if Path(self.data_dir).exists() else "does not exist"
             raise _bad("data_dir", f"an existing folder ({self.data_dir} {what})", self.data_dir)
@@ -135,6 +138,24 @@ def is_model_file(model: str) -> bool:
 def check_config_values(values: Any, where: str = "config") -> None:
     """Refuse a config that is not an object, has unknown keys, or values of the wrong type."""
     check_values(values, KINDS, where)
+
+
+def check_model_options(model: str, model_args: dict[str, Any]) -> None:
+    """Refuse options zoo model ``model`` does not take, naming which model takes which.
+
+    Issue 23 item 13: ``--model small --dropout 0.3`` said ``small() got an unexpected
+    keyword argument 'dropout'``. The options come from the zoo functions' signatures.
+    """
+    takes = model_options(model)
+    unknown = [key for key in model_args if key not in takes]
+    if not unknown:
+        return
+    flags = ", ".join(f"--{key.replace('_', '-')}" for key in unknown)
+    verb = "is not an option" if len(unknown) == 1 else "are not options"
+    raise ValueError(
+        f"train: {flags} {verb} of model {model} (it takes {', '.join(takes) or 'no options'}). "
+        f"Options of each model: {options_table()}"
+    )
 
 
 def _bad(name: str, expected: str, value: Any) -> ValueError:
