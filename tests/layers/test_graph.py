@@ -273,6 +273,18 @@ def test_first_conv_without_input_gradient_gives_none(rng):
     g.forward(x)
     assert g.backward(rng.standard_normal((1, 4, 4, 4))) is None
     assert g["stem"].grads["weight"].shape == (4, 3, 3, 3)
+    # x also read by a node that does give its share: the sum would lack the conv's, so None.
+    two = Graph("x")
+    two.add("conv", Conv2D(3, 3, 1, rng=0), "x")
+    two.output(two.add("sum", Add(), ["conv", "x"]))
+    two["conv"].needs_input_grad = False
+    two.forward(x)
+    assert two.backward(np.ones((1, 3, 4, 4))) is None
+    # A node whose output a skipping layer reads would get a wrong gradient: refused.
+    g["a"][0].needs_input_grad = False
+    g.forward(x)
+    with pytest.raises(CnnlabError, match=r"Graph: node 'stem' has no complete gradient: a node reading it"):
+        g.backward(rng.standard_normal((1, 4, 4, 4)))
 
 
 # ---- shapes, FLOPs, summary, modes, dtype -----------------------------------------------------

@@ -252,28 +252,32 @@ class Graph(Layer):
     def backward(self, dy: np.ndarray) -> Any:
         """dL/dx (a tuple of one gradient per input for a graph with several inputs).
 
-        An input gradient is None where the layers that read the input return None (a
-        first Conv2D with ``needs_input_grad = False``), as in ``Sequential``.
+        An input gradient is None where a layer that reads the input returns None (a first
+        Conv2D with ``needs_input_grad = False``), as in ``Sequential``: a sum without that
+        layer's share would be wrong, so there is none.
         """
         self._cached()
         order = self._plan()
         grads: dict[str, np.ndarray] = {self.output_name: dy}  # type: ignore[dict-item]
+        partial: set[str] = set()  # tensors a reader gave no gradient share for
         for node, _ in reversed(order):
-            if node.name not in grads:
+            if node.name in partial:
                 raise CnnlabError(
-                    f"Graph: node {node.name!r} got no gradient: every node reading it returned None "
-                    "(needs_input_grad = False is only for a layer that reads a graph input)"
+                    f"Graph: node {node.name!r} has no complete gradient: a node reading it returned "
+                    "None (needs_input_grad = False is only for layers that read a graph input)"
                 )
             out = node.layer.backward(grads.pop(node.name))
-            if out is None:
-                continue
-            dxs = (out,) if num_inputs(node.layer) == 1 else tuple(out)
+            if out is None:  # the layer skipped dL/dx (needs_input_grad = False)
+                dxs: tuple[np.ndarray | None, ...] = (None,) * len(node.inputs)
+            else:
+                dxs = (out,) if num_inputs(node.layer) == 1 else tuple(out)
             for n, dx in zip(node.inputs, dxs, strict=True):
                 if dx is None:
-                    continue
-                # Fan-out: a tensor read by several nodes gets the sum of their gradients.
-                grads[n] = dx if n not in grads else add(grads[n], dx)
-        result = tuple(grads.get(n) for n in self.inputs)
+                    partial.add(n)
+                else:
+                    # Fan-out: a tensor read by several nodes gets the sum of their gradients.
+                    grads[n] = dx if n not in grads else add(grads[n], dx)
+        result = tuple(None if n in partial else grads[n] for n in self.inputs)
         return result[0] if len(result) == 1 else result
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
