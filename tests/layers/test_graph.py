@@ -265,6 +265,10 @@ def test_graph_inside_sequential_and_graph_inside_graph(torch, rng):
     assert "body.b2.2.weight" in outer.state_dict()
     assert gradcheck(outer.eval(), rng.standard_normal((1, 4, 4, 4))).ok(1e-6)
 
+    res = Residual(_fan_out().eval(), Conv2D(3, 4, 1, rng=0))  # a Graph as a Residual's block
+    assert "block.a.1.running_var" in res.state_dict()
+    assert gradcheck(res, rng.standard_normal((1, 3, 4, 4))).ok(1e-6)
+
 
 def test_first_conv_without_input_gradient_gives_none(rng):
     g = _fan_out()
