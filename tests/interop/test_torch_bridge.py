@@ -171,8 +171,8 @@ def test_from_torch_accepts_torch_same_padding_and_identity_shortcut(torch: Any)
 def test_unsupported_modules_and_layers_say_what_is_supported(torch: Any) -> None:
     from torch import nn
 
-    with pytest.raises(CnnlabError, match=r"Conv1d.*no cnnlab equivalent: supported are nn.Sequential"):
-        from_torch(nn.Sequential(nn.Conv1d(1, 2, 3)))
+    with pytest.raises(CnnlabError, match=r"Conv3d.*no cnnlab equivalent: supported are nn.Sequential"):
+        from_torch(nn.Sequential(nn.Conv3d(1, 2, 3)))  # (nn.Conv1d is Conv1D since issue 27)
     with pytest.raises(CnnlabError, match="only groups=1"):
         from_torch(nn.Conv2d(2, 2, 3, groups=2))
     with pytest.raises(

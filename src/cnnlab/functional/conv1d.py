@@ -45,18 +45,6 @@ class Conv1DWorkspace(ConvWorkspace):
         return x[:, :, None, :]  # (N, C, 1, L), a view
 
 
-def same_pads_1d(length: int, kernel: int, stride: int, dilation: int) -> Pads1D:
-    """(left, right) zeros so that L_out = ceil(L / S); the odd one goes right (TF/Keras, PyTorch).
-
-    Example:
-        >>> same_pads_1d(7, 4, 1, 1)  # total 3: 1 left, 2 right, as nn.Conv1d(padding="same")
-        (1, 2)
-    """
-    out = -(-length // stride)  # ceil(L / S)
-    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - length, 0)
-    return total // 2, total - total // 2
-
-
 def conv1d_forward(
     x: np.ndarray,
     weight: np.ndarray,

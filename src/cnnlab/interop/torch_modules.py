@@ -1,6 +1,6 @@
 """The few PyTorch modules cnnlab needs that ``torch.nn`` lacks.
 
-``to_torch`` maps most layers to a standard ``torch.nn`` module; these four cover the rest:
+``to_torch`` maps most layers to a standard ``torch.nn`` module; these cover the rest:
 
 - ``Conv2dSame``: TensorFlow/Keras "same" padding at any stride (``nn.Conv2d`` allows
   ``padding="same"`` only at stride 1). It pads ``ceil``-style, the odd pixel at the
@@ -10,6 +10,9 @@
   (and so the state_dict keys) stay the same as cnnlab's.
 - ``Residual``: ``block(x) + shortcut(x)`` with attributes ``block`` and ``shortcut``, so
   the keys are ``"block.0.weight"`` and ``"shortcut.0.weight"`` as in cnnlab.
+- ``Conv1dSame``, ``GlobalMaxPool1d``, ``ChannelsFirstEmbedding``: the text layers
+  (issue 27): "same" at any stride in 1-D; max over time, (N, C, L) -> (N, C); and
+  ``nn.Embedding`` whose output is channels-first, (N, L) ids -> (N, D, L), as cnnlab's.
 
 PyTorch is optional, so the classes are built on first use by ``torch_modules()`` (importing
 ``cnnlab.interop`` never imports torch). The layer table names them by path
@@ -47,7 +50,7 @@ def import_torch() -> Any:
 
 @functools.cache
 def torch_modules() -> SimpleNamespace:
-    """Build (once) and return the classes: ``.Conv2dSame``, ``.Maxout``, ``.GlobalAvgPool2d``, ``.Residual``.
+    """Build (once) and return the classes named in this module's docstring (``.Conv2dSame``, ...).
 
     Example:
         >>> import pytest; torch = pytest.importorskip("torch")
@@ -110,6 +113,34 @@ def torch_modules() -> SimpleNamespace:
             skip = x if self.shortcut is None else self.shortcut(x)
             return self.block(x) + skip
 
+    class Conv1dSame(nn.Conv1d):
+        """nn.Conv1d with TensorFlow's "same" padding at any stride: L_out = ceil(L / stride)."""
+
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, dilation=1, bias=True):
+            super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, bias=bias)
+
+        def forward(self, x):
+            left, right = same_padding(x.shape[-1], self.kernel_size[0], self.stride[0], self.dilation[0])
+            return super().forward(F.pad(x, (left, right)))
+
+    class GlobalMaxPool1d(nn.Module):
+        """Max over time: (N, C, L) -> (N, C); the gradient goes to the first max."""
+
+        def forward(self, x):
+            return x.max(dim=2).values
+
+    class ChannelsFirstEmbedding(nn.Embedding):
+        """nn.Embedding with channels-first output: (N, L) ids -> (N, D, L), ready for nn.Conv1d."""
+
+        def forward(self, x):
+            return super().forward(x).transpose(1, 2)
+
     return SimpleNamespace(
-        Conv2dSame=Conv2dSame, Maxout=Maxout, GlobalAvgPool2d=GlobalAvgPool2d, Residual=Residual
+        Conv2dSame=Conv2dSame,
+        Maxout=Maxout,
+        GlobalAvgPool2d=GlobalAvgPool2d,
+        Residual=Residual,
+        Conv1dSame=Conv1dSame,
+        GlobalMaxPool1d=GlobalMaxPool1d,
+        ChannelsFirstEmbedding=ChannelsFirstEmbedding,
     )

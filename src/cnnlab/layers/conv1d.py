@@ -7,17 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error
-from cnnlab.functional.conv1d import Conv1DWorkspace, conv1d_backward, conv1d_forward, same_pads_1d
+from cnnlab.errors import ShapeError, arg_error, check_int, is_int
+from cnnlab.functional.conv1d import Conv1DWorkspace, conv1d_backward, conv1d_forward
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
-from cnnlab.layers.base import Layer, config_int
+from cnnlab.layers.base import Layer, TorchSpec, config_int, unsupported_torch
+from cnnlab.utils import same_padding
 
 PADDING_MODES = ("valid", "same")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+def one(value: Any) -> Any:
+    """torch's 1-D sizes may be ints or 1-tuples ((3,) from nn.AvgPool1d): the int."""
+    return value[0] if isinstance(value, (tuple, list)) else value
 
 
 class Conv1D(Layer):
@@ -69,6 +71,9 @@ class Conv1D(Layer):
     """
 
     needs_input_grad: bool = True
+    torch = TorchSpec(
+        "torch.nn.Conv1d", also=("cnnlab.interop.torch_modules.Conv1dSame",), onnx_ops=("Conv",)
+    )
 
     def __init__(
         self,
@@ -82,24 +87,18 @@ class Conv1D(Layer):
         rng: RngLike = None,
     ) -> None:
         super().__init__()
-        for arg, value, minimum in (
-            ("in_channels", in_channels, 1),
-            ("out_channels", out_channels, 1),
-            ("kernel_size", kernel_size, 1),
-            ("stride", stride, 1),
-            ("dilation", dilation, 1),
-        ):
-            if not _is_int(value) or value < minimum:
-                raise arg_error("Conv1D", arg, "a positive int", value)
-        if isinstance(padding, str):
-            if padding.lower() not in PADDING_MODES:
-                raise arg_error("Conv1D", "padding", "an int >= 0, 'valid' or 'same'", padding)
+        self.in_channels = check_int("Conv1D", "in_channels", in_channels)
+        self.out_channels = check_int("Conv1D", "out_channels", out_channels)
+        self.kernel_size = check_int("Conv1D", "kernel_size", kernel_size)
+        self.stride = check_int("Conv1D", "stride", stride)
+        self.dilation = check_int("Conv1D", "dilation", dilation)
+        if isinstance(padding, str) and padding.lower() in PADDING_MODES:
             padding = padding.lower()
-        elif not _is_int(padding) or padding < 0:
+        elif not is_int(padding) or int(padding) < 0:
             raise arg_error("Conv1D", "padding", "an int >= 0, 'valid' or 'same'", padding)
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.dilation = int(kernel_size), int(stride), int(dilation)
         self.padding: int | str = padding if isinstance(padding, str) else int(padding)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise arg_error("Conv1D", "bias", "True or False", bias)
         self.bias = bool(bias)
         self.needs_input_grad = True
         self._workspace = Conv1DWorkspace()
@@ -120,11 +119,46 @@ class Conv1D(Layer):
         parts += [f"{k}={v!r}" for k, v in config.items() if v != defaults.get(k)]
         return f"Conv1D({', '.join(parts)})"
 
+    # ---- the PyTorch table entry --------------------------------------------------------
+    def torch_module(self) -> str | None:
+        """nn.Conv1d, or ``Conv1dSame`` for "same" at stride > 1 (torch's "same" is stride 1 only)
+        and for an even effective width (torch's pads it by copying the input, with a warning)."""
+        if self.padding == "same" and (self.stride != 1 or self.dilation * (self.kernel_size - 1) % 2):
+            return "cnnlab.interop.torch_modules.Conv1dSame"
+        return "torch.nn.Conv1d"
+
+    def torch_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+        }
+        if self.torch_module() == "torch.nn.Conv1d":  # Conv1dSame always pads "same"
+            args["padding"] = "same" if self.padding == "same" else self.pads(0)[0]  # "valid": 0
+        return args | {"dilation": self.dilation, "bias": self.bias}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if module.groups != 1 or module.padding_mode != "zeros":
+            raise unsupported_torch(module, "only groups=1 and padding_mode='zeros'")
+        same = any(c.__name__ == "Conv1dSame" for c in type(module).__mro__)
+        padding = module.padding if isinstance(module.padding, str) else one(module.padding)
+        return {
+            "in_channels": module.in_channels,
+            "out_channels": module.out_channels,
+            "kernel_size": one(module.kernel_size),
+            "stride": one(module.stride),
+            "padding": "same" if same else padding,
+            "dilation": one(module.dilation),
+            "bias": module.bias is not None,
+        }
+
     # ---- sizes ------------------------------------------------------------------------
     def pads(self, length: int) -> tuple[int, int]:
         """(left, right) zeros for a sequence of ``length``."""
-        if self.padding == "same":
-            return same_pads_1d(length, self.kernel_size, self.stride, self.dilation)
+        if self.padding == "same":  # the odd one on the right
+            return same_padding(length, self.kernel_size, self.stride, self.dilation)
         p = 0 if self.padding == "valid" else int(self.padding)
         return p, p
 

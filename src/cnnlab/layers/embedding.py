@@ -16,16 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error
+from cnnlab.errors import ShapeError, arg_error, check_int, is_int
 from cnnlab.functional.embedding import embedding_backward, embedding_forward
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng
-from cnnlab.layers.base import Layer, config_int
+from cnnlab.layers.base import Layer, TorchSpec, config_int, unsupported_torch
 from cnnlab.utils import DEFAULT_DTYPE
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class Embedding(Layer):
@@ -63,6 +59,9 @@ class Embedding(Layer):
         False
     """
 
+    # nn.Embedding returns (N, L, D): ChannelsFirstEmbedding is nn.Embedding + transpose(1, 2).
+    torch = TorchSpec("cnnlab.interop.torch_modules.ChannelsFirstEmbedding", onnx_ops=("Gather", "Transpose"))
+
     def __init__(
         self,
         num_embeddings: int,
@@ -71,11 +70,9 @@ class Embedding(Layer):
         rng: RngLike = None,
     ) -> None:
         super().__init__()
-        for arg, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not _is_int(value) or value <= 0:
-                raise arg_error("Embedding", arg, "a positive int", value)
-        V = int(num_embeddings)
-        if padding_idx is not None and (not _is_int(padding_idx) or not -V <= padding_idx < V):
+        V = check_int("Embedding", "num_embeddings", num_embeddings)
+        check_int("Embedding", "embedding_dim", embedding_dim)
+        if padding_idx is not None and (not is_int(padding_idx) or not -V <= padding_idx < V):
             raise arg_error("Embedding", "padding_idx", f"None or an int in [-{V}, {V - 1}]", padding_idx)
         self.num_embeddings, self.embedding_dim = V, int(embedding_dim)
         self.padding_idx = None if padding_idx is None else int(padding_idx)
@@ -84,6 +81,24 @@ class Embedding(Layer):
         if self._pad is not None:
             weight[self._pad] = 0
         self.params["weight"] = weight
+
+    # ---- the PyTorch table entry --------------------------------------------------------
+    def torch_args(self) -> dict[str, Any]:
+        return {
+            "num_embeddings": self.num_embeddings,
+            "embedding_dim": self.embedding_dim,
+            "padding_idx": self.padding_idx,
+        }
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if module.max_norm is not None or module.scale_grad_by_freq:
+            raise unsupported_torch(module, "max_norm and scale_grad_by_freq are not supported")
+        return {
+            "num_embeddings": module.num_embeddings,
+            "embedding_dim": module.embedding_dim,
+            "padding_idx": module.padding_idx,
+        }
 
     # ---- sizes --------------------------------------------------------------------------
     def _check_indices(self, x: Any) -> np.ndarray:

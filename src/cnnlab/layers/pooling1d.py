@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error
+from cnnlab.errors import ShapeError, arg_error, check_int
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.functional.pool import pool_output_size
 from cnnlab.functional.pool1d import (
@@ -25,11 +25,8 @@ from cnnlab.functional.pool1d import (
     max_pool1d,
     max_pool1d_backward,
 )
-from cnnlab.layers.base import Layer
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+from cnnlab.layers.base import Layer, TorchSpec, unsupported_torch
+from cnnlab.layers.conv1d import one
 
 
 def _check_3d(name: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -44,12 +41,12 @@ class _Pool1D(Layer):
 
     def __init__(self, kernel_size: int, stride: int | None, padding: int, ceil_mode: bool) -> None:
         super().__init__()
-        if not _is_int(kernel_size) or kernel_size < 1:
-            raise arg_error(self.name, "kernel_size", "a positive int", kernel_size)
-        if stride is not None and (not _is_int(stride) or stride < 1):
+        check_int(self.name, "kernel_size", kernel_size)
+        if stride is not None and (
+            isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1
+        ):
             raise arg_error(self.name, "stride", "a positive int or None", stride)
-        if not _is_int(padding) or padding < 0:
-            raise arg_error(self.name, "padding", "an int >= 0", padding)
+        check_int(self.name, "padding", padding, minimum=0)
         if padding > kernel_size // 2:  # PyTorch's rule: a window may not be more than half padding
             raise arg_error(
                 self.name, "padding", f"at most half of kernel_size={kernel_size} (as in PyTorch)", padding
@@ -85,6 +82,24 @@ class _Pool1D(Layer):
     def flops(self, input_shape: tuple[int, ...]) -> int:
         """One op per window element per output cell."""
         return math.prod(self.output_shape(input_shape)[1:]) * self.kernel_size
+
+    def torch_args(self) -> dict[str, Any]:
+        return {
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,  # None is torch's "the kernel size" too
+            "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
+        }
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        kernel, stride = one(module.kernel_size), one(module.stride)
+        return {
+            "kernel_size": kernel,
+            "stride": None if stride == kernel else stride,
+            "padding": one(module.padding),
+            "ceil_mode": module.ceil_mode,
+        }
 
     def _window(self) -> tuple[int, int, int, bool]:
         return self.kernel_size, self._step, self.padding, self.ceil_mode
@@ -122,10 +137,18 @@ class MaxPool1D(_Pool1D):
         'floor((5 - 3 + 2*1) / 2) + 1 = 3'
     """
 
+    torch = TorchSpec("torch.nn.MaxPool1d", onnx_ops=("MaxPool",))
+
     def __init__(
         self, kernel_size: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if one(module.dilation) != 1 or module.return_indices:
+            raise unsupported_torch(module, "dilation and return_indices are not supported")
+        return super().from_torch_args(module)
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -165,6 +188,8 @@ class AvgPool1D(_Pool1D):
         [[[2.0, 3.5]]]
     """
 
+    torch = TorchSpec("torch.nn.AvgPool1d", onnx_ops=("AveragePool",))
+
     def __init__(
         self,
         kernel_size: int,
@@ -177,6 +202,13 @@ class AvgPool1D(_Pool1D):
         if not isinstance(count_include_pad, (bool, np.bool_)):
             raise arg_error(self.name, "count_include_pad", "True or False", count_include_pad)
         self.count_include_pad = bool(count_include_pad)
+
+    def torch_args(self) -> dict[str, Any]:
+        return super().torch_args() | {"count_include_pad": self.count_include_pad}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        return super().from_torch_args(module) | {"count_include_pad": module.count_include_pad}
 
     @quiet_fp_method
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -223,6 +255,8 @@ class GlobalMaxPool1D(Layer):
         >>> GlobalMaxPool1D().forward(x, lengths=np.array([2])).tolist()  # the 9 sits in padding
         [[4.0, 2.0]]
     """
+
+    torch = TorchSpec("cnnlab.interop.torch_modules.GlobalMaxPool1d", onnx_ops=("ReduceMax",))
 
     @quiet_fp_method
     def forward(
