@@ -20,6 +20,10 @@ Dense, Flatten, Dropout     nn.Linear, nn.Flatten, nn.Dropout
 BatchNorm1D / BatchNorm2D   nn.BatchNorm1d / nn.BatchNorm2d (eps, momentum, running stats)
 Residual                    ``Residual`` (attributes ``block`` and ``shortcut``)
 Sequential                  nn.Sequential
+Embedding                   ``ChannelsFirstEmbedding`` (nn.Embedding, output (N, D, L))
+Conv1D                      nn.Conv1d ("same" at stride > 1 or even kernel: ``Conv1dSame``)
+MaxPool1D / AvgPool1D       nn.MaxPool1d / nn.AvgPool1d (every option)
+GlobalMaxPool1D             ``GlobalMaxPool1d`` (max over L)
 ==========================  =========================================================
 
 The names in ``backquotes`` are the small modules of ``cnnlab.interop.torch_modules``.
