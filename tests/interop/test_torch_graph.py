@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -122,3 +123,25 @@ def test_errors(torch: Any) -> None:
     with pytest.raises(CnnlabError, match=r"from_torch: expected a GraphModule. Received: Sequential"):
         graph_from_torch(torch.nn.Sequential())
     assert graph_modules().Concat(2).extra_repr() == "dim=2"
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_graph_module_exports_to_onnx(torch: Any, onnxruntime: Any, tmp_path: Any, name: str) -> None:
+    """The twin goes through torch.onnx (what to_onnx will run once to_torch dispatches Graphs here)."""
+    graph = GRAPHS[name]().eval()
+    path = str(tmp_path / f"{name}.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation note
+        torch.onnx.export(
+            graph_to_torch(graph),
+            (torch.zeros(2, 4, 6, 5),),
+            path,
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
+    x = np.random.default_rng(0).standard_normal((3, 4, 6, 5)).astype(np.float32)
+    out = onnxruntime.InferenceSession(path).run(None, {"input": x})[0]
+    ref = graph.forward(x)
+    assert np.abs(out - ref).max() <= 1e-5 * np.abs(ref).max()

@@ -85,8 +85,8 @@ def graph_modules() -> SimpleNamespace:
             self.graph_edges = {node["name"]: list(node["inputs"]) for node in nodes}
             self.graph_output = output
 
-        def forward(self, *xs):
-            values = dict(zip(self.graph_inputs, xs, strict=True))
+        def forward(self, x, *more):  # x first: torch.export matches dynamic shapes to x
+            values = dict(zip(self.graph_inputs, (x, *more), strict=True))
             for name, module in self.items():
                 values[name] = module(*(values[n] for n in self.graph_edges[name]))
             return values[self.graph_output]
