@@ -434,6 +434,8 @@ def test_output_errors():
         g.forward(np.ones((1, 2)))
     with pytest.raises(ValueError, match=r"Graph.output: 'b' is not a node. Nodes: a"):
         g.output("b")
+    with pytest.raises(KeyError, match=r"Graph: no node named 'b'. Nodes: a"):
+        g["b"]
     g.add("b", ReLU(), "x")
     with pytest.raises(CnnlabError, match=r"Graph: 'a' do\(es\) not lead to the output 'b'"):
         g.output("b")

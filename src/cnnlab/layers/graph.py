@@ -222,6 +222,9 @@ class Graph(Layer):
         return {name: node.layer for name, node in self.nodes.items()}
 
     def __getitem__(self, name: str) -> Layer:
+        """The layer of node ``name``."""
+        if name not in self.nodes:
+            raise KeyError(f"Graph: no node named {name!r}. Nodes: {', '.join(self.nodes) or 'none'}")
         return self.nodes[name].layer
 
     def __call__(self, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
