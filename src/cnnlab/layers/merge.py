@@ -47,8 +47,6 @@ class _Merge(Layer):
 
     def _check_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         shapes = [tuple(s) for s in shapes]
-        if not shapes:
-            raise ShapeError(f"{self.name}: needs at least one input. Received: no inputs")
         for i, shape in enumerate(shapes[1:], start=1):
             if len(shape) != len(shapes[0]):
                 raise ShapeError(
