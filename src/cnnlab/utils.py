@@ -50,7 +50,9 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
         >>> same_padding(7, 3, 2), same_padding(6, 2, 1)
         ((1, 1), (0, 1))
     """
-    out = -(-size // stride)  # ceil(size / stride)
+    # ceil(size / stride) without a negative division: traced into an ONNX graph (torch's
+    # TorchScript exporter), -(-7 // 2) became ONNX's truncating Div: 3 instead of 4.
+    out = (size + stride - 1) // stride
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     return total // 2, total - total // 2
 

@@ -695,9 +695,8 @@ def test_text_model_runs_in_onnxruntime(torch, tmp_path) -> None:
     model = text_model().astype(np.float32).eval()
     path = tmp_path / "text.onnx"
     example = torch.tensor(tokens(2))
-    # to_onnx feeds a float example; token ids need an int64 one, so torch's exporter directly,
-    # the default (dynamo) one: the TorchScript exporter drops Conv1dSame's padding (11 positions
-    # instead of 12 here). The length is fixed, as a text dataset pads to one length.
+    # to_onnx feeds a float example; token ids need an int64 one, so torch's exporter directly
+    # (the default, dynamo, as to_onnx's). The length is fixed, as a text dataset pads to one.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -718,3 +717,16 @@ def test_text_model_runs_in_onnxruntime(torch, tmp_path) -> None:
     ids = tokens(5)  # another batch size than the example's
     got = session.run(None, {"input": ids})[0]
     np.testing.assert_allclose(got, model.forward(ids), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_same_padding_at_stride_2_survives_both_onnx_exporters(torch, tmp_path, dynamo) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from cnnlab.interop.onnx import to_onnx
+
+    model = Sequential(Conv1D(2, 3, 3, stride=2, padding="same", rng=0))
+    path = to_onnx(model, tmp_path / "conv1d.onnx", (2, 23), dynamo=dynamo)
+    x = np.random.default_rng(0).standard_normal((3, 2, 23)).astype(np.float32)
+    got = onnxruntime.InferenceSession(str(path)).run(None, {"input": x})[0]
+    assert got.shape == (3, 3, 12)  # ceil(23 / 2): the TorchScript exporter once made it 11
+    np.testing.assert_allclose(got, model.forward(x), atol=1e-6)
