@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import arg_error
+from cnnlab.functional.activations import softmax
 from cnnlab.functional.fpstate import quiet_fp_method
+from cnnlab.train.evaluation.metrics import confusion_matrix, per_class_metrics, top_k_accuracy
 
 #: Test-time augmentations: "flip" averages the class probabilities of each image and of
 #: its left-right mirror (for models trained with ``--augment flip``).
@@ -34,8 +36,6 @@ def predict_proba(model: Any, x: np.ndarray, tta: str = "none", batch_size: int 
 def _view_probabilities(model: Any, x: np.ndarray, tta: str, batch_size: int, where: str) -> list[np.ndarray]:
     """Softmax of the model's logits for each view of ``x``: the plain images first, then
     (``tta="flip"``) their mirrors along the width axis."""
-    from cnnlab.functional.activations import softmax
-
     if tta not in TTA_MODES:
         raise arg_error(where, "tta", f"one of {', '.join(TTA_MODES)}", tta)
     views = [x] if tta == "none" else [x, x[..., ::-1]]
@@ -54,8 +54,6 @@ def evaluate_arrays(
     metrics are those of the averaged probabilities; ``tta`` names it and
     ``accuracy_without_tta`` gives the plain model's accuracy beside it.
     """
-    from cnnlab.train.evaluation.metrics import confusion_matrix, per_class_metrics, top_k_accuracy
-
     per_view = _view_probabilities(model, x, tta, batch_size, "evaluate")
     plain, probs = per_view[0], np.mean(per_view, axis=0)  # (N, K) each
     if probs.shape[1] < len(classes) or (len(y) and int(y.max()) >= probs.shape[1]):
@@ -125,26 +123,43 @@ def align_labels(
     return mapping[y], model_classes
 
 
-def tta_warning(tta: str, trained_augment: str | None, metrics: dict[str, Any]) -> str | None:
+def tta_warning(
+    tta: str, trained_augment: str | None, metrics: dict[str, Any], dataset: str | None = None
+) -> str | None:
     """A one-line warning when flip TTA does not suit the model, else None.
 
     Flip TTA averages each image with its mirror: it helps a model trained with flipped
     images and can hurt one that never saw a mirrored image (mirrored digits are not digits).
+    When the model was trained with flips and TTA still lowered the accuracy, the warning
+    says what is left: the data's classes are not mirror-symmetric (issue 23 item 15:
+    ``--recipe fashion --data digits`` was asked "was the model trained with --augment flip?").
 
     Args:
         tta: the test-time augmentation used.
         trained_augment: the run's ``augment`` setting, or None when unknown (a bare model file).
         metrics: ``evaluate_arrays``'s result (``accuracy`` and ``accuracy_without_tta``).
+        dataset: the data's name or folder, named in the warning when given.
     """
     if tta != "flip":
         return None
     with_tta, without = metrics["accuracy"], metrics["accuracy_without_tta"]
     numbers = f"accuracy {with_tta:.4f} with flip TTA, {without:.4f} without"
-    if trained_augment is not None and "flip" not in trained_augment.split(","):
+    augments = [] if trained_augment is None else trained_augment.split(",")
+    if trained_augment is not None and "flip" not in augments:
         return (
             f"--tta flip on a model trained without flipped images (augment={trained_augment}): "
             f"{numbers}; use --tta none, or train with --augment flip"
         )
-    if with_tta < without:
+    if with_tta >= without:
+        return None
+    if trained_augment is None:
         return f"flip TTA lowered the accuracy ({numbers}); was the model trained with --augment flip?"
-    return None
+    data = f"the classes of {dataset}" if dataset else "the data's classes"
+    known = dataset is not None and dataset.lower() in ("digits", "mnist")
+    why = "a mirrored digit is not a digit" if known else "a mirrored image is not always the same class"
+    rest = [a for a in augments if a != "flip"]
+    return (
+        f"flip TTA lowered the accuracy ({numbers}) although the model was trained with flipped "
+        f"images (augment={trained_augment}): {data} are not mirror-symmetric ({why}). "
+        f"Use --tta none, and --augment {','.join(rest) or 'none'} (without flip)"
+    )
