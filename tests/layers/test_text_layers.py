@@ -730,3 +730,16 @@ def test_same_padding_at_stride_2_survives_both_onnx_exporters(torch, tmp_path, 
     got = onnxruntime.InferenceSession(str(path)).run(None, {"input": x})[0]
     assert got.shape == (3, 3, 12)  # ceil(23 / 2): the TorchScript exporter once made it 11
     np.testing.assert_allclose(got, model.forward(x), atol=1e-6)
+
+
+def test_text_model_saves_loads_and_summarizes(tmp_path) -> None:
+    from cnnlab.io import load, save
+
+    model = text_model()
+    save(model, tmp_path / "text.npz")
+    again = load(tmp_path / "text.npz")
+    assert repr(again) == repr(model)
+    np.testing.assert_array_equal(again.forward(tokens()), model.forward(tokens()))
+    rows = model.summary((23,), print_fn=lambda *_: None)
+    assert [r["output_shape"] for r in rows[:2]] == [(8, 23), (6, 12)]
+    assert rows[1]["formula"] == "same: ceil(23 / 2) = 12" and rows[0]["params"] == 400
