@@ -110,12 +110,16 @@ class History:
     # ---- files --------------------------------------------------------------------------
     def to_csv(self, path: PathLike) -> None:
         """Write the rows as CSV (header ``COLUMNS``), atomically; floats round-trip exactly."""
+        write_atomic(path, self.csv_text())
+
+    def csv_text(self) -> str:
+        """The CSV that ``to_csv`` writes."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in self.rows:
             writer.writerow([_format_cell(row[name]) for name in COLUMNS])
-        write_atomic(path, buf.getvalue())
+        return buf.getvalue()
 
     @classmethod
     def from_csv(cls, path: PathLike) -> History:
@@ -145,6 +149,27 @@ class History:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         return cls(data["rows"])
+
+
+def restore_csv(path: PathLike, rows: list[dict[str, Any]]) -> bool:
+    """Rewrite ``path`` from ``rows`` (a checkpoint's) unless it already holds them.
+
+    A resumed run's history.csv is the checkpoint's: an emptied or truncated file (or one a
+    kill left an epoch ahead) is rebuilt, even when no epoch is left to train (issue 23
+    item 10: a finished run with an empty history.csv was then undiagnosable).
+
+    Returns:
+        True when the file was (re)written.
+    """
+    text = History(rows).csv_text()
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            if f.read() == text:
+                return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_atomic(path, text)
+    return True
 
 
 def _format_cell(value: Any) -> str:
