@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ShapeError, arg_error, check_int
+from cnnlab.errors import ShapeError, arg_error, check_int, is_int
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.functional.pool import pool_output_size
 from cnnlab.functional.pool1d import (
@@ -42,9 +42,7 @@ class _Pool1D(Layer):
     def __init__(self, kernel_size: int, stride: int | None, padding: int, ceil_mode: bool) -> None:
         super().__init__()
         check_int(self.name, "kernel_size", kernel_size)
-        if stride is not None and (
-            isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1
-        ):
+        if stride is not None and (not is_int(stride) or stride < 1):
             raise arg_error(self.name, "stride", "a positive int or None", stride)
         check_int(self.name, "padding", padding, minimum=0)
         if padding > kernel_size // 2:  # PyTorch's rule: a window may not be more than half padding
