@@ -153,3 +153,28 @@ def test_path_traversal_is_refused_from_the_page(page, server):
         }))"""
     )
     assert statuses == [[404, False]] * 5
+
+
+def test_accuracies_read_alike_and_a_1000_class_run_renders_its_summary(page, tmp_path):
+    from dashboard_helpers import big_run
+
+    from cnnlab.dashboard.server import BackgroundServer
+
+    big_run(tmp_path)  # best validation accuracy 1.0 (JSON: 1), 1000 classes
+    server = BackgroundServer(tmp_path, port=0).start()
+    try:
+        page.goto(server.url + "#run=big")
+        page.wait_for_selector("#runs tbody tr[data-run='big']")
+        js = "() => [fmt(1, 'best_val_accuracy'), fmt(0.9806, 'test_accuracy'), fmt(3, 'epochs')]"
+        shown = page.evaluate(js)
+        assert shown == ["100.00%", "98.06%", "3"]  # was "1" beside "98.06%"
+        cells = page.locator("#runs tbody tr[data-run='big'] td").all_inner_texts()
+        heads = page.locator("#runs thead th").all_inner_texts()
+        assert cells[next(i for i, h in enumerate(heads) if h.startswith("best val acc"))] == "100.00%"
+        page.wait_for_selector("#confusion img.heatmap")  # a million cells took ~1 min to lay out
+        assert page.locator("#confusion table.top-confusions tbody tr").count() == 20
+        assert page.locator("#confusion td").count() == 80  # 20 rows of 4, no 1000 x 1000 table
+        assert page.locator("#per-class .bar-row").count() == 20  # the least accurate
+        assert page.errors == []
+    finally:
+        server.stop()

@@ -35,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
         raise arg_error("dashboard", "port", "in 0..65535 (0: any free port)", args.port)
     if not Path(args.runs_dir).is_dir():
         raise FileNotFoundError(f"dashboard: RUNS_DIR {args.runs_dir!r} is not a folder (train a run first)")
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    server = BackgroundServer(args.runs_dir, host=args.host, port=args.port).start()
+    if args.host not in ("127.0.0.1", "localhost", "::1"):  # once it listens: a bad host is one error
         print(
             f"cnnlab dashboard: warning: listening on {args.host}: anyone who can reach it sees these runs "
             "and can run their models (no login)",
             file=sys.stderr,
         )
-    server = BackgroundServer(args.runs_dir, host=args.host, port=args.port).start()
     wait_for_ctrl_c(server, f"cnnlab dashboard: serving {args.runs_dir} at {server.url} (Ctrl-C to stop)")
     return 0

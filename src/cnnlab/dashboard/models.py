@@ -49,15 +49,54 @@ class BadImage(Exception):
     """An upload that is not an image Pillow can read, or one too large."""
 
 
-def _dataset(config: dict[str, Any]) -> Any:
+class NoData(Exception):
+    """The run's dataset cannot be loaded here (moved, deleted, or never downloaded)."""
+
+
+def launch_dir(run_dir: Path, config: dict[str, Any]) -> Path | None:
+    """The folder ``cnnlab train`` ran in, when the run's relative ``out`` tells it.
+
+    ``out="runs/r"`` for the run folder ``/home/u/w/runs/r`` means training ran in
+    ``/home/u/w``: relative paths of its config (``--data clothes``) are relative to that
+    folder, not to the folder the dashboard was started in.
+
+    Example:
+        >>> launch_dir(Path("/home/u/w/runs/r"), {"out": "runs/r"})
+        PosixPath('/home/u/w')
+        >>> launch_dir(Path("/srv/runs/r"), {"out": "/elsewhere/r"}) is None
+        True
+    """
+    out = Path(str(config.get("out") or ""))
+    parts = out.parts
+    if not parts or out.is_absolute() or ".." in parts or run_dir.parts[-len(parts) :] != parts:
+        return None
+    return Path(*run_dir.parts[: -len(parts)])
+
+
+def _data_source(run_dir: Path, config: dict[str, Any]) -> tuple[str, str | None]:
+    """``(data, data_dir)`` of the run's config, relative folders made absolute where they exist."""
+    data, data_dir = str(config.get("data", "digits")), config.get("data_dir")
+    base = launch_dir(run_dir, config)
+    if base is not None:
+        if not Path(data).is_absolute() and (base / data).is_dir():
+            data = str(base / data)
+        if data_dir and not Path(data_dir).is_absolute() and (base / data_dir).is_dir():
+            data_dir = str(base / data_dir)
+    return data, data_dir
+
+
+def _dataset(run_dir: Path, config: dict[str, Any]) -> Any:
     """The run's dataset (cached): test images and the training split's normalization."""
     from cnnlab.data import load_dataset
     from cnnlab.data.loader import Normalizer
 
-    key = (str(config.get("data", "digits")), config.get("data_dir"))
+    key = _data_source(run_dir, config)
     with _lock:
         if key not in _datasets:
-            splits = load_dataset(key[0], root=key[1], download=False)
+            try:
+                splits = load_dataset(key[0], root=key[1], download=False)
+            except (OSError, ValueError, CnnlabError) as exc:
+                raise NoData(f"cannot load the dataset of {run_dir.name} ({key[0]!r}): {exc}") from None
             _datasets[key] = (splits, Normalizer().fit(splits.train.x).state())
         return _datasets[key]
 
@@ -122,7 +161,7 @@ def _model_from_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     config = read_json(run_dir / CONFIG_FILE)
     if config is None:
         raise NoWeights(f"{run_dir.name}: no {CONFIG_FILE} to rebuild the model from")
-    splits, normalization = _dataset(config)
+    splits, normalization = _dataset(run_dir, config)
     _, channels, height, width = splits.train.x.shape  # (N, C, H, W)
     name, k = str(config.get("model", "small_bn")), len(splits.classes)
     rng = np.random.default_rng(0)  # the weights are replaced by the checkpoint's
@@ -217,13 +256,13 @@ def feature_maps(run_dir: Path, index: int) -> dict[str, Any]:
     from cnnlab.cli.common import normalize
     from cnnlab.dashboard.data import read_json
     from cnnlab.functional.activations import softmax
-    from cnnlab.viz.probe import feature_maps as probe
+    from cnnlab.models.probe import feature_maps as probe
 
     config = read_json(run_dir / CONFIG_FILE)
     if config is None:
         raise NoWeights(f"{run_dir.name}: no {CONFIG_FILE} (which dataset?)")
     model, extra, source = latest_model(run_dir)
-    splits, _ = _dataset(config)
+    splits, _ = _dataset(run_dir, config)
     n = len(splits.test.x)
     index = int(index) % n
     image = splits.test.x[index]  # (C, H, W)

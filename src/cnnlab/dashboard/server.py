@@ -3,7 +3,9 @@ main thread waits for Ctrl-C) and beside a training run (``cnnlab train --dashbo
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -59,15 +61,22 @@ class BackgroundServer:
     def __init__(self, runs_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0) -> None:
         self.server = _server(runs_dir, host, port)
         self.host = host
-        self.thread = threading.Thread(target=self.server.run, name="cnnlab-dashboard", daemon=True)
+        self.port = port
+        self.thread = threading.Thread(target=self._serve, name="cnnlab-dashboard", daemon=True)
         self.url = ""
+        self._socket: socket.socket | None = None
+
+    def _serve(self) -> None:
+        self.server.run(sockets=[self._socket])
 
     def start(self, timeout: float = 20.0) -> BackgroundServer:
+        self._socket = listening_socket(self.host, self.port)  # errors name the host or the port
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise CnnlabError(f"dashboard: the server did not start on {self.host} (port in use?)")
+                self._socket.close()
+                raise CnnlabError(f"dashboard: the server did not start on {self.host} port {self.port}")
             time.sleep(0.02)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = url(self.host, port)
@@ -76,6 +85,37 @@ class BackgroundServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=5)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port``, or a ``CnnlabError`` that says which one failed.
+
+    Bound here rather than by uvicorn, so that a host name that does not resolve, a port in
+    use and an address this machine does not have each get one message of their own.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CnnlabError(
+            f"dashboard: --host {host!r} cannot be resolved to an address of this machine "
+            f"({exc.strerror}); use an IP address such as 127.0.0.1 (this machine only) or 0.0.0.0 (all)"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CnnlabError(
+                f"dashboard: port {port} on {host} is in use (another dashboard?); choose another "
+                "with --port, or --port 0 for any free port"
+            ) from None
+        raise CnnlabError(f"dashboard: cannot listen on {host} port {port}: {exc.strerror}") from None
+    sock.set_inheritable(False)
+    return sock
 
 
 def start_beside(run_dir: str | os.PathLike[str], port: int = DEFAULT_PORT) -> BackgroundServer:

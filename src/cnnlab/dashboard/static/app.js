@@ -31,8 +31,9 @@ function fmt(value, key) {
   if (value === null || value === undefined) return "";
   if (key === "modified") return new Date(value * 1000).toLocaleString();
   if (typeof value === "number") {
-    if (Number.isInteger(value)) return String(value);
+    // Accuracies first: JSON's 1.0 arrives as the integer 1 and must read "100.00%" too.
     if (/accuracy/.test(key)) return (100 * value).toFixed(2) + "%";
+    if (Number.isInteger(value)) return String(value);
     return Math.abs(value) < 1e-4 ? value.toExponential(2) : String(Number(value.toPrecision(4)));
   }
   return String(value);
@@ -169,6 +170,7 @@ function renderEvaluation(evaluation) {
     $("per-class").replaceChildren(el("p", { className: "muted", text: "Written when the run ends." }));
     return;
   }
+  if (evaluation.summarized) { renderLargeEvaluation(evaluation); return; }
   const { classes, confusion_matrix: cm } = evaluation;
   const head = el("tr", {}, [el("th")]);
   classes.forEach((c) => head.append(el("th", { text: c, title: "predicted " + c })));
@@ -186,6 +188,35 @@ function renderEvaluation(evaluation) {
   });
   $("confusion").replaceChildren(el("table", {}, [el("thead", {}, [head]), el("tbody", {}, rows)]));
   $("per-class").replaceChildren(...barRows(classes, evaluation.per_class_accuracy));
+}
+
+// Over 30 classes the server sends no cells (a million for 1000 classes): a heatmap, the
+// most frequent confusions and the least accurate classes instead.
+function renderLargeEvaluation(evaluation) {
+  const { classes, top_confusions: top, per_class_summary: s } = evaluation;
+  const parts = [el("p", { className: "muted", text: `${classes.length} classes: the matrix as a heatmap (rows: true, columns: predicted; darker: a larger share of the true class); every cell is in metrics.json.` })];
+  if (evaluation.heatmap) parts.push(el("img", { src: evaluation.heatmap, alt: "confusion matrix heatmap", className: "heatmap" }));
+  const rows = (top || []).map((t) => el("tr", {}, [
+    el("td", { text: t.true }), el("td", { text: t.predicted }), el("td", { text: String(t.count) }),
+    el("td", { text: (100 * t.share).toFixed(1) + "%" }),
+  ]));
+  const head = el("tr", {}, ["true", "predicted", "count", "share of true"].map((t) => el("th", { text: t })));
+  parts.push(el("h4", { text: `Top ${rows.length} confusions` }), el("table", { className: "top-confusions" }, [el("thead", {}, [head]), el("tbody", {}, rows)]));
+  $("confusion").replaceChildren(...parts);
+  if (!s) { $("per-class").replaceChildren(); return; }
+  const summary = `mean ${(100 * s.mean).toFixed(2)}%, median ${(100 * s.median).toFixed(2)}%, min ${(100 * s.min).toFixed(2)}%, max ${(100 * s.max).toFixed(2)}% over ${s.with_images} classes; ${s.perfect} at 100%, ${s.zero} at 0%`;
+  $("per-class").replaceChildren(el("p", { className: "muted", text: summary }),
+    el("h4", { text: `The ${s.worst.length} least accurate` }),
+    ...barRows(s.worst.map((w) => w.class), s.worst.map((w) => w.accuracy), 2));
+}
+
+// An answer's JSON, or an error naming the status when the body is not JSON.
+async function answer(r) {
+  try {
+    return await r.json();
+  } catch {
+    return { error: `${r.status} ${r.statusText || "error"} (the server's answer was not JSON)` };
+  }
 }
 
 // ---- the selected run ---------------------------------------------------------------------
@@ -253,8 +284,8 @@ async function loadFeatures(explicit = true) {
   const index = $("features-index").value || "0";
   try {
     const r = await fetch(`/api/features?run=${encodeURIComponent(state.run)}&index=${encodeURIComponent(index)}`);
-    const body = await r.json();
-    if (!r.ok) { if (explicit) $("features").replaceChildren(el("p", { className: "error", text: body.error })); return; }
+    const body = await answer(r);
+    if (!r.ok) { if (explicit) $("features").replaceChildren(el("p", { className: "error", text: `${r.status}: ${body.error}` })); return; }
     $("features-index").value = body.index;
     $("features-source").textContent = `(weights: ${body.source}; ${body.count} test images)`;
     const first = el("figure", {}, [el("img", { src: body.image, alt: "test image" }),
@@ -326,7 +357,7 @@ async function send(bytes) {
   const r = await fetch(`/api/predict?run=${encodeURIComponent(state.run)}&top_k=5`, {
     method: "POST", body: bytes, headers: { "Content-Type": "application/octet-stream" },
   });
-  const body = await r.json();
+  const body = await answer(r);
   cnnlab.answers += 1;
   if (!r.ok) {
     cnnlab.lastPrediction = { error: body.error, status: r.status };
