@@ -14,6 +14,7 @@ from typing import Any
 
 from cnnlab.cli.common import load_model, model_input_shape, normalize, run_config
 from cnnlab.cli.notices import note
+from cnnlab.viz.confusion_summary import confusion_table, is_large, summary_lines
 
 
 def add_parser(sub: Any) -> None:
@@ -92,8 +93,11 @@ def run(args: argparse.Namespace) -> int:
         f"({metrics['num_examples']} test images of {name})"
         + (f"; {args.tta} TTA, without: {metrics['accuracy_without_tta']:.4f}" if args.tta != "none" else "")
     )
+    if is_large(classes):  # a million cells for 1000 classes: the summary, the cells in --json
+        print("\n".join(summary_lines(metrics["confusion_matrix"], classes)))
+        print(f"({len(classes)} classes: per-class metrics and the full confusion matrix with --json)")
+        return 0
     print(classification_report(np.array(metrics["confusion_matrix"]), classes))
     print("confusion matrix (rows: true, columns: predicted):")
-    for row_name, row in zip(classes, metrics["confusion_matrix"], strict=True):
-        print(f"  {row_name[:12]:>12} " + " ".join(f"{v:5d}" for v in row))
+    print("\n".join(confusion_table(metrics["confusion_matrix"], classes)))
     return 0

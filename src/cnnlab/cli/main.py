@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from cnnlab import __version__
 from cnnlab.cli import (
     bench_cmd,
     dashboard_cmd,
@@ -58,10 +60,28 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
+
+
+def plain_text(text: str) -> str:
+    """Help text without the reST markup of the docstrings it comes from.
+
+    ``literal`` and :role:`name` lose their markup; a paragraph's closing ``::`` becomes ``:``.
+
+    Example:
+        >>> plain_text("``cnnlab train``: see :func:`cnnlab.fit`. Example::")
+        'cnnlab train: see cnnlab.fit. Example:'
+    """
+    text = re.sub(r"``(.+?)``", r"\1", text, flags=re.DOTALL)
+    text = re.sub(r":[a-z]+(?::[a-z]+)?:`([^`]+)`", r"\1", text)
+    return re.sub(r"(\S)::$", r"\1:", text, flags=re.MULTILINE)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnnlab", description="Train and inspect small CNNs, lecture style.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS:
         command.add_parser(sub)
