@@ -38,6 +38,8 @@ EXAMPLE_ARGS: dict[str, Any] = {
     "in_features": 4,
     "out_features": 4,
     "kernel_size": 3,
+    "size": 3,  # LocalResponseNorm
+    "groups": 2,  # ChannelShuffle
     "block": lambda: Sequential(Conv2D(4, 4, 3, padding=1, rng=5), Tanh()),
 }
 

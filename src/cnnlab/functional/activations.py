@@ -124,3 +124,34 @@ def log_softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
     """
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def log_softmax_backward(dy: np.ndarray, y: np.ndarray, axis: int = 1) -> np.ndarray:
+    """Jacobian-vector product of log-softmax: dx = dy - softmax(x) * sum(dy), from the output ``y``.
+
+    d log(softmax_i)/dx_j = [i == j] - softmax_j, and softmax = e^y, so the sum over i of
+    dy_i times that row is dy_j - e^(y_j) * sum_i(dy_i).
+    """
+    return dy - np.exp(y) * np.sum(dy, axis=axis, keepdims=True)
+
+
+# ---- ReLU6 and hard swish (MobileNet) ----------------------------------------------------------
+def relu6(x: np.ndarray) -> np.ndarray:
+    """min(max(0, x), 6): ReLU capped at 6 (MobileNet, Howard et al., 2017, arXiv:1704.04861)."""
+    return np.minimum(np.maximum(x, 0), 6)
+
+
+def relu6_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """1 where 0 < x < 6, else 0 (0 at both kinks, as PyTorch's Hardtanh)."""
+    return dy * ((x > 0) & (x < 6))
+
+
+def hardswish(x: np.ndarray) -> np.ndarray:
+    """x * relu6(x + 3) / 6: a cheap swish (MobileNetV3, Howard et al., 2019, arXiv:1905.02244)."""
+    return x * np.minimum(np.maximum(x + 3, 0), 6) / 6
+
+
+def hardswish_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 for x >= 3 (PyTorch's values at the kinks)."""
+    slope = np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0)).astype(dy.dtype, copy=False)
+    return dy * slope
