@@ -100,7 +100,9 @@ class Param:
         if grad is None:
             raise CnnlabError(
                 f"{self.layer.name}: no gradient for `{self.name}` ({self.path}); "
-                "call model.backward(...) after model.forward(...) before the optimizer step"
+                "call model.backward(...) after model.forward(...) before the optimizer step; if it "
+                "was called, the optimizer holds another model's parameters: build it on the "
+                "model you train, e.g. Adam(model.parameters())"
             )
         return grad
 

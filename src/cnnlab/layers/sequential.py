@@ -63,12 +63,25 @@ class Sequential(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
             x = layer.forward(x)
+        self._cache = np.shape(x)  # backward's dy must have this shape
         return x
 
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Chain rule in reverse. Returns None if a layer returns None (a first Conv2D with
-        ``needs_input_grad = False`` skips dL/dx; the layers before it get no gradient)."""
+        ``needs_input_grad = False`` skips dL/dx; the layers before it get no gradient).
+
+        Raises:
+            ShapeError: ``dy`` does not have the shape of the last forward output (issue 23
+                item 8: a matmul error from deep inside the last layer before).
+        """
+        if self._cache is not None and np.shape(dy) != self._cache:
+            last = self.layers[-1].name if self.layers else "Sequential"
+            raise ShapeError(
+                f"Sequential: the gradient passed to backward() must have the shape of the last "
+                f"forward output, {self._cache} (the output of its last layer, {last}). "
+                f"Received: shape {np.shape(dy)}"
+            )
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
             if dy is None:

@@ -112,6 +112,8 @@ def fit(
         KeyboardInterrupt: re-raised after restoring the weights of the last finished epoch.
     """
     x_train, y_train = _check_pair("train_data", train_data)
+    callbacks = _check_callbacks(callbacks)
+    _check_optimizer_params(model, optimizer)
     check_int("fit", "epochs", epochs)
     check_int("fit", "batch_size", batch_size)
     if not 0.0 <= val_split < 1.0:
@@ -312,4 +314,51 @@ def _check_pair(name: str, data: Any) -> tuple[np.ndarray, np.ndarray]:
         raise arg_error(
             "fit", name, "x and y of the same, non-zero length", f"{len(x)} inputs, {len(y)} labels"
         )
+    _check_labels(name, y)
     return x, y
+
+
+def _check_labels(name: str, y: np.ndarray) -> None:
+    """Labels are numbers, and finite (issue 23 item 8: NumPy's UFuncTypeError before)."""
+    if y.dtype.kind not in "biuf":
+        raise ValueError(
+            f"fit: the labels y of `{name}` must be integer class indices 0..K-1 (map class names "
+            "to indices first, e.g. names, y = np.unique(labels, return_inverse=True)). Received: "
+            f"labels of dtype {y.dtype}, the first {y.flat[0]!r}"
+        )
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        bad = np.flatnonzero(~np.isfinite(y))
+        raise ValueError(
+            f"fit: the labels y of `{name}` must be finite class indices 0..K-1. Received: "
+            f"{len(bad)} NaN/inf label(s), the first at index {int(bad[0])}"
+        )
+
+
+def _check_callbacks(callbacks: Any) -> list[Any]:
+    """``callbacks`` as a list: one ``Callback`` is taken as a list of one."""
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Iterable):
+        raise arg_error("fit", "callbacks", "a list of Callback objects (or one Callback)", callbacks)
+    return list(callbacks)
+
+
+def _check_optimizer_params(model: Any, optimizer: Any) -> None:
+    """Refuse an optimizer built on parameters that are not ``model``'s.
+
+    Its step would then read gradients nobody computes: "no gradient for weight ... call
+    backward after forward" named the wrong cause (issue 23 item 8). A subset of the
+    model's parameters (fine-tuning the head only) is fine.
+    """
+    params, own = getattr(optimizer, "params", None), getattr(model, "parameters", None)
+    if params is None or own is None:
+        return
+    mine = set(own())
+    foreign = [p for p in params if p not in mine]
+    if foreign:
+        raise ValueError(
+            f"fit: the optimizer {type(optimizer).__name__} was built on parameters that are not "
+            f"the model's ({len(foreign)} of its {len(params)}, the first `{foreign[0].path}` of a "
+            f"{foreign[0].layer.name} that the model does not hold). Build it on this model: "
+            f"{type(optimizer).__name__}(model.parameters(), ...)"
+        )
