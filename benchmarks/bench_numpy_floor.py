@@ -1,6 +1,6 @@
 """What im2col + BLAS convolutions cost at the least, beside a PyTorch train step.
 
-The NumPy tier computes each convolution as matrix products on an im2col column matrix
+The NumPy engine computes each convolution as matrix products on an im2col column matrix
 (``functional/conv.py``). Each conv of a train step needs: the forward product
 ``W (C_out, K) @ cols (K, P)``, the weight gradient ``dY (C_out, P) @ cols.T (P, K)``, the
 input gradient ``W.T (K, C_out) @ dY (C_out, P)`` (not for the first layer, whose input
@@ -16,7 +16,7 @@ contiguous whole-batch operands, and prints per model:
 - ``shaped floor``: the sum of the timed products and copies, i.e. what OpenBLAS achieves
   on these shapes (thin products: 16-64 rows reuse each column only 16-64 times). It
   leaves out every other layer (BatchNorm, ReLU, pooling, Dense, the optimizer);
-- the NumPy tier's whole train step and PyTorch NCHW's (same model and weights,
+- the NumPy engine's whole train step and PyTorch NCHW's (same model and weights,
   interleaved in this process).
 
 Run:
@@ -121,14 +121,14 @@ def main() -> None:
                 f"{t.get('dX', 0.0) * 1e3:6.2f} {copies * 1e3:6.2f} {total * 1e3:6.2f} "
                 f"{products / (total - copies) / 1e9:5.0f}"
             )
-        steps = make_steps(args.batch, True, ["cnnlab-np", "torch"], model)
+        steps = make_steps(args.batch, True, ["cnnlab", "torch"], model)
         med = time_interleaved(steps, rounds=args.rounds, per_round=3)
-        torch_ms, numpy_ms = med["torch"] * 1e3, med["cnnlab-np"] * 1e3
+        torch_ms, numpy_ms = med["torch"] * 1e3, med["cnnlab"] * 1e3
         floor_ms = flops / peak / 1e6
         print(f"torch NCHW step {torch_ms:.1f} ms; as multiples of it:")
         print(f"  FLOP floor of the convs   {floor_ms:6.1f} ms  {floor_ms / torch_ms:.2f}x")
         print(f"  shaped floor of the convs {shaped * 1e3:6.1f} ms  {shaped * 1e3 / torch_ms:.2f}x")
-        print(f"  NumPy tier, whole step    {numpy_ms:6.1f} ms  {numpy_ms / torch_ms:.2f}x")
+        print(f"  NumPy engine, whole step  {numpy_ms:6.1f} ms  {numpy_ms / torch_ms:.2f}x")
 
 
 if __name__ == "__main__":

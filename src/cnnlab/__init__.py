@@ -10,31 +10,13 @@ The table of contents:
 - training: fit, History, callbacks (cnnlab.train), datasets (cnnlab.data),
   models (cnnlab.models), save/load (cnnlab.io)
 - gradcheck: float64 finite-difference checks of any layer
+- tune_process: the explicit process set-up that makes NumPy training faster (OpenBLAS's
+  idle workers sleep, glibc's malloc keeps freed memory; cnnlab.process). The CLI and the
+  NumPy engine call it; ``CNNLAB_TUNE_PROCESS=0`` turns it off.
 
-``import cnnlab`` loads NumPy and the standard library only.
+``import cnnlab`` loads NumPy and the standard library only, and changes nothing in the
+process (no environment variable, no library setting).
 """
-
-import os
-import sys
-
-# OpenBLAS's worker threads spin for a long while after each matrix product; on a 2-core
-# laptop they fight cnnlab's own copy/pool threads (measured: 63-79 -> 48-58 ms per train
-# step, docs/performance.md). OpenBLAS reads this when NumPy is first imported; when a script
-# imported NumPy before cnnlab, blas_threads makes the loaded OpenBLAS re-read it. A value
-# the user set wins (and is left alone).
-if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
-    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
-    if "numpy" in sys.modules:
-        from cnnlab.blas_threads import apply_thread_timeout
-
-        apply_thread_timeout()
-
-# A train step's freed arrays are kept for the next step instead of being handed back to the
-# system and faulted in again (~1,000 page faults per resnet step; glibc only: malloc_reuse).
-if sys.platform.startswith("linux"):
-    from cnnlab.malloc_reuse import keep_freed_memory
-
-    keep_freed_memory()
 
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.gradcheck import gradcheck
@@ -51,6 +33,7 @@ from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import MSELoss, SoftmaxCrossEntropy
 from cnnlab.optim import SGD, Adam, AdamW
+from cnnlab.process import tune_process
 from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping, JSONLogger, ModelCheckpoint
 from cnnlab.train.loop.fit import TrainingDiverged, fit
 from cnnlab.train.loop.history import History
@@ -97,4 +80,5 @@ __all__ = [
     "load",
     "save",
     "to_config",
+    "tune_process",
 ]

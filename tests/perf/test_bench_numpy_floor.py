@@ -51,6 +51,6 @@ def test_main_prints_both_floors_beside_the_steps(
                                      "--repeats", "1", "--rounds", "1"])  # fmt: skip
     floor.main()
     out = capsys.readouterr().out
-    for line in ("FLOP floor of the convs", "shaped floor of the convs", "NumPy tier, whole step"):
+    for line in ("FLOP floor of the convs", "shaped floor of the convs", "NumPy engine, whole step"):
         assert line in out
     assert out.count("\n    32     9     1568 ") == 1  # the first conv's row: C_out, K, P

@@ -29,7 +29,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No real Fashion-MNIST is found (cache, $CNNLAB_DATA, system folder), nothing downloaded."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
-    monkeypatch.delenv("CNNLAB_KERNELS", raising=False)
     system = [(tmp_path / "usr-share", "apt-get install dataset-fashion-mnist")]
     monkeypatch.setitem(locate.SYSTEM_DIRS, "fashion-mnist", system)
 
@@ -72,7 +71,6 @@ def test_recipe_rows_time_real_augmented_steps_of_each_engine(
 
     augmented: list[np.ndarray] = []  # every batch the recipe's shift+flip produced
     steps: list[tuple[str, tuple[int, ...]]] = []  # (engine, batch shape) of every step
-    tiers: list[str | None] = []  # CNNLAB_KERNELS during each NumPy-engine step
 
     def spy_augment(self: Any, x: np.ndarray, rng: Any) -> np.ndarray:
         out = real_augment(self, x, rng)
@@ -83,8 +81,6 @@ def test_recipe_rows_time_real_augmented_steps_of_each_engine(
         def step(self: Any, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float]:
             assert augmented and xb is augmented[-1], "the step must get the batch just augmented"
             steps.append((name, xb.shape))
-            if name == "numpy":
-                tiers.append(os.environ.get("CNNLAB_KERNELS"))
             return real(self, xb, yb)
 
         return step
@@ -94,6 +90,7 @@ def test_recipe_rows_time_real_augmented_steps_of_each_engine(
     monkeypatch.setattr(NumpyEngine, "train_step", spy_step(NumpyEngine.train_step, "numpy"))
     monkeypatch.setattr(TorchEngine, "train_step", spy_step(TorchEngine.train_step, "torch"))
     rows_file = tmp_path / "rows.json"
+    environment = dict(os.environ)
     code, out, err = cli(
         capsys,
         "bench",
@@ -105,8 +102,6 @@ def test_recipe_rows_time_real_augmented_steps_of_each_engine(
         "2",
         "--rounds",
         "1",
-        "--tiers",
-        "numpy",
         "--json",
         str(rows_file),
     )
@@ -119,12 +114,13 @@ def test_recipe_rows_time_real_augmented_steps_of_each_engine(
         steps
         == [("numpy", batch)] * 3 + [("torch", batch)] * 3 + [("numpy", batch)] * 2 + [("torch", batch)] * 2
     )
-    assert tiers == ["numpy"] * 5
     assert len(augmented) == 10
-    assert "CNNLAB_KERNELS" not in os.environ  # the caller's environment is left as it was
+    # No cnnlab setting was written into the environment (the kernel tiers used to be).
+    changed = {k for k in os.environ.keys() | environment.keys() if os.environ.get(k) != environment.get(k)}
+    assert not {k for k in changed if k.startswith("CNNLAB_")}, changed
 
     rows = json.loads(rows_file.read_text())
-    assert [(r["engine"], r["kernels"]) for r in rows] == [("numpy", "numpy"), ("torch", None)]
+    assert [r["engine"] for r in rows] == ["numpy", "torch"]
     torch_ms = rows[1]["ms"]
     table = out.splitlines()[-2:]
     for row, line in zip(rows, table, strict=True):
@@ -135,7 +131,6 @@ def test_recipe_rows_time_real_augmented_steps_of_each_engine(
         assert row["ratio_vs_torch"] == pytest.approx(row["ms"] / torch_ms)
         assert line.split() == [
             row["engine"],
-            row["kernels"] or "-",
             f"{row['ms']:.1f}",
             f"{row['steps_per_s']:.2f}",
             f"{row['epoch_s']:.1f}",
@@ -144,41 +139,28 @@ def test_recipe_rows_time_real_augmented_steps_of_each_engine(
     assert rows[1]["ratio_vs_torch"] == 1.0
 
 
-def test_tiers_and_engines_interleave_in_rounds_in_one_process(
+def test_without_torch_the_numpy_engine_is_timed_alone(
     tiny_fashion: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Each NumPy-engine step sets its tier; the engines take turns, round after round."""
-    from cnnlab.cli import benchmark
+    """torch absent: one engine, no ratios, and a line that says why."""
     from cnnlab.train.loop.engines.numpy_engine import NumpyEngine
 
-    order: list[str | None] = []
+    calls: list[int] = []
 
     def fake_step(self: Any, xb: np.ndarray, yb: np.ndarray) -> tuple[float, float]:
-        order.append(os.environ.get("CNNLAB_KERNELS"))  # no arithmetic: no kernel gets compiled
+        calls.append(len(xb))  # no arithmetic
         return 0.0, 0.0
 
     monkeypatch.setattr(NumpyEngine, "train_step", fake_step)
-    monkeypatch.setattr("cnnlab.kernels.select.compiled_available", lambda: True)
-    monkeypatch.setattr(benchmark, "compile_report", lambda: "compiled tier: (test)")
     monkeypatch.setitem(__import__("sys").modules, "torch", None)  # torch absent: NumPy engine only
     from cnnlab.cli.bench_recipe import WARMUP, run_recipe
 
     lines: list[str] = []
-    rows = run_recipe(
-        "fashion",
-        ("numpy", "compiled"),
-        steps=1,
-        rounds=3,
-        data_dir=str(tiny_fashion),
-        print_fn=lines.append,
-    )
-    # Each round starts at the next engine (none always runs right after the same one).
-    rounds = ["numpy", "compiled", "compiled", "numpy", "numpy", "compiled"]
-    assert order == ["numpy"] * WARMUP + ["compiled"] * WARMUP + rounds
-    assert [r["kernels"] for r in rows] == ["numpy", "compiled"]
+    rows = run_recipe("fashion", steps=1, rounds=3, data_dir=str(tiny_fashion), print_fn=lines.append)
+    assert len(calls) == WARMUP + 3
+    assert [r["engine"] for r in rows] == ["numpy"]
     assert all(np.isnan(r["ratio_vs_torch"]) for r in rows)
     assert "torch not installed: no torch engine, no ratios (pip install 'cnnlab[torch]')" in lines
-    assert "CNNLAB_KERNELS" not in os.environ
 
 
 @pytest.mark.parametrize(
@@ -189,8 +171,6 @@ def test_tiers_and_engines_interleave_in_rounds_in_one_process(
          "bench: argument `--steps` must be a positive int. Received: --steps=0"),
         (["--recipe", "digits", "--rounds", "0"],
          "bench: argument `--rounds` must be a positive int. Received: --rounds=0"),
-        (["--recipe", "digits", "--tiers", "jit"],
-         "bench: argument `--tiers` must be names from numpy, auto, compiled. Received: --tiers='jit'"),
         (["--recipe", "digits", "--batches", "32", "--profile"],
          "--recipe digits: --batches, --profile belong to the model benchmark; the recipe sets the model "
          "and the batch size (drop them)"),

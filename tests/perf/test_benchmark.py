@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from cnnlab.cli import benchmark
@@ -38,14 +40,9 @@ def test_profile_rows_keep_the_models_indices_around_containers():
     assert "4: ReLU() + 5: MaxPool2D(2)" in small and "1.relu" not in small
 
 
-def test_profile_says_which_kernel_tier_each_conv_ran_on(monkeypatch):
-    monkeypatch.setenv("CNNLAB_KERNELS", "numpy")
-    lines = benchmark.profile(batch=2, steps=2, model="resnet").splitlines()
-    assert lines[1].endswith("kernels")
-    convs = [line for line in lines if "Conv2D(" in line and "Residual" not in line]
-    assert convs and all(line.endswith("  numpy") for line in convs)
-    others = [line for line in lines[2:] if "Conv2D(" not in line]
-    assert others and not any(line.endswith(("numpy", "compiled")) for line in others)
+def test_profile_has_no_kernel_tier_column():
+    lines = benchmark.profile(batch=2, steps=2, model="small").splitlines()
+    assert lines[1].rstrip().endswith("share")  # one engine: nothing to tell apart per conv
 
 
 def test_interleaved_timing_and_table():
@@ -89,39 +86,24 @@ def test_bad_batches_modes_and_models_are_refused_before_timing(flag, value, exp
         benchmark.main([flag, value, "--no-memory"])
 
 
-def test_unknown_tier_is_refused():
-    with pytest.raises(ValueError, match=r"--tiers.*numpy, auto, compiled. Received: --tiers='jit'"):
-        benchmark.main(["--tiers", "jit"])
+def test_the_kernel_tier_option_is_gone(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(["--tiers", "numpy"])
+    assert "unrecognized arguments: --tiers" in capsys.readouterr().err
 
 
-def test_tiers_interleave_in_one_process(monkeypatch):
-    """Each cnnlab tier's step sets CNNLAB_KERNELS itself; run() restores the caller's value."""
-    monkeypatch.setenv("CNNLAB_KERNELS", "numpy")
-    seen = []
-    real = benchmark._cnnlab_step
-
-    def spy(batch, train, model="small", tier="auto"):
-        step = real(batch, train, model, tier)
-
-        def wrapped():
-            step()
-            seen.append(__import__("os").environ["CNNLAB_KERNELS"])
-
-        return wrapped
-
-    monkeypatch.setattr(benchmark, "_cnnlab_step", spy)
+def test_a_run_leaves_the_environment_as_it_was(monkeypatch):
+    """The steps read no environment variable and write none (the old tiers rewrote os.environ)."""
+    before = dict(os.environ)
     monkeypatch.setattr(benchmark, "gemm_gflops", lambda: 1.0)
-    monkeypatch.setattr(benchmark, "compile_report", lambda: "compiled tier: (test)")
-    libs = ["cnnlab-np", "cnnlab-jit"]
     rows = benchmark.run(
         (2,),
         rounds=1,
-        libs=libs,
+        libs=["cnnlab"],
         memory=False,
         models=("small",),
-        modes=("forward",),
+        modes=("train", "forward"),
         print_fn=lambda s: None,
     )
-    assert {r["lib"] for r in rows} == set(libs)
-    assert set(seen) == {"numpy", "compiled"}
-    assert __import__("os").environ["CNNLAB_KERNELS"] == "numpy"
+    assert {r["lib"] for r in rows} == {"cnnlab"} and len(rows) == 2
+    assert dict(os.environ) == before

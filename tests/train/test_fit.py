@@ -314,26 +314,3 @@ def test_real_cnn_with_real_schedules():
     h = fit(model, SoftmaxCrossEntropy(), opt, blobs(), epochs=3, schedule=cosine, verbose=False)
     lr = h.column("lr")
     assert lr[0] < lr[1] > lr[2]  # warm up, then decay
-
-
-def test_the_live_bar_says_when_the_kernels_compile():
-    """The first-run compile of the compiled tier (seconds) is said on the bar's own line."""
-    pytest.importorskip("rich")
-    from cnnlab.kernels import select
-    from cnnlab.train.loop import progress
-
-    bar = progress.RichProgress(2)
-    try:
-        bar.start_epoch(1, 3)
-        bar.update(0.5, 0.9, 100.0)
-        select.status("compiling the float32 kernels (first run, ~10 s)")
-        assert bar.bar.tasks[0].fields["stats"] == "compiling the float32 kernels (first run, ~10 s)"
-        select.status(None)  # done: the epoch's figures again
-        assert bar.bar.tasks[0].fields["stats"].startswith("loss 0.5000  acc 0.9000")
-        row = {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9, "val_loss": math.nan,
-               "val_accuracy": math.nan, "lr": 0.01, "seconds": 1.0}  # fmt: skip
-        bar.end_epoch(row, 100.0)
-        select.status("between epochs")  # no bar task: nothing to update, no error
-    finally:
-        bar.close()
-    assert bar.kernel_status not in select._status_listeners

@@ -1,4 +1,4 @@
-"""``cnnlab bench``: time a training step of cnnlab (each kernel tier) against PyTorch; print ratios.
+"""``cnnlab bench``: time a training step of cnnlab against PyTorch; print ratios.
 
 Two modes: the model benchmark (``--models``, ``--batches``, ``--modes``: one step of a
 reference model on random data, ``cli/benchmark.py``) and the recipe mode (``--recipe NAME``:
@@ -43,17 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="one thread per library, timed by process CPU time (for a machine shared with other jobs)",
     )
     p.add_argument(
-        "--tiers",
-        default="numpy,compiled",
-        help="cnnlab kernel tiers to time, comma-separated: numpy, auto, compiled "
-        "(the compiled ones only when numba is installed: pip install 'cnnlab[fast]')",
-    )
-    p.add_argument(
         "--recipe",
         default=None,
         metavar="NAME",
         help=f"time real training steps of `cnnlab train --recipe NAME` ({', '.join(RECIPES)}): "
-        "data, augmentation, forward, backward, update, for the NumPy engine per tier and the torch engine",
+        "data, augmentation, forward, backward, update, for the NumPy engine and the torch engine",
     )
     p.add_argument(
         "--steps", type=int, default=None, help="with --recipe: timed steps per engine and round (default 10)"
@@ -73,13 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.cli import benchmark
     from cnnlab.errors import arg_error
 
-    tiers = tuple(t for t in args.tiers.split(",") if t)
-    if not tiers or any(t not in benchmark.TIERS.values() for t in tiers):
-        raise arg_error("bench", "--tiers", "names from numpy, auto, compiled", args.tiers)
     if args.rounds < 1:
         raise arg_error("bench", "--rounds", "a positive int", args.rounds)
     if args.recipe is not None:
-        rows = _run_recipe(args, tiers)
+        rows = _run_recipe(args)
     else:
         wrong = _given(args, RECIPE_OPTIONS)
         if wrong:
@@ -96,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             for model in models:
                 print(benchmark.profile(batches[0], model=model))
             return 0
-        rows = _run_models(args, models, tiers, batches, modes)
+        rows = _run_models(args, models, batches, modes)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
@@ -121,14 +112,13 @@ def _batches(text: str) -> tuple[int, ...]:
 def _run_models(
     args: argparse.Namespace,
     models: tuple[str, ...],
-    tiers: tuple[str, ...],
     batches: tuple[int, ...],
     modes: tuple[str, ...],
 ) -> list[Any]:
-    """The model benchmark: reference models on random data, every tier against torch."""
+    """The model benchmark: reference models on random data, cnnlab against torch."""
     from cnnlab.cli import benchmark
 
-    libs = benchmark.available_tiers(tiers)
+    libs = ["cnnlab"]
     try:
         import torch  # noqa: F401
 
@@ -146,7 +136,7 @@ def _run_models(
     )
 
 
-def _run_recipe(args: argparse.Namespace, tiers: tuple[str, ...]) -> list[Any]:
+def _run_recipe(args: argparse.Namespace) -> list[Any]:
     """The recipe mode: real training steps of ``--recipe NAME`` per engine."""
     from cnnlab.cli.bench_recipe import run_recipe
     from cnnlab.errors import arg_error
@@ -162,7 +152,6 @@ def _run_recipe(args: argparse.Namespace, tiers: tuple[str, ...]) -> list[Any]:
         raise arg_error("bench", "--steps", "a positive int", args.steps)
     return run_recipe(
         args.recipe,
-        tiers,
         steps=args.steps,
         rounds=args.rounds,
         data_dir=args.data_dir,

@@ -8,8 +8,7 @@ engine's ``train_step`` (``train.engines.make_engine``, with ``begin`` and ``beg
 called as ``fit`` calls them). One timed step is: the next batch from the loader, its
 augmentation, forward, loss, backward and the optimizer update.
 
-Engines: the NumPy engine once per kernel tier (``CNNLAB_KERNELS`` set before each of its
-steps, as in ``cli/benchmark.py``) and the torch engine (``cnnlab train --backend torch``, on
+Engines: the NumPy engine and the torch engine (``cnnlab train --backend torch``, on
 the CPU), each with its own model, optimizer and loader built from the recipe's seed. They
 are timed in interleaved rounds (``benchmark.time_interleaved``: warm-up steps first, a short
 pause between engines), and each one's median step projects its epoch: steps per epoch
@@ -23,7 +22,6 @@ first): missing files are one error line that says how to get them.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from cnnlab.cli import benchmark
-from cnnlab.errors import CnnlabError
-from cnnlab.train.runs.run import RunData, TrainConfig, build_run_parts, load_run_data
+from cnnlab.train.runs.config import TrainConfig
+from cnnlab.train.runs.run import RunData, build_run_parts, load_run_data
 
-#: Untimed steps per engine before the rounds (the compiled tier checks its kernels on first use).
+#: Untimed steps per engine before the rounds.
 WARMUP = 3
 
 
@@ -87,16 +85,14 @@ class RecipeStep:
         config: the recipe's config (model, batch size, optimizer, augmentation, seed).
         data: its data, loaded once for every engine (``load_recipe_data``).
         backend: "numpy" or "torch" (``cnnlab train --backend``), on the CPU.
-        kernels: the NumPy engine's kernel tier (``CNNLAB_KERNELS``: numpy, auto or
-            compiled), set before every step; None for torch.
 
     Attributes:
-        label: "numpy/TIER" or "torch", the engine's name in the table.
+        label: "numpy" or "torch", the engine's name in the table.
         train_size: images in the recipe's training part (after the validation split).
         steps_per_epoch: batches in one epoch of it.
     """
 
-    def __init__(self, config: TrainConfig, data: RunData, backend: str, kernels: str | None) -> None:
+    def __init__(self, config: TrainConfig, data: RunData, backend: str) -> None:
         from cnnlab.train.loop.engines import make_engine
         from cnnlab.train.loop.fit import TrainBatches
 
@@ -113,8 +109,7 @@ class RecipeStep:
             device="cpu",
             batch_size=config.batch_size,
         )
-        self.backend, self.kernels = backend, kernels
-        self.label = backend if kernels is None else f"{backend}/{kernels}"
+        self.backend = self.label = backend
         self.train_size = len(batches.loader.x)
         self.steps_per_epoch = len(batches.loader)
         self.engine.begin()
@@ -131,8 +126,6 @@ class RecipeStep:
             yield from augmented(batches.loader, transform, batches.rngs["augment"])
 
     def __call__(self) -> None:
-        if self.kernels is not None:
-            os.environ["CNNLAB_KERNELS"] = self.kernels  # read by every Conv2D call
         xb, yb = next(self._batches)  # (B, C, H, W) augmented, (B,)
         self.engine.train_step(xb, yb)
 
@@ -141,29 +134,20 @@ class RecipeStep:
         self.engine.end(True)
 
 
-def engines(tiers: tuple[str, ...], print_fn: Callable[[str], None]) -> list[tuple[str, str | None]]:
-    """``(backend, kernels)`` to time: the NumPy engine per available tier, then torch if installed."""
-    from cnnlab.kernels.select import compiled_available
-
-    found: list[tuple[str, str | None]] = [
-        ("numpy", tier)
-        for tier in benchmark.TIERS.values()
-        if tier in tiers and (tier == "numpy" or compiled_available())
-    ]
-    if len(found) < len(set(tiers)):
-        print_fn("numba not installed: the auto/compiled tiers are skipped (pip install 'cnnlab[fast]')")
+def engines(print_fn: Callable[[str], None]) -> list[str]:
+    """The backends to time: the NumPy engine, then torch if installed."""
+    found = ["numpy"]
     try:
         import torch  # noqa: F401
     except ImportError:
         print_fn("torch not installed: no torch engine, no ratios (pip install 'cnnlab[torch]')")
     else:
-        found.append(("torch", None))
+        found.append("torch")
     return found
 
 
 def run_recipe(
     name: str,
-    tiers: tuple[str, ...] = ("numpy", "compiled"),
     steps: int = 10,
     rounds: int = 5,
     data_dir: str | None = None,
@@ -172,22 +156,19 @@ def run_recipe(
 ) -> list[dict[str, Any]]:
     """Time ``steps`` x ``rounds`` real training steps of recipe ``name`` per engine; print the table.
 
-    ``cpu_clock``: every engine on ONE thread (BLAS, numba, torch), timed by the CPU time of
+    ``cpu_clock``: every engine on ONE thread (BLAS, torch), timed by the CPU time of
     the process (as ``cnnlab bench --cpu-clock``). Returns one row per engine (see ``format_rows``).
     """
     config = recipe_config(name, data_dir)
     data = load_recipe_data(name, config)
-    chosen = engines(tiers, print_fn)
-    if not chosen:
-        raise CnnlabError(f"--recipe {name}: nothing to time: the tiers {', '.join(tiers)} need numba")
-    user_choice = os.environ.get("CNNLAB_KERNELS")
+    chosen = engines(print_fn)
     with contextlib.ExitStack() as stack:
         clock: Callable[[], float] = time.perf_counter
         if cpu_clock:
             stack.enter_context(benchmark.one_thread())
             stack.enter_context(_torch_threads(1))
             clock = time.process_time
-        steppers = [RecipeStep(config, data, backend, kernels) for backend, kernels in chosen]
+        steppers = [RecipeStep(config, data, backend) for backend in chosen]
         try:
             _print_header(name, config, data, steppers, rounds, steps, cpu_clock, print_fn)
             times = benchmark.time_interleaved(
@@ -196,10 +177,6 @@ def run_recipe(
         finally:
             for stepper in steppers:
                 stepper.close()
-            if user_choice is None:  # the steps set it; leave the caller's environment as it was
-                os.environ.pop("CNNLAB_KERNELS", None)
-            else:
-                os.environ["CNNLAB_KERNELS"] = user_choice
     torch_s = times.get("torch")
     rows = []
     for stepper in steppers:
@@ -208,7 +185,6 @@ def run_recipe(
             {
                 "recipe": name,
                 "engine": stepper.backend,
-                "kernels": stepper.kernels,
                 "batch_size": config.batch_size,
                 "ms": sec * 1e3,
                 "steps_per_s": 1 / sec,
@@ -247,7 +223,7 @@ def _print_header(
     cpu_clock: bool,
     print_fn: Callable[[str], None],
 ) -> None:
-    from cnnlab.train.runs.run import describe_model
+    from cnnlab.train.runs.config import describe_model
 
     c, h, w = data.image_shape
     first = steppers[0]  # every engine trains on the same split
@@ -268,8 +244,6 @@ def _print_header(
     print_fn(f"machine: {benchmark.cores()} cores; BLAS: {benchmark.blas_info()}")
     print_fn(f"numpy {np.__version__}, torch {torch_version}")
     print_fn(benchmark.env_line())
-    if any(s.kernels not in (None, "numpy") for s in steppers):
-        print_fn(benchmark.compile_report())
     clock = "CPU time of the process, every engine on 1 thread (--cpu-clock)" if cpu_clock else "wall clock"
     print_fn(
         f"timed: {rounds} interleaved rounds x {steps} steps per engine after {WARMUP} warm-up steps; "
@@ -278,19 +252,19 @@ def _print_header(
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The table of ``run_recipe``'s rows: engine, kernels, ms/step, steps/s, epoch s, x torch.
+    """The table of ``run_recipe``'s rows: engine, ms/step, steps/s, epoch s, x torch.
 
     Example:
-        >>> row = {"engine": "torch", "kernels": None, "ms": 40.0, "steps_per_s": 25.0,
-        ...        "epoch_s": 16.88, "ratio_vs_torch": 1.0}
+        >>> row = {"engine": "torch", "ms": 40.0, "steps_per_s": 25.0, "epoch_s": 16.88,
+        ...        "ratio_vs_torch": 1.0}
         >>> print(format_rows([row]).splitlines()[-1])
-        torch   -               40.0    25.00     16.9     1.00
+        torch         40.0    25.00     16.9     1.00
     """
-    head = f"{'engine':<8}{'kernels':<10}{'ms/step':>10}{'steps/s':>9}{'epoch s':>9}{'x torch':>9}"
+    head = f"{'engine':<8}{'ms/step':>10}{'steps/s':>9}{'epoch s':>9}{'x torch':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['engine']:<8}{r['kernels'] or '-':<10}{r['ms']:>10.1f}{r['steps_per_s']:>9.2f}"
+            f"{r['engine']:<8}{r['ms']:>10.1f}{r['steps_per_s']:>9.2f}"
             f"{r['epoch_s']:>9.1f}{r['ratio_vs_torch']:>9.2f}"
         )
     return "\n".join(lines)

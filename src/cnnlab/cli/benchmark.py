@@ -8,11 +8,8 @@ between libraries so their thread pools do not fight, and report the median of m
 steps. A float32 GEMM timed in the same run gives the machine's attainable GFLOP/s. Peak
 RSS is measured in a fresh subprocess per library (a shared process cannot tell whose
 memory is whose). Reference models: ``small`` on 1x28x28 and ``resnet`` on 3x32x32.
-
-cnnlab runs once per kernel tier (``cnnlab.kernels``): ``cnnlab-np`` with
-``CNNLAB_KERNELS=numpy``, ``cnnlab-jit`` with every supported convolution compiled, and on
-request ``cnnlab-auto`` with the default choice (compiled where it measured faster). Each
-timed step sets the variable itself, so the tiers interleave in one process.
+The process is tuned as ``cnnlab train`` tunes it (``cnnlab.process.tune_process``; the
+command line calls it before ``cnnlab bench`` runs; ``main`` here does too).
 """
 
 from __future__ import annotations
@@ -27,6 +24,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
+from cnnlab import process
 
 #: name -> input shape (C, H, W) of the reference models.
 MODELS: dict[str, tuple[int, int, int]] = {
@@ -71,19 +70,7 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-#: library label -> CNNLAB_KERNELS value of that cnnlab tier.
-TIERS = {"cnnlab-np": "numpy", "cnnlab-auto": "auto", "cnnlab-jit": "compiled"}
-
-
-def available_tiers(wanted: tuple[str, ...] = ("numpy", "compiled")) -> list[str]:
-    """Labels of the cnnlab tiers to time: the compiled ones only when numba is installed."""
-    from cnnlab.kernels.select import compiled_available
-
-    labels = [label for label, value in TIERS.items() if value in wanted]
-    return [lab for lab in labels if TIERS[lab] == "numpy" or compiled_available()]
-
-
-def _cnnlab_step(batch: int, train: bool, model: str = "small", tier: str = "auto") -> Callable[[], None]:
+def _cnnlab_step(batch: int, train: bool, model: str = "small") -> Callable[[], None]:
     from cnnlab.layers.fuse import fuse
     from cnnlab.losses import SoftmaxCrossEntropy
     from cnnlab.optim import SGD
@@ -98,7 +85,6 @@ def _cnnlab_step(batch: int, train: bool, model: str = "small", tier: str = "aut
         net.layers[0].needs_input_grad = False  # the data needs no gradient (torch: x.requires_grad=False)
 
     def step() -> None:
-        os.environ["CNNLAB_KERNELS"] = tier  # read by every Conv2D call
         if train:
             loss.forward(net.forward(x), y)
             net.backward(loss.backward())
@@ -147,10 +133,8 @@ def make_steps(
 ) -> dict[str, Callable[[], None]]:
     steps: dict[str, Callable[[], None]] = {}
     for lib in libs:
-        if lib in TIERS:
-            steps[lib] = _cnnlab_step(batch, train, model, TIERS[lib])
-        elif lib == "cnnlab":  # the tier CNNLAB_KERNELS selects (default: auto)
-            steps[lib] = _cnnlab_step(batch, train, model, os.environ.get("CNNLAB_KERNELS", "auto"))
+        if lib == "cnnlab":
+            steps[lib] = _cnnlab_step(batch, train, model)
         elif lib in ("torch", "torch_cl"):
             steps[lib] = _torch_step(batch, train, lib == "torch_cl", model)
     return steps
@@ -189,6 +173,7 @@ def peak_rss_mb(lib: str, batch: int, model: str = "small", steps: int = 5) -> f
     # the (larger) parent's peak.
     code = (
         "import resource; from cnnlab.cli.benchmark import make_steps\n"
+        "from cnnlab.process import tune_process; tune_process()  # as the parent runs\n"
         f"s = make_steps({batch}, True, [{lib!r}], {model!r})[{lib!r}]\n"
         f"for _ in range({steps}): s()\n"
         "try:\n"
@@ -225,7 +210,7 @@ def run(
 ) -> list[dict[str, Any]]:
     """Time cnnlab against torch and print the ratio table; returns the rows.
 
-    ``cpu_clock``: every library on ONE thread (BLAS, numba, torch), timed by the CPU time
+    ``cpu_clock``: every library on ONE thread (BLAS, torch), timed by the CPU time
     of the process (``time.process_time``) instead of the wall clock. On a machine shared
     with other jobs that measures the work each library does, not what the other jobs leave.
     """
@@ -237,30 +222,19 @@ def run(
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
-    """BLAS and numba on one thread inside (``--cpu-clock``); their earlier settings after."""
+    """BLAS on one thread inside (``--cpu-clock``); its earlier setting after."""
     from threadpoolctl import threadpool_limits
 
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(threadpool_limits(1))
-        try:
-            import numba
-
-            old_threads = numba.get_num_threads()
-            numba.set_num_threads(1)
-            stack.callback(numba.set_num_threads, old_threads)
-        except ImportError:
-            pass
+    with threadpool_limits(1):
         yield
 
 
 def env_line() -> str:
     """The environment variables that change the timings, with their values, and whether
-    freed memory is kept for reuse (``cnnlab.malloc_reuse``)."""
-    from cnnlab import malloc_reuse
-
-    names = ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "CNNLAB_KERNELS", "NUMBA_THREADING_LAYER")
+    freed memory is kept for reuse (``cnnlab.process.tune_process``)."""
+    names = ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "CNNLAB_TUNE_PROCESS")
     values = ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in names)
-    return f"{values}; malloc keeps freed memory: {'yes' if malloc_reuse.applied else 'no'}"
+    return f"{values}; malloc keeps freed memory: {'yes' if process.tuned()['malloc'] else 'no'}"
 
 
 def _run(
@@ -274,7 +248,7 @@ def _run(
     threads: int,
     clock: Callable[[], float],
 ) -> list[dict[str, Any]]:
-    ours = available_tiers()
+    ours = ["cnnlab"]
     try:
         import torch
 
@@ -289,9 +263,6 @@ def _run(
         print_fn("clock: CPU time of the process, every library on 1 thread (--cpu-clock)")
     print_fn(f"numpy {np.__version__}, torch {torch_version}; float32 GEMM: {gflops:.0f} GFLOP/s")
     print_fn(env_line())
-    user_choice = os.environ.get("CNNLAB_KERNELS")
-    if any(TIERS.get(lib, "numpy") != "numpy" for lib in libs):
-        print_fn(compile_report())
     rows = []
     for model in models:
         for mode in modes:
@@ -322,28 +293,8 @@ def _run(
                 for row in rows:
                     if row["lib"] == lib and row["model"] == model:
                         row["peak_rss_mb_b128"] = mb
-    if user_choice is None:
-        os.environ.pop("CNNLAB_KERNELS", None)  # the steps set it; leave the caller's environment
-    else:
-        os.environ["CNNLAB_KERNELS"] = user_choice
     print_fn(format_table(rows))
     return rows
-
-
-def compile_report() -> str:
-    """Load (or compile, first run) the compiled tier and say how long it took."""
-    from cnnlab.kernels import check, numba_env
-
-    numba = numba_env.import_numba()
-
-    t = time.perf_counter()
-    check.verified(3, 4, (3, 3), (1, 1, 1, 1), (1, 1), np.float32)
-    elapsed = time.perf_counter() - t
-    how = "compiled (first run)" if check.last_compile_s is not None else "loaded from the cache"
-    return (
-        f"compiled tier: numba {numba.__version__}, kernels {how} in {elapsed:.1f} s "
-        f"({numba_env.numba_cache_dir()})"
-    )
 
 
 def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
@@ -394,26 +345,19 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     total = sum(f + b for f, b in med)
     lines = [
         f"per-layer profile, {model}, batch {batch} (median of {steps} steps; total {total:.1f} ms)",
-        f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}  kernels",
+        f"{'layer':<48}{'fwd ms':>8}{'bwd ms':>8}{'share':>7}",
     ]
     for g, (group, (f, b)) in enumerate(zip(groups, med, strict=True)):
         head, *rest = (f"{i}: {_one_line(original.layers[i])}" for i in group)
         tail = "".join(f" + {s}" for s in rest)  # a fused pair's second layer stays readable
         name = head + tail if len(head + tail) <= 47 else head[: 44 - len(tail)] + "..." + tail
-        tier = _tier_of(net.layers[g])
-        lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%{tier}")
-        for path, (what, leaf, lf, lb) in leaves[g].items():
+        lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
+        for path, (what, lf, lb) in leaves[g].items():
             f, b = (statistics.median(v[2:] or v or [0.0]) * 1e3 for v in (lf, lb))
             name = f"  {group[0]}.{path}: {what}"
             name = name if len(name) <= 47 else name[:44] + "..."
-            lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%{_tier_of(leaf)}")
+            lines.append(f"{name:<48}{f:>8.2f}{b:>8.2f}{100 * (f + b) / total:>6.0f}%")
     return "\n".join(lines)
-
-
-def _tier_of(layer: Any) -> str:
-    """The profile's last column: the kernel tier a conv's last forward ran on (CNNLAB_KERNELS)."""
-    tier = getattr(layer, "kernel_tier", None)
-    return f"  {tier}" if tier else ""
 
 
 def _model_leaves(view: Any, model: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
@@ -451,18 +395,18 @@ def _model_leaves(view: Any, model: Any, prefix: str = "") -> Iterator[tuple[str
         yield prefix.rstrip("."), _one_line(model), view
 
 
-def _time_leaves(view: Any, model: Any) -> dict[str, tuple[str, Any, list[float], list[float]]]:
+def _time_leaves(view: Any, model: Any) -> dict[str, tuple[str, list[float], list[float]]]:
     """Wrap every leaf inside a container so that its forward/backward times are recorded.
 
-    Returns {the model's dotted path: (what it is, the view's leaf, forward seconds, backward
-    seconds)}; empty for a top-level leaf. A fused pair counts as one leaf (it runs its two
-    layers' work itself). The wrappers are instance attributes of a profiling-only model.
+    Returns {the model's dotted path: (what it is, forward seconds, backward seconds)}; empty
+    for a top-level leaf. A fused pair counts as one leaf (it runs its two layers' work
+    itself). The wrappers are instance attributes of a profiling-only model.
     """
-    found: dict[str, tuple[str, Any, list[float], list[float]]] = {}
+    found: dict[str, tuple[str, list[float], list[float]]] = {}
     for path, what, leaf in _model_leaves(view, model):
         f_times: list[float] = []
         b_times: list[float] = []
-        found[path] = (what, leaf, f_times, b_times)
+        found[path] = (what, f_times, b_times)
         for method, sink in (("forward", f_times), ("backward", b_times)):
             original = getattr(leaf, method)
 
@@ -500,4 +444,6 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     bench_cmd.add_arguments(parser)
-    return bench_cmd.run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    process.tune_process()  # as `cnnlab bench` runs (cli/main.py)
+    return bench_cmd.run(args)

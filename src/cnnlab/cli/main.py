@@ -30,6 +30,10 @@ from cnnlab.cli import (
     tune_cmd,
 )
 from cnnlab.cli.notices import cli_warnings, error_lines, quiet_broken_pipe
+from cnnlab.process import tune_process
+
+#: Commands that train or time training: they start with ``tune_process()`` (cnnlab.process).
+TUNED_COMMANDS = ("train", "tune", "bench")
 
 COMMANDS = (
     train_cmd,
@@ -108,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     prefix = f"cnnlab {args.command}"
+    if args.command in TUNED_COMMANDS:
+        tune_process()  # OpenBLAS's idle workers sleep, malloc keeps freed memory (cnnlab.process)
     try:
         with contextlib.nullcontext() if args.debug else cli_warnings(prefix):
             status = int(args.func(args) or 0)

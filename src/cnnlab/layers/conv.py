@@ -12,7 +12,6 @@ from cnnlab.functional import conv as conv_kernels
 from cnnlab.functional.conv import ConvWorkspace
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
-from cnnlab.kernels import dispatch as kernels
 from cnnlab.layers.base import Layer, TorchSpec, config_int, single, unsupported_torch
 from cnnlab.utils import same_padding
 
@@ -230,8 +229,7 @@ class Conv2D(Layer):
         H, W = x.shape[2:]
         pads = self._pads(H, W)
         self._check_workspace(x.shape, pads, self.params["weight"].dtype)
-        # The compiled tier where installed and verified (cnnlab.kernels), else functional.conv.
-        y = kernels.conv2d_forward(
+        y = conv_kernels.conv2d_forward(
             x,
             self.params["weight"],
             self.params.get("bias"),
@@ -262,19 +260,11 @@ class Conv2D(Layer):
                 "with cnnlab.functional.conv.set_workspace_budget"
             )
 
-    @property
-    def kernel_tier(self) -> str | None:
-        """ "numpy" or "compiled": the kernel tier the last forward ran on (None before any).
-
-        Which one runs is chosen per call (``CNNLAB_KERNELS``, ``cnnlab.kernels``).
-        """
-        return kernels.last_tier(self._workspace)
-
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
         """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""
         x, pads = self._cached()
-        dx, dW, db = kernels.conv2d_backward(
+        dx, dW, db = conv_kernels.conv2d_backward(
             dy,
             x,
             self.params["weight"],

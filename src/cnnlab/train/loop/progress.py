@@ -86,16 +86,6 @@ class RichProgress(Progress):
         self.bar.start()
         self.task: Any = None
         self.stats = ""
-        # The first-run compile of the compiled kernels (seconds) is said on the bar's line.
-        from cnnlab.kernels.select import add_status_listener
-
-        add_status_listener(self.kernel_status)
-
-    def kernel_status(self, text: str | None) -> None:
-        """What the kernel tier is doing during a long pause (None: done): shown on the line."""
-        if self.task is not None:
-            self.bar.update(self.task, stats=text or self.stats)
-            self.bar.refresh()
 
     def start_epoch(self, epoch: int, num_batches: int) -> None:
         width = len(str(self.epochs))
@@ -112,9 +102,6 @@ class RichProgress(Progress):
         self.bar.console.print(epoch_line(row, self.epochs, images_per_s), highlight=False)
 
     def close(self) -> None:
-        from cnnlab.kernels.select import remove_status_listener
-
-        remove_status_listener(self.kernel_status)
         self.bar.stop()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.layers.fuse import fuse
+from cnnlab.process import tune_process
 from cnnlab.train.evaluation.metrics import accuracy
 from cnnlab.train.loop.engines.base import Engine
 
@@ -32,6 +33,9 @@ class NumpyEngine(Engine):
         self._step_model: Any = model
 
     def begin(self) -> None:
+        # OpenBLAS's idle workers sleep, malloc keeps freed memory (once per process;
+        # CNNLAB_TUNE_PROCESS=0: off; cnnlab.process).
+        tune_process()
         # The data needs no gradient: the first conv skips computing dL/dx (docs/performance.md).
         self._first = self.model.layers[0] if getattr(self.model, "layers", None) else None
         self._first_flag = getattr(self._first, "needs_input_grad", None)
