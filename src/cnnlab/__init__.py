@@ -4,7 +4,8 @@ The table of contents:
 
 - layers: Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, the lecture's activations
   (Sigmoid, Tanh, ReLU, LeakyReLU, ELU, Maxout) and Softmax, Dense, Flatten, Dropout,
-  BatchNorm1D/2D, Residual, Sequential
+  BatchNorm1D/2D, Residual, Sequential; for text: Embedding, Conv1D, MaxPool1D, AvgPool1D,
+  GlobalMaxPool1D
 - losses: SoftmaxCrossEntropy, MSELoss
 - optimizers: SGD, Adam, AdamW (schedules in cnnlab.optim)
 - training: fit, History, callbacks (cnnlab.train), datasets (cnnlab.data),
@@ -25,9 +26,12 @@ from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Sof
 from cnnlab.layers.base import Layer, Param, from_config, to_config
 from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.conv import Conv2D
+from cnnlab.layers.conv1d import Conv1D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
+from cnnlab.layers.embedding import Embedding
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from cnnlab.layers.pooling1d import AvgPool1D, GlobalMaxPool1D, MaxPool1D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
@@ -45,22 +49,27 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "AvgPool1D",
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
     "CSVLogger",
     "CnnlabError",
+    "Conv1D",
     "Conv2D",
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "Embedding",
     "Flatten",
     "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
     "History",
     "JSONLogger",
     "Layer",
     "LeakyReLU",
     "MSELoss",
+    "MaxPool1D",
     "MaxPool2D",
     "Maxout",
     "ModelCheckpoint",
