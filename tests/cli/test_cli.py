@@ -89,7 +89,7 @@ def test_label_smoothing_reaches_the_training_loss(tmp_path: Path) -> None:
 
 
 def test_bad_label_smoothing_is_one_line() -> None:
-    from cnnlab.train.runs.run import TrainConfig
+    from cnnlab.train.runs.config import TrainConfig
 
     with pytest.raises(ValueError, match=r"label_smoothing.*in \[0, 1\). Received: label_smoothing=1.0"):
         TrainConfig(label_smoothing=1.0).validate()
@@ -99,6 +99,7 @@ def test_train_augments_with_black_not_the_mean(tmp_path: Path, monkeypatch: pyt
     # Augmentation runs on normalized images, where 0 is the mean gray: the pixels a shift
     # uncovers must get the normalized value of black instead.
     import cnnlab.data.transforms as transforms
+    import cnnlab.train.runs.run as run_module
     from cnnlab.data import load_dataset
 
     seen = []
@@ -108,7 +109,7 @@ def test_train_augments_with_black_not_the_mean(tmp_path: Path, monkeypatch: pyt
         return parse(spec, shape, fill)
 
     parse = transforms.parse_augment
-    monkeypatch.setattr(transforms, "parse_augment", spy)
+    monkeypatch.setattr(run_module, "parse_augment", spy)  # where train_run looks it up
     args = [
         "train",
         "--epochs",

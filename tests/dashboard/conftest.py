@@ -13,7 +13,8 @@ pytest.importorskip("uvicorn", reason="the dashboard tests need uvicorn (pip ins
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory):
     """``RUNS/done``: a finished 1-epoch `small` run on digits (model.npz, metrics.json, ...)."""
-    from cnnlab.train.runs.run import TrainConfig, train_run
+    from cnnlab.train.runs.config import TrainConfig
+    from cnnlab.train.runs.run import train_run
 
     root = tmp_path_factory.mktemp("runs")
     config = TrainConfig(data="digits", model="small", epochs=1, batch_size=64, out=str(root / "done"))

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from cnnlab.io import load
-from cnnlab.train.runs.run import TrainConfig, train_run
+from cnnlab.train.runs.config import TrainConfig
+from cnnlab.train.runs.run import train_run
 
 TINY = {
     "layers": [

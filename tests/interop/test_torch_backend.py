@@ -25,7 +25,8 @@ from cnnlab.train.loop.engines.torch_engine import (
     validate_torch,
 )
 from cnnlab.train.loop.fit import fit, validate
-from cnnlab.train.runs.run import TrainConfig, train_run
+from cnnlab.train.runs.config import TrainConfig
+from cnnlab.train.runs.run import train_run
 from cnnlab.train.torch_backend import fit_torch
 
 TINY = {

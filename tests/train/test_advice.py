@@ -21,7 +21,8 @@ from cnnlab.cli.train_cmd import resolve_config
 from cnnlab.models import build_model
 from cnnlab.models.zoo import MODELS
 from cnnlab.train.analysis.diagnose import Diagnosis, diagnose, diagnose_run
-from cnnlab.train.runs.run import TrainConfig, train_run
+from cnnlab.train.runs.config import TrainConfig
+from cnnlab.train.runs.run import train_run
 
 TINY = str(Path(__file__).parents[1] / "reliability" / "tiny.json")
 

@@ -290,7 +290,8 @@ def test_a_resumed_runs_seconds_count_every_command(
 
     from cnnlab.train.loop.callbacks import Callback
     from cnnlab.train.loop.checkpoint import TrainingInterrupted
-    from cnnlab.train.runs.run import TrainConfig, train_run
+    from cnnlab.train.runs.config import TrainConfig
+    from cnnlab.train.runs.run import train_run
 
     class SlowThenStop(Callback):
         def on_batch_end(self, batch: int, logs: dict[str, object], ctx: object) -> None:

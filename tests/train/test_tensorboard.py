@@ -125,7 +125,7 @@ def test_images_filters_and_feature_maps(tmp_path, accumulator):
     filters = tr.Images("filters")
     assert [e.step for e in filters] == [1, 2]
     np.testing.assert_array_equal(png(filters[-1]), tile_grid(net.layers[0].params["weight"][:, :1]))
-    from cnnlab.viz.probe import feature_maps
+    from cnnlab.models.probe import feature_maps
 
     maps = dict(feature_maps(net, x[:1]))
     np.testing.assert_array_equal(

@@ -18,8 +18,9 @@ import pytest
 
 from cnnlab.cli.main import main
 from cnnlab.train.loop.checkpoint import SLOW_ENV, TrainingInterrupted
+from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.files import CHECKPOINT_FILE
-from cnnlab.train.runs.run import TrainConfig, train_run
+from cnnlab.train.runs.run import train_run
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
 SRC = str(Path(__file__).resolve().parents[2] / "src")

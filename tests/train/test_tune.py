@@ -17,7 +17,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.train.analysis.tune import DEFAULT_SPACE, PruningCallback, load_space, suggest_config, tune
 from cnnlab.train.loop.fit import TrainingDiverged
 from cnnlab.train.loop.history import History
-from cnnlab.train.runs.run import TrainConfig, train_run
+from cnnlab.train.runs.config import TrainConfig
+from cnnlab.train.runs.run import train_run
 
 optuna = pytest.importorskip("optuna")
 
@@ -159,7 +160,7 @@ def test_diverged_trial_fails_and_the_study_goes_on(tmp_path: Path, monkeypatch:
         Path(config.out or "").mkdir(parents=True)
         raise TrainingDiverged("loss is nan", History(), 1, 0)
 
-    monkeypatch.setattr("cnnlab.train.runs.run.train_run", diverge)
+    monkeypatch.setattr("cnnlab.train.analysis.tune.train_run", diverge)
     result = tune("digits", 2, epochs=1, out=tmp_path, verbose=False)
     assert [t.state.name for t in result.study.trials] == ["FAIL", "FAIL"]
     info = json.loads((tmp_path / "trials" / "0001" / "trial.json").read_text())

@@ -12,7 +12,8 @@ from cnnlab.viz.run_plots import PLOT_FILES
 def test_folder_run_uses_folder_names_and_colour(tmp_path):
     from PIL import Image
 
-    from cnnlab.train.runs.run import TrainConfig, train_run
+    from cnnlab.train.runs.config import TrainConfig
+    from cnnlab.train.runs.run import train_run
 
     rng = np.random.default_rng(0)
     names = ["cat", "dog & <friends>"]  # escaped in the report

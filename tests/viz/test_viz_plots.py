@@ -99,7 +99,7 @@ def test_filters(tmp_path, c_in):
 
 def test_feature_maps_of_a_model(tmp_path):
     from cnnlab.models import build_model
-    from cnnlab.viz.probe import feature_maps, penultimate_features
+    from cnnlab.models.probe import feature_maps, penultimate_features
 
     net = build_model("small", in_channels=1, input_size=(8, 8), num_classes=3, rng=0)
     x = np.random.default_rng(0).random((5, 1, 8, 8)).astype(np.float32)

@@ -30,7 +30,8 @@ def check_png(path, size):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One epoch of `small` on digits, its plots (no t-SNE: slow) and report.html."""
-    from cnnlab.train.runs.run import TrainConfig, train_run
+    from cnnlab.train.runs.config import TrainConfig
+    from cnnlab.train.runs.run import train_run
 
     out = tmp_path_factory.mktemp("run")
     train_run(TrainConfig(epochs=1, batch_size=64, out=str(out)), verbose=False)
@@ -183,7 +184,7 @@ def test_report_gradcam_shows_the_predicted_and_true_class_maps(run_dir, monkeyp
     assert len(wrong) > 1  # one epoch on digits leaves mistakes to show
     drawn = {}
     monkeypatch.setattr(
-        cam_plots, "plot_cam_misclassified", lambda *args, **kw: drawn.update(args=args, kw=kw)
+        run_plots, "plot_cam_misclassified", lambda *args, **kw: drawn.update(args=args, kw=kw)
     )
     confidence = probs[np.arange(len(pred)), pred]
     classes = [str(c) for c in extra["classes"]]

@@ -10,8 +10,12 @@ from typing import Any
 import numpy as np
 
 from cnnlab.cli.notices import note
+from cnnlab.data.images import read_image
+from cnnlab.data.loader import Normalizer
 from cnnlab.errors import CnnlabError
+from cnnlab.io import load_with_extra
 from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, MODEL_FILE
+from cnnlab.train.runs.runlock import RunFolderLocked, check_free
 
 #: Square sizes tried when a model file does not store its input shape.
 MAX_INFERRED_SIZE = 512
@@ -33,8 +37,6 @@ def resolve_model_path(path: str) -> Path:
 
 def _unfinished_run(run: Path) -> str:
     """Why run folder ``run`` has a checkpoint but no model.npz yet, and what to do."""
-    from cnnlab.train.runs.runlock import RunFolderLocked, check_free
-
     try:
         epochs = max(0, len((run / HISTORY_FILE).read_text(encoding="utf-8").splitlines()) - 1)
     except OSError:
@@ -53,8 +55,6 @@ def _unfinished_run(run: Path) -> str:
 
 
 def load_model(path: str) -> tuple[Any, dict[str, Any]]:
-    from cnnlab.io import load_with_extra
-
     return load_with_extra(resolve_model_path(path))
 
 
@@ -72,8 +72,6 @@ def run_config(path: str) -> dict[str, Any] | None:
 
 def normalize(x: np.ndarray, extra: dict[str, Any]) -> np.ndarray:
     """Apply the training run's per-channel normalization stored with the model."""
-    from cnnlab.data.loader import Normalizer
-
     state = extra.get("normalization")
     return Normalizer.from_state(state)(x) if state else x
 
@@ -159,8 +157,6 @@ def load_image(path: str, channels: int, size: tuple[int, int] | None, report: b
     reduced) is reported as one warning line naming the image; an enlarged image as one note.
     ``report=False`` says nothing (the dashboard shows the converted image instead).
     """
-    from cnnlab.data.images import read_image
-
     try:
         pixels, converted = read_image(path, channels, size)
     except ImportError as exc:

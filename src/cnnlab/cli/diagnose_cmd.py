@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from cnnlab.train.analysis.diagnose import diagnose_run
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("diagnose", help="read a run's curves and say what to tune", description=__doc__)
@@ -15,8 +17,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.train.analysis.diagnose import diagnose_run
-
     result = diagnose_run(args.run)
     print(json.dumps(result.as_dict()) if args.json else result)
     return 0

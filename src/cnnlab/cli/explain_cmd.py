@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cnnlab.explain.activation_loss import explain_activation, explain_loss
+from cnnlab.explain.backprop import explain_backprop
+from cnnlab.explain.conv import explain_conv
+from cnnlab.explain.format import parse_volume
+from cnnlab.explain.pool import explain_pool
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("explain", help="walk through a lecture formula with numbers", description=__doc__)
@@ -39,12 +45,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.explain.format import parse_volume
-
     ok = True
     if args.topic == "conv":
-        from cnnlab.explain.conv import explain_conv
-
         for flag in ("kernel", "stride", "filters"):
             if getattr(args, flag) < 1:
                 raise ValueError(f"--{flag} must be a positive int. Received: {getattr(args, flag)}")
@@ -56,21 +58,13 @@ def run(args: argparse.Namespace) -> int:
             h, w, d, args.kernel, args.stride, args.padding, args.filters, args.seed, values
         )
     elif args.topic == "pool":
-        from cnnlab.explain.pool import explain_pool
-
         h, w, _ = parse_volume(args.input)
         text, ok = explain_pool(h, w, args.kernel, args.stride, args.mode, args.seed)
     elif args.topic == "backprop":
-        from cnnlab.explain.backprop import explain_backprop
-
         text, ok = explain_backprop(args.x, args.y, args.z)
     elif args.topic == "activation":
-        from cnnlab.explain.activation_loss import explain_activation
-
         text = explain_activation(args.name)
     else:
-        from cnnlab.explain.activation_loss import explain_loss
-
         text, ok = explain_loss()
     print(text)
     return 0 if ok else 1

@@ -11,8 +11,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.cli.common import load_model
 from cnnlab.cli.summary_cmd import parse_shape
 from cnnlab.errors import CnnlabError
+from cnnlab.interop.codegen import torch_source
+from cnnlab.interop.onnx import to_onnx
+from cnnlab.interop.torch import to_torch
+from cnnlab.interop.torch_modules import import_torch
+from cnnlab.models import MODELS, build_model
 
 
 def add_parser(sub: Any) -> None:
@@ -45,8 +51,6 @@ def add_parser(sub: Any) -> None:
 
 def _load(target: str, input_shape: tuple[int, ...] | None, classes: int) -> tuple[Any, dict[str, Any], Path]:
     """The model, its saved extra facts, and the default output stem (without suffix)."""
-    from cnnlab.models import MODELS, build_model
-
     path = Path(target)
     if not path.exists() and target in MODELS:
         shape = input_shape or (1, 28, 28)
@@ -56,7 +60,6 @@ def _load(target: str, input_shape: tuple[int, ...] | None, classes: int) -> tup
             target, in_channels=shape[0], input_size=(shape[1], shape[2]), num_classes=classes, rng=0
         )
         return model, {"input_shape": list(shape)}, Path(target)
-    from cnnlab.cli.common import load_model
 
     model, extra = load_model(target)
     if input_shape:
@@ -81,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
             "m = build(); m.load_state_dict(torch.load('model.pt')); print(m)\""
         )
     else:
-        from cnnlab.interop.onnx import to_onnx
-
         if not extra.get("input_shape"):
             raise ValueError("--to onnx needs the input shape: pass --input-shape C,H,W (e.g. 1,28,28)")
         out = onnx_path(args.out, stem)
@@ -111,10 +112,6 @@ def onnx_path(out: str | None, stem: Path) -> Path:
 
 def export_torch(model: Any, out: Path, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``out/model.pt`` (``torch.save`` of the state_dict) and ``out/model.py``."""
-    from cnnlab.interop.codegen import torch_source
-    from cnnlab.interop.torch import to_torch
-    from cnnlab.interop.torch_modules import import_torch
-
     torch = import_torch()
     if out.exists() and not out.is_dir():
         raise CnnlabError(f"export --to torch writes a folder (model.pt, model.py); --out {out} is a file")

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.train.runs.files import HISTORY_FILE, MODEL_FILE
+from cnnlab.viz.activations import plot_activations
+from cnnlab.viz.report import write_report
+from cnnlab.viz.run_plots import plot_run
 
 
 def add_parser(sub: Any) -> None:
@@ -37,8 +40,6 @@ def _is_run(path: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if args.target == "activations" and not _is_run(target):
-        from cnnlab.viz.activations import plot_activations
-
         print(plot_activations(Path(args.out or ".") / "activations.png"))
         return 0
     if not target.is_dir():
@@ -47,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.out is not None:
         raise ValueError("--out is for `cnnlab plot activations`; a run's plots go into RUN_DIR/plots/")
-    from cnnlab.viz.report import write_report
-    from cnnlab.viz.run_plots import plot_run
 
     tsne = False if args.no_tsne else None
     for path in plot_run(target, tsne=tsne):

@@ -20,6 +20,7 @@ from cnnlab.cli.common import class_names, load_image, load_model, model_input_s
 from cnnlab.cli.notices import error_lines
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.errors import CnnlabError
+from cnnlab.functional.activations import softmax
 
 
 def add_parser(sub: Any) -> None:
@@ -54,8 +55,6 @@ def image_paths(names: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.functional.activations import softmax
-
     paths = image_paths(args.images)
     model, extra = load_model(args.model)
     channels, height, width = model_input_shape(model, extra)

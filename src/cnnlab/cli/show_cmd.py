@@ -15,6 +15,12 @@ from typing import Any
 import numpy as np
 
 from cnnlab.cli.common import class_names, load_image, load_model, model_input_shape, normalize, positive_int
+from cnnlab.functional.activations import softmax
+from cnnlab.models.probe import feature_maps, layer_label
+from cnnlab.viz.cam_plots import plot_cam
+from cnnlab.viz.gradcam import default_layer, grad_cam, saliency
+from cnnlab.viz.images import plot_feature_maps
+from cnnlab.viz.prediction import plot_prediction
 
 
 def add_parser(sub: Any) -> None:
@@ -39,11 +45,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.functional.activations import softmax
-    from cnnlab.viz.images import plot_feature_maps
-    from cnnlab.viz.prediction import plot_prediction
-    from cnnlab.viz.probe import feature_maps
-
     model, extra = load_model(args.model)
     channels, height, width = model_input_shape(model, extra)
     size = None if height is None or width is None else (height, width)
@@ -81,10 +82,6 @@ def _draw_cam(
     path: Path,
 ) -> Path:
     """Grad-CAM of the two most probable classes and the saliency of the first, in one PNG."""
-    from cnnlab.viz.cam_plots import plot_cam
-    from cnnlab.viz.gradcam import default_layer, grad_cam, saliency
-    from cnnlab.viz.probe import layer_label
-
     top = np.argsort(-probs, kind="stable")[:2]
     cams = [
         (f"Grad-CAM: {classes[c]} ({probs[c]:.1%})", grad_cam(model, x, target=int(c), layer=layer)[0])

@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli.train_cmd import int_list
+from cnnlab.cli.common import load_model
 from cnnlab.jsonfile import read_json_object
+from cnnlab.models import MODELS, build_model, model_from_file
+from cnnlab.train.runs.config import TrainConfig, int_list
 
 
 def add_parser(sub: Any) -> None:
@@ -32,8 +34,6 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.models import MODELS, build_model, model_from_file
-
     shape = parse_shape(args.input_shape) if args.input_shape else None
     target = Path(args.model)
     if args.model not in MODELS and not target.exists():
@@ -58,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
         shape = shape or (1, 28, 28)
         model = model_from_file(target, shape[0], (shape[1], shape[2]), args.classes)
     elif target.suffix.lower() == ".json":  # a run's config.json
-        from cnnlab.train.runs.run import TrainConfig
-
         cfg = TrainConfig.from_dict(dict(read_json_object(target)))  # an error names the file
         shape = shape or (1, 28, 28)
         model = build_model(
@@ -71,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
             **cfg.model_args,
         )
     else:
-        from cnnlab.cli.common import load_model
-
         model, extra = load_model(args.model)
         shape = shape or tuple(extra.get("input_shape") or (1, 28, 28))
     model.summary(shape)

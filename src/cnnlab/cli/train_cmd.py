@@ -10,79 +10,35 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from cnnlab.dashboard.server import keep_serving, start_beside
+from cnnlab.errors import CnnlabError
+from cnnlab.train.analysis.diagnose import diagnose_run
+from cnnlab.train.evaluation.evaluate import tta_warning
+from cnnlab.train.loop.checkpoint import TrainingInterrupted
+from cnnlab.train.loop.distributed import is_main_process
+from cnnlab.train.runs.config import (
+    FLAGS,
+    MODEL_FLAGS,
+    TrainConfig,
+    apply_options,
+    check_config_values,
+    option_key,
+)
 from cnnlab.train.runs.files import BEST_CONFIG_FILE, CONFIG_FILE
-from cnnlab.train.runs.recipes import RECIPES
-from cnnlab.train.runs.run import SCHEDULES, TrainConfig, check_config_values, train_run
-
-# CLI flag -> TrainConfig field (flags left out keep the config file's or default value).
-FLAGS: dict[str, tuple[str, type, str]] = {
-    "--data": ("data", str, "dataset name (digits, mnist, fashion-mnist, cifar10) or image folder"),
-    "--data-dir": ("data_dir", str, "where the dataset files are"),
-    "--model": ("model", str, "zoo name (lenet5, small, small_bn, vgg, resnet) or a YAML/JSON file"),
-    "--epochs": ("epochs", int, "number of epochs"),
-    "--batch-size": ("batch_size", int, "examples per step"),
-    "--optimizer": ("optimizer", str, "sgd, adam or adamw"),
-    "--lr": ("lr", float, "learning rate"),
-    "--momentum": ("momentum", float, "SGD momentum"),
-    "--weight-decay": ("weight_decay", float, "L2 (sgd, adam) or decoupled (adamw) weight decay"),
-    "--label-smoothing": ("label_smoothing", float, "training target (1 - eps) y + eps / classes (0: off)"),
-    "--schedule": ("schedule", str, f"learning-rate schedule: {', '.join(SCHEDULES)}"),
-    "--val-split": ("val_split", float, "fraction of the training split held out for validation"),
-    "--early-stopping": ("early_stopping", int, "patience in epochs (0: off)"),
-    "--augment": (
-        "augment",
-        str,
-        "training augmentation: none or a list of shift,crop,flip,rotate,erase,noise",
-    ),
-    "--tta": ("tta", str, "test-time augmentation of the test evaluation: none or flip (image + mirror)"),
-    "--seed": ("seed", int, "seed for weights, shuffling and augmentation"),
-    "--out": ("out", str, "run folder (default runs/<timestamp>)"),
-    "--backend": ("backend", str, "numpy (cnnlab's engine) or torch (PyTorch; also under torchrun)"),
-    "--device": ("device", str, "cpu or cuda (with --backend torch)"),
-}
-
-
-def on_off(text: str) -> bool:
-    """`on`/`off` (also 1/0, true/false, yes/no) for switches such as --batch-norm."""
-    value = text.strip().lower()
-    if value in ("on", "1", "true", "yes"):
-        return True
-    if value in ("off", "0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on or off. Received: {text!r}")
-
-
-def int_list(text: str) -> list[int]:
-    """`16,64` -> [16, 64] for --widths (channels of each VGG block)."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated ints such as 16,64. Received: {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive ints such as 16,64. Received: {text!r}")
-    return values
-
-
-MODEL_FLAGS: dict[str, Any] = {
-    "--depth": int,
-    "--width": int,
-    "--widths": int_list,
-    "--dropout": float,
-    "--batch-norm": on_off,
-}
+from cnnlab.train.runs.recipes import RECIPES, recipe
+from cnnlab.train.runs.run import default_run_dir, train_run
+from cnnlab.viz.report import write_report
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model and write a run folder", description=__doc__)
     for flag, (_, kind, text) in FLAGS.items():
         p.add_argument(flag, type=kind, default=None, help=text)
-    for flag, kind in MODEL_FLAGS.items():
+    for flag, parse in MODEL_FLAGS.items():
         text = f"model option {flag[2:]} (zoo models)"
         if flag == "--widths":
             text = "vgg: channels of each block, e.g. 16,64 (replaces depth and width)"
-        p.add_argument(flag, type=kind, default=None, help=text)
+        p.add_argument(flag, type=parse, default=None, help=text)
     p.add_argument(
         "--config",
         type=str,
@@ -121,8 +77,6 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
     A ``--model`` other than the recipe's (or config's) drops their model options.
     """
-    from cnnlab.train.runs.recipes import recipe
-
     values: dict[str, Any] = recipe(args.recipe) if args.recipe else {}
     if args.config:
         values |= read_config_file(args.config)
@@ -131,20 +85,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         # a recipe's (or config's) model options belong to its model: --model resnet or a file
         # with --recipe fashion must not get the recipe's vgg widths
         values.pop("model_args", None)
-    for flag, (name, _, _) in FLAGS.items():
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value is not None:
-            values[name] = value
-    model_args = dict(values.get("model_args", {}))
-    if (args.depth is not None or args.width is not None) and args.widths is None and "widths" in model_args:
-        # --depth/--width replace per-block widths (e.g. a recipe's); the block count stays
-        model_args.setdefault("depth", len(model_args.pop("widths")))
-    for flag in MODEL_FLAGS:
-        key = flag[2:].replace("-", "_")
-        value = getattr(args, key)
-        if value is not None:
-            model_args[key] = value
-    values["model_args"] = model_args
+    values = apply_options(values, {flag: getattr(args, option_key(flag)) for flag in [*FLAGS, *MODEL_FLAGS]})
     if args.tensorboard:
         values["tensorboard"] = True
     return TrainConfig.from_dict(values)
@@ -191,14 +132,16 @@ def resume_config(run_dir: str, args: argparse.Namespace) -> TrainConfig:
     saved = TrainConfig.from_dict(values)
     changed = [flag for flag in ("--config", "--recipe") if getattr(args, flag[2:]) is not None]
     for flag in [*FLAGS, *MODEL_FLAGS]:
-        given = getattr(args, flag[2:].replace("-", "_"))
+        given = getattr(args, option_key(flag))
         if given is None:
             continue
         if flag in FLAGS:
             now = getattr(saved, FLAGS[flag][0])
-            same = Path(given).resolve() == Path(now).resolve() if flag == "--out" else given == now
+            same = given == now
+            if flag in ("--out", "--data", "--data-dir") and now is not None:  # relative vs. saved absolute
+                same = same or Path(given).resolve() == Path(now).resolve()
         else:
-            now = saved.model_args.get(flag[2:].replace("-", "_"))
+            now = saved.model_args.get(option_key(flag))
             same = given == now
         if not same:
             changed.append(f"{flag} {given} (the run has {now})")
@@ -218,9 +161,6 @@ def run(args: argparse.Namespace) -> int:
 def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any]) -> int:
     import sys
 
-    from cnnlab.train.loop.checkpoint import TrainingInterrupted
-    from cnnlab.train.loop.distributed import is_main_process
-
     config = resume_config(args.resume, args) if args.resume else resolve_config(args)
     # Under torchrun every process runs this command; only rank 0 reports.
     main = config.backend != "torch" or is_main_process()
@@ -231,9 +171,6 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
         )
     dashboard, default_dir = None, None
     if args.dashboard and main:  # a live page of the runs folder (cnnlab.dashboard)
-        from cnnlab.dashboard.server import start_beside
-        from cnnlab.train.runs.run import default_run_dir
-
         # The page's link names the run before its folder exists; a default name stays a
         # default (NAME-2 if another run takes it first), not an --out that refuses a taken one.
         default_dir = None if config.out else default_run_dir()
@@ -263,25 +200,18 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
         f"({result.seconds:.1f} s){tta}"
     )
     print(f"run folder: {result.run_dir}")
-    from cnnlab.train.evaluation.evaluate import tta_warning
 
-    warning = tta_warning(config.tta, config.augment, result.metrics)
+    warning = tta_warning(config.tta, config.augment, result.metrics, config.data)
     if warning:  # e.g. --tta flip on digits: a mirrored 2 is not a 2
         warnings.warn(warning, UserWarning, stacklevel=1)
-    from cnnlab.train.analysis.diagnose import diagnose_run
 
     print(diagnose_run(result.run_dir))
     if not args.no_plots:
-        from cnnlab.errors import CnnlabError
-        from cnnlab.viz.report import write_report
-
         try:
             # PCA keeps this quick; `cnnlab plot RUN_DIR` adds t-SNE when scikit-learn is there.
             print(f"report: {write_report(result.run_dir, tsne=False)}")
         except CnnlabError as exc:  # e.g. matplotlib not installed: the run itself is saved
             print(f"plots skipped: {exc}", file=sys.stderr)
     if dashboard is not None:
-        from cnnlab.dashboard.server import keep_serving
-
         keep_serving(dashboard)
     return 0

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cnnlab.errors import CnnlabError
+from cnnlab.train.analysis.tune import load_space, require_optuna, tune
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -29,9 +32,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.errors import CnnlabError
-    from cnnlab.train.analysis.tune import load_space, require_optuna, tune
-
     optuna = require_optuna()
     # We print our own line per trial; a failed trial's error is ours to print, once, as one message.
     optuna.logging.set_verbosity(optuna.logging.ERROR)

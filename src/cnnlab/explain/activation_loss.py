@@ -7,6 +7,10 @@ from typing import Any
 import numpy as np
 
 from cnnlab.explain.format import grid
+from cnnlab.functional.activations import softmax
+from cnnlab.layers import activations as act
+from cnnlab.layers.activations import Maxout
+from cnnlab.losses import SoftmaxCrossEntropy
 
 FORMULAS = {
     "sigmoid": "sigma(x) = 1 / (1 + e^-x); derivative sigma(x) * (1 - sigma(x))",
@@ -19,8 +23,6 @@ FORMULAS = {
 
 
 def _layer(name: str) -> Any:
-    from cnnlab.layers import activations as act
-
     return {
         "sigmoid": act.Sigmoid,
         "tanh": act.Tanh,
@@ -40,8 +42,6 @@ def explain_activation(name: str) -> str:
     xs = np.linspace(-3.0, 3.0, 13)
     lines = [f"{name}: {FORMULAS[name]}", f"{'x':>6} {'value':>10} {'derivative':>11}"]
     if name == "maxout":
-        from cnnlab.layers.activations import Maxout
-
         w, b = np.array([1.0, -0.5]), np.array([0.0, 0.5])
         lines[0] += f"; here w = ({w[0]:g}, {w[1]:g}), b = ({b[0]:g}, {b[1]:g})"
         pieces = xs[:, None] * w + b  # (13, 2): w_k x + b_k
@@ -59,9 +59,6 @@ def explain_activation(name: str) -> str:
 
 def explain_loss(seed: int = 0) -> tuple[str, bool]:
     """Softmax and cross-entropy on a tiny batch, with the 1/n average."""
-    from cnnlab.functional.activations import softmax
-    from cnnlab.losses import SoftmaxCrossEntropy
-
     rng = np.random.default_rng(seed)
     logits = np.round(rng.normal(0, 2, size=(3, 4)), 1)  # (n=3, K=4)
     labels = np.array([0, 2, 3])

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import numpy as np
 
 from cnnlab.explain.format import grid
+from cnnlab.gradcheck import gradcheck
+from cnnlab.layers.conv import Conv2D
 
 
 class Value:
@@ -83,9 +85,6 @@ def chain_rule_example(x: float = -2.0, y: float = 5.0, z: float = -4.0) -> dict
 
 def explain_backprop(x: float = -2.0, y: float = 5.0, z: float = -4.0, seed: int = 0) -> tuple[str, bool]:
     """Return (text, ok): the chain rule by hand, by the graph, and by finite differences."""
-    from cnnlab.gradcheck import gradcheck
-    from cnnlab.layers.conv import Conv2D
-
     r = chain_rule_example(x, y, z)
     eps = 1e-6
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab.explain.format import grid
+from cnnlab.layers.conv import Conv2D
 
 
 def size_line(n: int, f: int, p: int, s: int) -> tuple[str, int]:
@@ -28,8 +29,6 @@ def explain_conv(
 
     ``values`` optionally gives the input (h*w*d numbers, channel by channel).
     """
-    from cnnlab.layers.conv import Conv2D
-
     lines = [
         f"Convolution of an input volume {h}x{w}x{d} (h x w x d) with {filters} filter(s) "
         f"{kernel}x{kernel}x{d}, stride S={stride}, padding P={padding}",

@@ -6,6 +6,7 @@ import numpy as np
 
 from cnnlab.explain.conv import size_line
 from cnnlab.explain.format import grid
+from cnnlab.layers.pooling import AvgPool2D, MaxPool2D
 
 
 def explain_pool(
@@ -16,8 +17,6 @@ def explain_pool(
     ``ok`` says whether the layer's output and gradient equal the window-by-window values
     computed here by hand (False too when the window does not fit the input).
     """
-    from cnnlab.layers.pooling import AvgPool2D, MaxPool2D
-
     if mode not in ("max", "avg"):
         raise ValueError(f"--mode must be max or avg. Received: {mode!r}")
     stride = stride or kernel

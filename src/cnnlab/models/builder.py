@@ -33,6 +33,7 @@ from cnnlab.layers.registry import (
     config_parameter_count,
     import_all_layers,
 )
+from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
 
 #: Constructor arguments filled in from the input shape when the file leaves them out.
@@ -181,7 +182,6 @@ class _Builder:
             raise ValueError(
                 f"{where}: takes `block` (required) and `shortcut` layer lists. Received: {args!r}"
             )
-        from cnnlab.layers.residual import Residual
 
         block, _ = self.build_list(args["block"], shape, f"{where}.block")
         shortcut = None

@@ -5,8 +5,8 @@ Modules, one concept each (matplotlib is imported lazily, inside the functions):
 - ``figure``: a matplotlib ``Figure`` on the Agg canvas (no display, no global pyplot state);
 - ``curves``: loss, accuracy and learning rate per epoch, best epoch marked;
 - ``confusion``: confusion-matrix heatmap and per-class accuracy bars;
-- ``probe``: run a model layer by layer (feature maps, penultimate features);
-- ``images``: misclassified test images, first-layer filters, feature maps;
+- ``images``: misclassified test images, first-layer filters, feature maps (from
+  ``cnnlab.models.probe``, which runs a model layer by layer);
 - ``projection``: PCA (NumPy) and t-SNE (scikit-learn) of penultimate-layer features;
 - ``activations``: the lecture's six activation functions and their derivatives;
 - ``gradcam``: Grad-CAM and saliency maps (``grad_cam``, ``saliency``), NumPy only;

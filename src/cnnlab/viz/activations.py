@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh
+from cnnlab.layers.dense import Dense
+from cnnlab.layers.sequential import Sequential
 from cnnlab.viz.figure import new_figure, save
 
 #: Pixel size of the activations PNG (2 rows x 3 panels).
@@ -30,10 +33,6 @@ def activation_curves(x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]
         >>> f.tolist(), df.tolist()
         ([0.0, 2.0], [0.0, 1.0])
     """
-    from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh
-    from cnnlab.layers.dense import Dense
-    from cnnlab.layers.sequential import Sequential
-
     x = np.asarray(x, dtype=np.float64).reshape(-1, 1)  # (N, 1): N examples, one feature
     dense = Dense(1, 2).astype(np.float64)
     dense.params["weight"][:] = [[w] for w, _ in MAXOUT_PIECES]  # (2, 1)

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.atomic import write_text_atomic
+from cnnlab.io import load_with_extra
 from cnnlab.jsonfile import read_json_object
+from cnnlab.train.analysis.diagnose import diagnose_run
 from cnnlab.train.runs.files import (
     CONFIG_FILE,
     HISTORY_FILE,
@@ -119,7 +121,6 @@ def _config_html(config: dict[str, Any]) -> str:
 def _model_html(run: Path) -> str:
     if not (run / MODEL_FILE).exists():
         return _missing("no model.npz in this run folder")
-    from cnnlab.io import load_with_extra
 
     model, extra = load_with_extra(run / MODEL_FILE)
     input_shape = tuple(extra.get("input_shape") or ())
@@ -163,7 +164,6 @@ def _metrics_html(metrics: dict[str, Any]) -> str:
 def _diagnosis_html(run: Path) -> str:
     if not (run / HISTORY_FILE).exists():
         return _missing("no history.csv: nothing to diagnose")
-    from cnnlab.train.analysis.diagnose import diagnose_run
 
     try:
         result = diagnose_run(run)

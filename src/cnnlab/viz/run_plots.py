@@ -14,8 +14,21 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data import load_dataset
+from cnnlab.data.loader import Normalizer
+from cnnlab.errors import ShapeError
+from cnnlab.functional.activations import softmax
+from cnnlab.io import load_with_extra
 from cnnlab.jsonfile import read_json_object
+from cnnlab.models.probe import feature_maps, layer_label, penultimate_features
+from cnnlab.train.loop.history import History
 from cnnlab.train.runs.files import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PLOTS_DIR
+from cnnlab.viz.cam_plots import plot_cam_misclassified
+from cnnlab.viz.confusion import plot_confusion, plot_per_class
+from cnnlab.viz.curves import plot_curves
+from cnnlab.viz.gradcam import default_layer, grad_cam
+from cnnlab.viz.images import plot_feature_maps, plot_filters, plot_misclassified
+from cnnlab.viz.projection import has_sklearn, pca_2d, plot_projection, projection_problem, tsne_2d
 
 #: File names in ``RUN_DIR/plots/``, in report order.
 PLOT_FILES = {
@@ -45,10 +58,6 @@ def plot_run(run_dir: str | os.PathLike[str], tsne: bool | None = None) -> list[
     Raises:
         FileNotFoundError: ``run_dir`` has neither history.csv nor model.npz.
     """
-    from cnnlab.train.loop.history import History
-    from cnnlab.viz.confusion import plot_confusion, plot_per_class
-    from cnnlab.viz.curves import plot_curves
-
     run = Path(run_dir)
     if not (run / HISTORY_FILE).exists() and not (run / MODEL_FILE).exists():
         raise FileNotFoundError(f"{run} is not a run folder (no {HISTORY_FILE} or {MODEL_FILE})")
@@ -71,9 +80,6 @@ def plot_run(run_dir: str | os.PathLike[str], tsne: bool | None = None) -> list[
 
 def _model_plots(run: Path, out: Path, tsne: bool | None) -> list[Path]:
     """Filters, and (when the test split loads) misclassified, feature maps, projections."""
-    from cnnlab.io import load_with_extra
-    from cnnlab.viz.images import plot_filters
-
     model, extra = load_with_extra(run / MODEL_FILE)
     written = []
     conv = next((layer for _, layer in model.named_layers() if type(layer).__name__ == "Conv2D"), None)
@@ -93,11 +99,6 @@ def _test_plots(
     out: Path,
     tsne: bool | None,
 ) -> list[Path]:
-    from cnnlab.functional.activations import softmax
-    from cnnlab.viz.images import plot_feature_maps, plot_misclassified
-    from cnnlab.viz.probe import feature_maps, penultimate_features
-    from cnnlab.viz.projection import has_sklearn, pca_2d, plot_projection, projection_problem, tsne_2d
-
     classes = [str(c) for c in extra.get("classes") or range(int(labels.max()) + 1)]
     x = _normalize(images, extra)  # (N, C, H, W)
     probs = softmax(model.predict(x).astype(np.float64))  # (N, K)
@@ -149,11 +150,6 @@ def _gradcam_plot(
 
     None (no picture) for a model without a conv/pool stage (no 4-D layer output).
     """
-    from cnnlab.errors import ShapeError
-    from cnnlab.viz.cam_plots import plot_cam_misclassified
-    from cnnlab.viz.gradcam import default_layer, grad_cam
-    from cnnlab.viz.probe import layer_label
-
     try:
         index = default_layer(model, x.shape[1:])
     except (ShapeError, AttributeError):  # no feature maps, or not a Sequential
@@ -173,8 +169,6 @@ def _gradcam_plot(
 
 def _test_split(run: Path, extra: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """The dataset's test images ``(N, C, H, W)`` in [0, 1] and labels, or None with a warning."""
-    from cnnlab.data import load_dataset
-
     config = _read_json(run / CONFIG_FILE)
     name = extra.get("dataset") or config.get("data")
     if not name:
@@ -200,8 +194,6 @@ def _test_split(run: Path, extra: dict[str, Any]) -> tuple[np.ndarray, np.ndarra
 
 
 def _normalize(x: np.ndarray, extra: dict[str, Any]) -> np.ndarray:
-    from cnnlab.data.loader import Normalizer
-
     state = extra.get("normalization")
     return Normalizer.from_state(state)(x) if state else x
 

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.models.zoo import MODELS
+from cnnlab.train.runs.config import FLAGS, MODEL_FLAGS, apply_options
+
 # The usual learning-rate range of each optimizer (rules of thumb for CNNs) and the value
 # suggested when a run's rate is far outside it.
 LR_RANGE = {"sgd": (1e-3, 0.1), "adam": (1e-4, 1e-2), "adamw": (1e-4, 1e-2)}
@@ -45,35 +48,27 @@ def _num(value: float) -> str:
     return f"{value:.3g}"
 
 
-# ---- applying options to a config (the mapping is the CLI's own) ---------------------------
+# ---- applying options to a config (the CLI's own table: train/runs/config.py) -------------
 def apply_flags(config: dict[str, Any], flags: tuple[str, ...]) -> dict[str, Any]:
     """``config`` with ``flags`` applied as ``cnnlab train --config ... FLAGS`` would.
 
     Raises:
         ValueError: an option that ``cnnlab train`` does not have.
     """
-    from cnnlab.cli.train_cmd import FLAGS, MODEL_FLAGS
-
-    new = dict(config) | {"model_args": dict(config.get("model_args") or {})}
     pairs = list(zip(flags[::2], flags[1::2], strict=True))
+    given: dict[str, Any] = {}
     for flag, text in pairs:
         if flag in FLAGS:
-            name, kind, _ = FLAGS[flag]
-            new[name] = kind(text)
+            given[flag] = FLAGS[flag][1](text)
         elif flag in MODEL_FLAGS:
-            new["model_args"][flag[2:].replace("-", "_")] = MODEL_FLAGS[flag](text)
+            given[flag] = MODEL_FLAGS[flag](text)
         else:
             raise ValueError(f"advice: {flag} is not an option of cnnlab train")
-    given = {flag for flag, _ in pairs}
-    if given & {"--depth", "--width"} and "--widths" not in given and "widths" in new["model_args"]:
-        new["model_args"].setdefault("depth", len(new["model_args"].pop("widths")))  # as resolve_config
-    return new
+    return apply_options(config, given)
 
 
 def model_accepts(model: str, model_args: dict[str, Any]) -> bool:
     """True when zoo model ``model`` has every argument of ``model_args`` (a file: none)."""
-    from cnnlab.models.zoo import MODELS
-
     if model not in MODELS:
         return not model_args
     try:
@@ -87,8 +82,6 @@ def model_has(config: dict[str, Any] | None, arg: str) -> bool:
     """True when the run's zoo model has the argument ``arg`` (e.g. ``dropout``)."""
     if config is None:
         return False
-    from cnnlab.models.zoo import MODELS
-
     fn = MODELS.get(str(config.get("model")))
     return fn is not None and arg in inspect.signature(fn).parameters
 

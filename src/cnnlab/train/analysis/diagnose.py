@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.data.datasets import DATASETS
 from cnnlab.train.analysis import advice as _advice
 from cnnlab.train.runs.files import CONFIG_FILE, HISTORY_FILE, METRICS_FILE
 
@@ -133,8 +134,6 @@ def _config_dict(config: Any) -> dict[str, Any] | None:
 
 
 def _classes_of(config: dict[str, Any] | None) -> int | None:
-    from cnnlab.data.datasets import DATASETS
-
     data = None if config is None else config.get("data")
     return len(DATASETS[data]) if data in DATASETS else None
 

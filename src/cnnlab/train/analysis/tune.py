@@ -41,11 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError, arg_error, check_int
 from cnnlab.train.loop.callbacks import Callback, TrainContext
+from cnnlab.train.loop.fit import TrainingDiverged
 from cnnlab.train.loop.history import write_atomic
+from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.files import BEST_CONFIG_FILE, CONFIG_FILE
-from cnnlab.train.runs.run import TrainConfig
+from cnnlab.train.runs.run import train_run
+from cnnlab.train.runs.runlock import locked
 
 INSTALL_HINT = "pip install optuna (or pip install cnnlab[tune])"
 DEFAULT_SPACE: dict[str, Any] = {
@@ -259,15 +263,11 @@ def tune(
         verbose: print one line per trial and the table at the end.
     """
     optuna = require_optuna()
-    from cnnlab.train.loop.fit import TrainingDiverged
-    from cnnlab.train.runs.run import train_run
-    from cnnlab.train.runs.runlock import locked
 
     check_int("tune", "trials", trials)
     check_int("tune", "epochs", epochs)
     if timeout is not None and not timeout > 0:
         raise arg_error("tune", "timeout", "a positive number of seconds", timeout)
-    from cnnlab.data import load_dataset
 
     # The data first: a bad --data is one clear error, before any folder or study exists.
     base = TrainConfig(data=data, data_dir=data_dir, epochs=epochs, seed=seed)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError, arg_error
+from cnnlab.io import save
 from cnnlab.train.loop.history import History, PathLike, resolve_mode
 
 
@@ -220,8 +221,6 @@ class ModelCheckpoint(Callback):
         if self.save_fn is not None:
             self.save_fn(ctx.model, path)
         else:
-            from cnnlab.io import save  # lazy: io pulls in file formats the loop never needs
-
             raw = logs.get(self.tracker.monitor)
             monitored = None if raw is None or math.isnan(raw) else float(raw)
             save(ctx.model, path, extra={"epoch": epoch, self.tracker.monitor: monitored})

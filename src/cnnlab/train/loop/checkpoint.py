@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.atomic import atomic_write
 from cnnlab.errors import CnnlabError
+from cnnlab.npzfile import ZIP_ERRORS, check_crc, check_declared, declared_arrays, read_json_header
 
 HEADER_KEY = "__checkpoint__"
 FORMAT = "cnnlab-checkpoint"
@@ -170,8 +172,6 @@ def restore_state(
 # ---- write -----------------------------------------------------------------------------------
 def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
     """Write ``state`` to ``path`` atomically (never pickle). Returns the path."""
-    from cnnlab.atomic import atomic_write
-
     path = Path(path)
     optimizer = dict(state.optimizer) if state.optimizer is not None else None
     arrays: dict[str, Any] = {f"model/{k}": v for k, v in state.model.items()}
@@ -253,8 +253,6 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
         CnnlabError: not a cnnlab checkpoint, a corrupt/truncated file, or arrays that do
             not match the model.
     """
-    from cnnlab.npzfile import ZIP_ERRORS, check_crc, check_declared, declared_arrays, read_json_header
-
     path = Path(path)
     where = f"resume: checkpoint {str(path)!r}"
     if not path.is_file():

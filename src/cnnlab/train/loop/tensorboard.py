@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.probe import feature_maps
 from cnnlab.train.loop.callbacks import Callback, TrainContext
 
 #: Channels of each feature map and kernels drawn per image, and the grid's columns.
@@ -162,8 +163,6 @@ class TensorBoard(Callback):
         return values
 
     def _images(self, summary_pb2: Any, model: Any) -> list[Any]:
-        from cnnlab.viz.probe import feature_maps
-
         values = []
         conv = next((lay for _, lay in model.named_layers() if type(lay).__name__ == "Conv2D"), None)
         if conv is not None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.functional import conv as conv_kernels
 from cnnlab.init import TooManyParameters, dry_build
 from cnnlab.io import MAX_PARAMETERS
 from cnnlab.layers.base import Layer
@@ -82,8 +83,6 @@ def activation_values(layer: Layer, shape: tuple[int, ...]) -> tuple[int, tuple[
 
 def estimate(model: Layer, input_shape: tuple[int, int, int], batch_size: int) -> MemoryEstimate:
     """The estimate for ``model`` (built for real or dry) on batches of ``input_shape`` (C, H, W)."""
-    from cnnlab.functional import conv as conv_kernels
-
     parameters = sum(p.value.size for p in model.parameters())
     activations, _ = activation_values(model, (batch_size, *input_shape))
     return MemoryEstimate(parameters, activations, conv_kernels.WORKSPACE_BUDGET_BYTES)

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -29,10 +28,29 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.atomic import write_text_atomic
+from cnnlab.data import load_dataset
+from cnnlab.data.loader import Normalizer
+from cnnlab.data.transforms import parse_augment
 from cnnlab.errors import CnnlabError
-from cnnlab.models.zoo import MODELS, model_options, options_table
-from cnnlab.train.evaluation.evaluate import TTA_MODES
-from cnnlab.train.runs.config_types import check_type, check_values
+from cnnlab.io import save
+from cnnlab.losses import SoftmaxCrossEntropy
+from cnnlab.models import build_model, model_from_file
+from cnnlab.optim import make_optimizer
+from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
+from cnnlab.train.evaluation.evaluate import evaluate_arrays
+from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
+from cnnlab.train.loop.checkpoint import (
+    TrainingInterrupted,
+    load_checkpoint,
+    remove_stale_temp_files,
+    save_checkpoint,
+)
+from cnnlab.train.loop.distributed import is_main_process
+from cnnlab.train.loop.engines.torch_engine import resolve_device
+from cnnlab.train.loop.fit import fit
+from cnnlab.train.loop.tensorboard import TensorBoard, import_tensorboard
+from cnnlab.train.runs.config import TrainConfig, describe_model, is_model_file
 from cnnlab.train.runs.files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -41,131 +59,8 @@ from cnnlab.train.runs.files import (
     MODEL_FILE,
     TENSORBOARD_DIR,
 )
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; saved as ``config.json`` in the run folder."""
-
-    data: str = "digits"
-    data_dir: str | None = None
-    model: str = "small_bn"
-    model_args: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 15
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0  # the training loss's target: (1 - eps) y + eps / K
-    schedule: str = "cosine"
-    val_split: float = 0.1
-    early_stopping: int = 0
-    augment: str = "none"
-    tta: str = "none"  # test-time augmentation of the final evaluation: none or flip
-    seed: int = 0
-    out: str | None = None
-    backend: str = "numpy"  # "torch": cnnlab.train.loop.engines.torch_engine (also under torchrun)
-    device: str = "cpu"  # "cuda" needs backend "torch"
-    tensorboard: bool = False  # event files in RUN/tensorboard (cnnlab.train.loop.tensorboard)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
-        """A config from JSON-like ``values``; unknown keys and wrong types are refused by name.
-
-        Example:
-            >>> TrainConfig.from_dict({"epochs": "three"})
-            Traceback (most recent call last):
-            ...
-            ValueError: config: key `epochs` must be an int (a whole number). Received: "three" (a string)
-        """
-        check_config_values(values, where)
-        floats: dict[str, Any] = {k: float(v) for k, v in values.items() if KINDS[k] == "float"}
-        return cls(**(values | floats))
-
-    def validate(self) -> None:
-        """Refuse impossible values, each named by its config key and its `cnnlab train` option."""
-        for name, kind in KINDS.items():  # the Python API skips from_dict: check the types too
-            check_type("train", name, kind, getattr(self, name))
-        if self.epochs < 1:
-            raise _bad("epochs", "a positive int", self.epochs)
-        if self.batch_size < 1:
-            raise _bad("batch_size", "a positive int", self.batch_size)
-        if not self.lr > 0 or not np.isfinite(self.lr):
-            raise _bad("lr", "a positive finite float", self.lr)
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise _bad("label_smoothing", "in [0, 1)", self.label_smoothing)
-        if not 0.0 <= self.val_split < 1.0:
-            raise _bad("val_split", "in [0, 1)", self.val_split)
-        if self.early_stopping < 0:
-            raise _bad("early_stopping", "an int >= 0 (patience in epochs; 0: off)", self.early_stopping)
-        if self.early_stopping > 0 and self.val_split == 0:
-            expected = "0 when val_split is 0 (it watches the validation loss)"
-            raise _bad("early_stopping", expected, self.early_stopping)
-        if self.seed < 0:
-            raise _bad("seed", "an int >= 0", self.seed)
-        if self.schedule not in SCHEDULES:
-            raise _bad("schedule", f"one of {', '.join(SCHEDULES)}", self.schedule)
-        if self.tta not in TTA_MODES:
-            raise _bad("tta", f"one of {', '.join(TTA_MODES)}", self.tta)
-        if self.backend not in ("numpy", "torch"):
-            raise _bad("backend", "numpy or torch", self.backend)
-        if self.device not in ("cpu", "cuda") or (self.device == "cuda" and self.backend != "torch"):
-            raise _bad("device", "cpu, or cuda with --backend torch", self.device)
-        if self.model_args and is_model_file(self.model):
-            raise _bad(
-                "model_args",
-                f"empty for the architecture file {self.model} (--depth, --width, --widths, --dropout "
-                "and --batch-norm are options of the zoo models; edit the file instead)",
-                self.model_args,
-            )
-        if self.model in MODELS:
-            check_model_options(self.model, self.model_args)
-        if self.data_dir is not None and not Path(self.data_dir).is_dir():
-            what = "is a file, not a folder" if Path(self.data_dir).exists() else "does not exist"
-            raise _bad("data_dir", f"an existing folder ({self.data_dir} {what})", self.data_dir)
-
-
-#: The type of each config key (its annotation: "int", "float", "str", "str | None", ...).
-KINDS = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
-
-
-def is_model_file(model: str) -> bool:
-    """Whether ``model`` names an architecture file (YAML/JSON) rather than a zoo model."""
-    return os.path.splitext(model)[1].lower() in (".yaml", ".yml", ".json")
-
-
-def check_config_values(values: Any, where: str = "config") -> None:
-    """Refuse a config that is not an object, has unknown keys, or values of the wrong type."""
-    check_values(values, KINDS, where)
-
-
-def check_model_options(model: str, model_args: dict[str, Any]) -> None:
-    """Refuse options zoo model ``model`` does not take, naming which model takes which.
-
-    Issue 23 item 13: ``--model small --dropout 0.3`` said ``small() got an unexpected
-    keyword argument 'dropout'``. The options come from the zoo functions' signatures.
-    """
-    takes = model_options(model)
-    unknown = [key for key in model_args if key not in takes]
-    if not unknown:
-        return
-    flags = ", ".join(f"--{key.replace('_', '-')}" for key in unknown)
-    verb = "is not an option" if len(unknown) == 1 else "are not options"
-    raise ValueError(
-        f"train: {flags} {verb} of model {model} (it takes {', '.join(takes) or 'no options'}). "
-        f"Options of each model: {options_table()}"
-    )
-
-
-def _bad(name: str, expected: str, value: Any) -> ValueError:
-    """``arg_error`` for config key ``name``, naming its `cnnlab train` option too."""
-    # model_args comes from the model options (--depth, --width, ...), named in `expected`
-    option = "" if name == "model_args" else f" (option --{name.replace('_', '-')})"
-    return ValueError(f"train: argument `{name}` must be {expected}. Received: {name}={value!r}{option}")
-
-
-SCHEDULES = ("none", "cosine", "step", "plateau")
+from cnnlab.train.runs.memory import check_fits
+from cnnlab.train.runs.runfolder import claim_run_folder, preflight
 
 
 @dataclass
@@ -189,11 +84,6 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_mtime_ns
-
-
-def describe_model(config: TrainConfig) -> str:
-    """The model as the user named it, e.g. ``vgg(depth=99)``."""
-    return f"{config.model}({', '.join(f'{k}={v}' for k, v in config.model_args.items())})"
 
 
 def check_outputs(
@@ -252,9 +142,6 @@ def load_run_data(config: TrainConfig, download: bool = True) -> RunData:
         FileNotFoundError: the dataset files are missing (and not downloaded, or not allowed
             to be: ``download=False``); the message lists every folder looked in.
     """
-    from cnnlab.data import load_dataset
-    from cnnlab.data.loader import Normalizer
-
     splits = load_dataset(config.data, root=config.data_dir, download=download)
     normalizer = Normalizer().fit(splits.train.x)
     return RunData(
@@ -284,13 +171,6 @@ def build_run_parts(config: TrainConfig, data: RunData) -> RunParts:
     The model is first built dry to check that it fits in memory (``train.runs.memory.check_fits``).
     Called again with the same config, it returns the same initial weights.
     """
-    from cnnlab.data.transforms import parse_augment
-    from cnnlab.losses import SoftmaxCrossEntropy
-    from cnnlab.models import build_model, model_from_file
-    from cnnlab.optim import make_optimizer
-    from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
-    from cnnlab.train.runs.memory import check_fits
-
     channels, height, width = data.image_shape
     num_classes = len(data.splits.classes)
 
@@ -379,24 +259,8 @@ def _train_run(
     hold: contextlib.ExitStack[Any],
     default_dir: Path | None,
 ) -> RunResult:
-    from cnnlab.atomic import write_text_atomic
-    from cnnlab.io import save
-    from cnnlab.train.evaluation.evaluate import evaluate_arrays
-    from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
-    from cnnlab.train.loop.checkpoint import (
-        TrainingInterrupted,
-        load_checkpoint,
-        remove_stale_temp_files,
-        save_checkpoint,
-    )
-    from cnnlab.train.loop.distributed import is_main_process
-    from cnnlab.train.loop.fit import fit
-    from cnnlab.train.runs.runfolder import claim_run_folder, preflight
-
     config.validate()
     if config.tensorboard:  # the install hint before anything is written
-        from cnnlab.train.loop.tensorboard import import_tensorboard
-
         import_tensorboard()
     start = time.perf_counter()
     run_dir = Path(config.out) if config.out else (default_dir or default_run_dir())
@@ -414,8 +278,6 @@ def _train_run(
     parts = build_run_parts(config, data)
     model, loss, optimizer, schedule = parts.model, parts.loss, parts.optimizer, parts.schedule
     if config.backend == "torch":
-        from cnnlab.train.loop.engines.torch_engine import resolve_device
-
         resolve_device(config.device)  # torch missing, or --device cuda without a GPU: say so now
 
     # 3. Everything is checked: claim the run folder (locked until the run is done), then
@@ -464,8 +326,6 @@ def _train_run(
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
     if config.tensorboard and is_main:
-        from cnnlab.train.loop.tensorboard import TensorBoard
-
         all_callbacks.append(TensorBoard(run_dir / TENSORBOARD_DIR, sample=x_test[:1]))  # test image 0
 
     extra = {

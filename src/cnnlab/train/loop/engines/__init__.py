@@ -12,6 +12,7 @@ from typing import Any
 from cnnlab.errors import arg_error
 from cnnlab.train.loop.engines.base import Engine
 from cnnlab.train.loop.engines.numpy_engine import NumpyEngine
+from cnnlab.train.loop.engines.torch_engine import TorchEngine
 
 BACKENDS = ("numpy", "torch")
 
@@ -38,7 +39,5 @@ def make_engine(
             raise arg_error("fit", "device", 'cpu with backend="numpy" (cuda needs backend="torch")', device)
         return NumpyEngine(model, loss, optimizer)
     if backend == "torch":
-        from cnnlab.train.loop.engines.torch_engine import TorchEngine  # lazy: torch is optional
-
         return TorchEngine(model, loss, optimizer, seed=seed, device=device, batch_size=batch_size)
     raise arg_error("fit", "backend", f"one of {', '.join(BACKENDS)}", backend)

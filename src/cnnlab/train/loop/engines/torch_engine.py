@@ -35,7 +35,11 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError, arg_error
+from cnnlab.interop.torch import to_torch
 from cnnlab.interop.torch_modules import import_torch
+from cnnlab.losses import SoftmaxCrossEntropy
+from cnnlab.optim.adam import Adam, AdamW
+from cnnlab.optim.sgd import SGD
 from cnnlab.train.loop.distributed import DistInfo, check_batch_size, init_process_group, shard
 from cnnlab.train.loop.engines.base import Engine
 
@@ -158,8 +162,6 @@ def resolve_device(device: str, info: DistInfo | None = None) -> Any:
 
 def to_torch_on(model: Any, device: Any) -> Any:
     """``to_torch(model)`` moved to ``device``."""
-    from cnnlab.interop.torch import to_torch
-
     return to_torch(model).to(device)
 
 
@@ -177,8 +179,6 @@ def torch_optimizer(optimizer: Any, module: Any) -> Any:
         ('SGD', 0.9)
     """
     torch = import_torch()
-    from cnnlab.optim.adam import Adam, AdamW
-    from cnnlab.optim.sgd import SGD
 
     params = list(module.parameters())
     lr = float(optimizer.lr)
@@ -226,8 +226,6 @@ def copy_back(module: Any, model: Any, torch_opt: Any, optimizer: Any, steps: in
 
 def label_smoothing_of(loss: Any) -> float:
     """The one loss the torch backend runs: SoftmaxCrossEntropy (as ``F.cross_entropy``)."""
-    from cnnlab.losses import SoftmaxCrossEntropy
-
     if not isinstance(loss, SoftmaxCrossEntropy):
         raise CnnlabError(f"--backend torch: only SoftmaxCrossEntropy is supported. Received: {loss!r}")
     return float(loss.label_smoothing)
