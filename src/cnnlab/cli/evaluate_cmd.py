@@ -14,6 +14,7 @@ from typing import Any
 
 from cnnlab.cli.common import load_model, model_input_shape, normalize, run_config
 from cnnlab.cli.notices import note
+from cnnlab.train.runs.run import is_folder_path
 from cnnlab.viz.confusion_summary import confusion_table, is_large, summary_lines
 
 
@@ -67,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     name = args.data or extra.get("dataset")
     if not name:
         raise ValueError("--data is required: the model file does not say which dataset it was trained on")
+    if not args.data and is_folder_path(str(name)) and not Path(str(name)).is_dir():
+        raise FileNotFoundError(  # issue 23 item 5: a run's folder dataset moved or deleted
+            f"{args.model} was trained on the folder {name}, which no longer exists (moved or "
+            "deleted?). Give the test images with --data FOLDER"
+        )
     shape = model_input_shape(model, extra)
     test = load_test_split(str(name), args.data_dir, shape)
     stored = extra.get("classes")
@@ -80,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     x = to_model_shape(test.x, shape, str(name))
     metrics = evaluate_arrays(model, normalize(x, extra), y, classes, tta=args.tta)
     config = run_config(args.model)
-    warning = tta_warning(args.tta, None if config is None else str(config.get("augment", "none")), metrics)
+    augment = None if config is None else str(config.get("augment", "none"))
+    warning = tta_warning(args.tta, augment, metrics, str(name))
     if warning:
         warnings.warn(warning, UserWarning, stacklevel=1)
     if args.json:

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ import numpy as np
 
 from cnnlab.atomic import write_text_atomic
 from cnnlab.data import load_dataset
+from cnnlab.data.datasets import DATASETS
 from cnnlab.data.loader import Normalizer
 from cnnlab.data.transforms import parse_augment
 from cnnlab.errors import CnnlabError
@@ -49,8 +51,10 @@ from cnnlab.train.loop.checkpoint import (
 from cnnlab.train.loop.distributed import is_main_process
 from cnnlab.train.loop.engines.torch_engine import resolve_device
 from cnnlab.train.loop.fit import fit
+from cnnlab.train.loop.history import restore_csv
 from cnnlab.train.loop.tensorboard import TensorBoard, import_tensorboard
 from cnnlab.train.runs.config import TrainConfig, describe_model, is_model_file
+from cnnlab.train.runs.disk import check_disk_space
 from cnnlab.train.runs.files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -135,13 +139,42 @@ class RunData:
         return channels, height, width
 
 
-def load_run_data(config: TrainConfig, download: bool = True) -> RunData:
+def is_folder_path(data: str) -> bool:
+    """Whether ``data`` names an image folder rather than a dataset of ``DATASETS``."""
+    return data.lower() not in DATASETS and bool(data.strip()) and (Path(data).is_dir() or os.sep in data)
+
+
+def with_absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with a folder dataset and ``data_dir`` as absolute paths (issue 23 item 5).
+
+    A run trained on ``--data clothes`` from folder W is then evaluated, resumed and re-run
+    from anywhere: config.json and model.npz name ``W/clothes``.
+    """
+    changes: dict[str, Any] = {}
+    if config.data.lower() not in DATASETS and config.data.strip() and Path(config.data).is_dir():
+        changes["data"] = str(Path(config.data).resolve())
+    if config.data_dir is not None:
+        changes["data_dir"] = str(Path(config.data_dir).resolve())
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def load_run_data(config: TrainConfig, download: bool = True, run_dir: Path | None = None) -> RunData:
     """Load ``config.data`` and normalize both splits with the training split's mean and std.
+
+    Args:
+        run_dir: the run being resumed, named when its dataset folder no longer exists.
 
     Raises:
         FileNotFoundError: the dataset files are missing (and not downloaded, or not allowed
-            to be: ``download=False``); the message lists every folder looked in.
+            to be: ``download=False``); the message lists every folder looked in. A dataset
+            folder that no longer exists is named, and the run trained on it.
     """
+    if is_folder_path(config.data) and not Path(config.data).is_dir():
+        trained = f"{run_dir} was trained on it" if run_dir is not None else "the config names it"
+        raise FileNotFoundError(
+            f"train: the dataset folder {config.data} does not exist ({trained}; was it moved or "
+            "deleted?). Put the images back there, or train a new run with --data PATH"
+        )
     splits = load_dataset(config.data, root=config.data_dir, download=download)
     normalizer = Normalizer().fit(splits.train.x)
     return RunData(
@@ -260,6 +293,7 @@ def _train_run(
     default_dir: Path | None,
 ) -> RunResult:
     config.validate()
+    config = with_absolute_paths(config)  # config.json and model.npz work from any folder
     if config.tensorboard:  # the install hint before anything is written
         import_tensorboard()
     start = time.perf_counter()
@@ -270,7 +304,7 @@ def _train_run(
         preflight(run_dir, resume, overwrite)  # fail fast; checked again under the lock
 
     # 1. Data: per-channel normalization from the training split only.
-    data = load_run_data(config)
+    data = load_run_data(config, run_dir=run_dir if resume else None)
     x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
     channels, height, width = data.image_shape
 
@@ -279,6 +313,8 @@ def _train_run(
     model, loss, optimizer, schedule = parts.model, parts.loss, parts.optimizer, parts.schedule
     if config.backend == "torch":
         resolve_device(config.device)  # torch missing, or --device cuda without a GPU: say so now
+    if is_main:
+        check_disk_space(run_dir, model, optimizer)  # room for model, checkpoints and plots
 
     # 3. Everything is checked: claim the run folder (locked until the run is done), then
     # write the config before training, so a crashed run still says what it was.
@@ -296,6 +332,12 @@ def _train_run(
         remove_stale_temp_files(run_dir)  # from a write that was killed
         if checkpoint_path.exists():
             initial_state = load_checkpoint(checkpoint_path, model, optimizer)
+    if initial_state is not None and is_main and restore_csv(run_dir / HISTORY_FILE, initial_state.history):
+        print(
+            f"cnnlab train: {run_dir / HISTORY_FILE} did not match {CHECKPOINT_FILE}: rebuilt from its "
+            f"{initial_state.epoch} epoch(s)",
+            file=sys.stderr,
+        )
     saved_epochs = [initial_state.epoch if initial_state else 0]  # the last checkpointed epoch
     # Epoch times of earlier commands of a resumed run: metrics.json's "seconds" is the whole run's.
     earlier = [float(row.get("seconds", 0.0)) for row in (initial_state.history if initial_state else [])]
