@@ -22,8 +22,9 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 def predict_path_probabilities(run_dir, image_file) -> np.ndarray:
     """What `cnnlab predict RUN IMAGE` computes, step for step (cli/predict_cmd.py)."""
-    from cnnlab.cli.common import load_image, load_model, normalize
+    from cnnlab.cli.common import load_image
     from cnnlab.functional.activations import softmax
+    from cnnlab.train.runs.trained_model import load_model, normalize
 
     model, extra = load_model(str(run_dir))
     channels, height, width = extra.get("input_shape") or (1, 28, 28)

@@ -1,79 +1,24 @@
-"""Helpers shared by the commands: finding a model file, its input shape and class names, user images."""
+"""Helpers shared by the commands: a model's input shape and class names, user images with notes.
+
+Finding, loading and normalizing for a trained model: ``cnnlab.train.runs.trained_model``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cnnlab.cli.notices import note
-from cnnlab.data.images import read_image
-from cnnlab.data.loader import Normalizer
 from cnnlab.errors import CnnlabError
-from cnnlab.io import load_with_extra
-from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, MODEL_FILE
-from cnnlab.train.runs.runlock import RunFolderLocked, check_free
+from cnnlab.train.runs.trained_model import read_input_image
 
 #: Square sizes tried when a model file does not store its input shape.
 MAX_INFERRED_SIZE = 512
 #: Preferred among several sizes that fit: MNIST, CIFAR, digits, then usual sizes.
 COMMON_SIZES = (28, 32, 8, 64, 96, 128, 224, 16)
-
-
-def resolve_model_path(path: str) -> Path:
-    """A run folder (its ``model.npz``) or a model file."""
-    p = Path(path)
-    if p.is_dir():
-        if not (p / MODEL_FILE).exists() and (p / CHECKPOINT_FILE).exists():
-            raise CnnlabError(_unfinished_run(p))
-        p = p / MODEL_FILE
-    if not p.exists():
-        raise FileNotFoundError(f"no model at {p} (give a run folder or a .npz/.safetensors model file)")
-    return p
-
-
-def _unfinished_run(run: Path) -> str:
-    """Why run folder ``run`` has a checkpoint but no model.npz yet, and what to do."""
-    try:
-        epochs = max(0, len((run / HISTORY_FILE).read_text(encoding="utf-8").splitlines()) - 1)
-    except OSError:
-        epochs = 0
-    try:
-        check_free(run)
-    except RunFolderLocked:
-        return (
-            f"{run} is still training ({epochs} epoch{'s' * (epochs != 1)} done): its {MODEL_FILE} is "
-            "written when the run ends or is stopped with Ctrl-C"
-        )
-    return (
-        f"{run} has no {MODEL_FILE}: its training was killed after {epochs} epoch{'s' * (epochs != 1)} "
-        f"(saved in {CHECKPOINT_FILE}). Finish it with: cnnlab train --resume {run}"
-    )
-
-
-def load_model(path: str) -> tuple[Any, dict[str, Any]]:
-    return load_with_extra(resolve_model_path(path))
-
-
-def run_config(path: str) -> dict[str, Any] | None:
-    """The ``config.json`` of the run a model belongs to (beside ``model.npz``), or None."""
-    import json
-
-    config = resolve_model_path(path).parent / CONFIG_FILE
-    try:
-        values = json.loads(config.read_text())
-    except (OSError, ValueError):
-        return None
-    return values if isinstance(values, dict) else None
-
-
-def normalize(x: np.ndarray, extra: dict[str, Any]) -> np.ndarray:
-    """Apply the training run's per-channel normalization stored with the model."""
-    state = extra.get("normalization")
-    return Normalizer.from_state(state)(x) if state else x
 
 
 def positive_int(text: str) -> int:
@@ -157,12 +102,7 @@ def load_image(path: str, channels: int, size: tuple[int, int] | None, report: b
     reduced) is reported as one warning line naming the image; an enlarged image as one note.
     ``report=False`` says nothing (the dashboard shows the converted image instead).
     """
-    try:
-        pixels, converted = read_image(path, channels, size)
-    except ImportError as exc:
-        raise CnnlabError(str(exc)) from None
-    except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError...
-        raise CnnlabError(f"cannot read image {path}: {exc}") from None
+    pixels, converted = read_input_image(path, channels, size)
     shape = "x".join(str(s) for s in pixels.shape)
     source = f"{path} ({converted.mode}, {converted.size[0]}x{converted.size[1]})"
     if not report:

@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cnnlab.dashboard.server import DEFAULT_HOST, DEFAULT_PORT, BackgroundServer, wait_for_ctrl_c
 from cnnlab.errors import arg_error
 
 
 def add_parser(sub: Any) -> None:
-    from cnnlab.dashboard.server import DEFAULT_HOST, DEFAULT_PORT
-
     p = sub.add_parser("dashboard", help="serve a live web page of the runs in a folder", description=__doc__)
     p.add_argument("runs_dir", nargs="?", default="runs", help="folder of run folders (default runs)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
@@ -29,8 +28,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.dashboard.server import BackgroundServer, wait_for_ctrl_c
-
     if not 0 <= args.port <= 65535:
         raise arg_error("dashboard", "port", "in 0..65535 (0: any free port)", args.port)
     if not Path(args.runs_dir).is_dir():

@@ -12,9 +12,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli.common import load_model, model_input_shape, normalize, run_config
+from cnnlab.cli.common import model_input_shape
 from cnnlab.cli.notices import note
+from cnnlab.data import load_dataset
+from cnnlab.data.datasets import DATASETS, ArrayDataset
+from cnnlab.data.folder import load_folder_arrays
+from cnnlab.data.images import convert_batch
+from cnnlab.train.evaluation.evaluate import align_labels, evaluate_arrays, tta_warning
+from cnnlab.train.evaluation.metrics import classification_report
 from cnnlab.train.runs.run import is_folder_path
+from cnnlab.train.runs.trained_model import load_model, normalize, run_config
 from cnnlab.viz.confusion_summary import confusion_table, is_large, summary_lines
 
 
@@ -32,14 +39,9 @@ def add_parser(sub: Any) -> None:
 
 def load_test_split(name: str, data_dir: str | None, shape: tuple[int, int | None, int | None]) -> Any:
     """The test split of ``name``; a folder is read straight at the model's input ``shape``."""
-    from cnnlab.data import load_dataset
-    from cnnlab.data.datasets import DATASETS, ArrayDataset
-
     channels, height, width = shape
     size = None if height is None or width is None else (height, width)
     if name.lower() not in DATASETS and Path(name).is_dir():
-        from cnnlab.data.folder import load_folder_arrays
-
         # The folder's one warning says how many images were resized or lost colour.
         _, _, x, y, classes = load_folder_arrays(
             name, size=size, channels=channels, min_classes=1, size_reason="the model's input size"
@@ -50,8 +52,6 @@ def load_test_split(name: str, data_dir: str | None, shape: tuple[int, int | Non
 
 def to_model_shape(x: Any, shape: tuple[int, int | None, int | None], name: str) -> Any:
     """Images ``x`` (N, C, H, W) converted to the model's (C, H, W), with a note when they change."""
-    from cnnlab.data.images import convert_batch
-
     channels, height, width = shape
     x, changes = convert_batch(x, channels, None if height is None or width is None else (height, width))
     if changes:
@@ -61,9 +61,6 @@ def to_model_shape(x: Any, shape: tuple[int, int | None, int | None], name: str)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.train.evaluation.evaluate import align_labels, evaluate_arrays, tta_warning
-    from cnnlab.train.evaluation.metrics import classification_report
-
     model, extra = load_model(args.model)
     name = args.data or extra.get("dataset")
     if not name:

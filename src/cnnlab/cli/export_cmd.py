@@ -11,7 +11,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli.common import load_model
 from cnnlab.cli.summary_cmd import parse_shape
 from cnnlab.errors import CnnlabError
 from cnnlab.interop.codegen import torch_source
@@ -19,6 +18,7 @@ from cnnlab.interop.onnx import to_onnx
 from cnnlab.interop.torch import to_torch
 from cnnlab.interop.torch_modules import import_torch
 from cnnlab.models import MODELS, build_model
+from cnnlab.train.runs.trained_model import load_model
 
 
 def add_parser(sub: Any) -> None:

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.cli.common import class_names, load_image, load_model, model_input_shape, normalize, positive_int
+from cnnlab.cli.common import class_names, load_image, model_input_shape, positive_int
 from cnnlab.cli.notices import error_lines
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.errors import CnnlabError
 from cnnlab.functional.activations import softmax
+from cnnlab.train.runs.trained_model import load_model, normalize
 
 
 def add_parser(sub: Any) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.cli.common import class_names, load_image, load_model, model_input_shape, normalize, positive_int
+from cnnlab.cli.common import class_names, load_image, model_input_shape, positive_int
 from cnnlab.functional.activations import softmax
 from cnnlab.models.probe import feature_maps, layer_label
+from cnnlab.train.runs.trained_model import load_model, normalize
 from cnnlab.viz.cam_plots import plot_cam
 from cnnlab.viz.gradcam import default_layer, grad_cam, saliency
 from cnnlab.viz.images import plot_feature_maps

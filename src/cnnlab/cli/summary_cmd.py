@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli.common import load_model
 from cnnlab.jsonfile import read_json_object
 from cnnlab.models import MODELS, build_model, model_from_file
 from cnnlab.train.runs.config import TrainConfig, int_list
+from cnnlab.train.runs.trained_model import load_model
 
 
 def add_parser(sub: Any) -> None:

@@ -5,8 +5,8 @@ The latest weights are ``model.npz`` once the run has written it, or the newer
 before the first ``model.npz``, from ``config.json`` and the dataset's shapes, with the
 training split's normalization recomputed exactly as ``cnnlab train`` does).
 
-Predictions use ``cnnlab predict``'s own steps (``cli.common.load_image`` on the uploaded
-file, ``normalize``, ``softmax(model.predict(x))``), so the page and the CLI agree.
+Predictions use ``cnnlab predict``'s own steps (``train.runs.trained_model.read_input_image`` on
+the uploaded file, ``normalize``, ``softmax(model.predict(x))``), so the page and the CLI agree.
 """
 
 from __future__ import annotations
@@ -21,9 +21,20 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.dashboard.data import read_json
+from cnnlab.data import load_dataset
 from cnnlab.data.images import ImageTooLarge, open_image
+from cnnlab.data.loader import Normalizer
 from cnnlab.errors import CnnlabError
+from cnnlab.functional.activations import softmax
+from cnnlab.io import load_with_extra
+from cnnlab.models import build_model, model_from_file
+from cnnlab.models.probe import feature_maps as probe
+from cnnlab.optim import make_optimizer
+from cnnlab.train.loop.checkpoint import load_checkpoint
 from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
+from cnnlab.train.runs.trained_model import normalize, read_input_image
+from cnnlab.viz import grad_cam
 
 #: Uploads larger than this are refused (413) before they are decoded.
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -87,9 +98,6 @@ def _data_source(run_dir: Path, config: dict[str, Any]) -> tuple[str, str | None
 
 def _dataset(run_dir: Path, config: dict[str, Any]) -> Any:
     """The run's dataset (cached): test images and the training split's normalization."""
-    from cnnlab.data import load_dataset
-    from cnnlab.data.loader import Normalizer
-
     key = _data_source(run_dir, config)
     with _lock:
         if key not in _datasets:
@@ -129,11 +137,6 @@ def latest_model(run_dir: Path) -> tuple[Any, dict[str, Any], str]:
 
 
 def _load(run_dir: Path, path: Path) -> tuple[Any, dict[str, Any]]:
-    from cnnlab.dashboard.data import read_json
-    from cnnlab.io import load_with_extra
-    from cnnlab.optim import make_optimizer
-    from cnnlab.train.loop.checkpoint import load_checkpoint
-
     if path.name == MODEL_FILE:
         return load_with_extra(path)
     if (run_dir / MODEL_FILE).is_file():  # resumed run: the architecture is saved
@@ -155,9 +158,6 @@ def _load(run_dir: Path, path: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def _model_from_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
-    from cnnlab.dashboard.data import read_json
-    from cnnlab.models import build_model, model_from_file
-
     config = read_json(run_dir / CONFIG_FILE)
     if config is None:
         raise NoWeights(f"{run_dir.name}: no {CONFIG_FILE} to rebuild the model from")
@@ -182,8 +182,6 @@ def read_upload(data: bytes, channels: int, size: tuple[int, int]) -> np.ndarray
 
     Returns ``(C, H, W)`` float32 in [0, 1]; ``BadImage`` for anything else.
     """
-    from cnnlab.cli.common import load_image
-
     if len(data) > MAX_UPLOAD_BYTES:
         raise BadImage(f"upload too large: {len(data)} bytes (at most {MAX_UPLOAD_BYTES})")
     try:
@@ -207,7 +205,7 @@ def read_upload(data: bytes, channels: int, size: tuple[int, int]) -> np.ndarray
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return load_image(name, channels, size, report=False)  # the page shows what the model saw
+        return read_input_image(name, channels, size)[0]  # the page shows what the model saw
     except CnnlabError as exc:
         raise BadImage(str(exc).replace(name, "the upload")) from None
     finally:
@@ -216,9 +214,6 @@ def read_upload(data: bytes, channels: int, size: tuple[int, int]) -> np.ndarray
 
 def predict(run_dir: Path, data: bytes, top_k: int = 5) -> dict[str, Any]:
     """Top-k probabilities of an uploaded image, and its Grad-CAM map when available."""
-    from cnnlab.cli.common import normalize
-    from cnnlab.functional.activations import softmax
-
     model, extra, source = latest_model(run_dir)
     channels, height, width = extra.get("input_shape") or (1, 28, 28)
     classes = [str(c) for c in extra.get("classes") or range(10)]
@@ -239,11 +234,7 @@ def predict(run_dir: Path, data: bytes, top_k: int = 5) -> dict[str, Any]:
 
 
 def _cam(model: Any, x: np.ndarray, target: int) -> list[list[float]] | None:
-    """Grad-CAM of ``target`` at the input's resolution, or None without cnnlab.viz.grad_cam."""
-    try:
-        from cnnlab.viz import grad_cam
-    except ImportError:
-        return None
+    """Grad-CAM of ``target`` at the input's resolution, or None for a model without one."""
     try:
         cam = grad_cam(model, x, target=np.array([target]), resize=True)  # (1, H, W)
     except (ValueError, CnnlabError):  # e.g. a model without a 4-D feature map
@@ -253,11 +244,6 @@ def _cam(model: Any, x: np.ndarray, target: int) -> list[list[float]] | None:
 
 def feature_maps(run_dir: Path, index: int) -> dict[str, Any]:
     """Test image ``index`` of the run's dataset, the prediction and every conv/pool output."""
-    from cnnlab.cli.common import normalize
-    from cnnlab.dashboard.data import read_json
-    from cnnlab.functional.activations import softmax
-    from cnnlab.models.probe import feature_maps as probe
-
     config = read_json(run_dir / CONFIG_FILE)
     if config is None:
         raise NoWeights(f"{run_dir.name}: no {CONFIG_FILE} (which dataset?)")
