@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from cnnlab.cli import main as cli_main
-from cnnlab.process import Tuning
+from cnnlab.process import Tuning, tune_process
 from cnnlab.train.loop.engines import numpy_engine
 
 SCRIPT = textwrap.dedent(
@@ -163,7 +163,7 @@ def test_a_timeout_the_user_set_is_left_alone() -> None:
 
 
 def test_enabled_false_changes_nothing() -> None:
-    assert cli_main.tune_process(enabled=False) == Tuning()
+    assert tune_process(enabled=False) == Tuning()  # nothing made (the subprocess tests show the effects)
 
 
 def test_the_training_commands_tune_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
