@@ -7,17 +7,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from sigint_child import cnnlab_command
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = dict(os.environ, PYTHONPATH=SRC, PYTHONUNBUFFERED="1")
 
 
 def cnnlab(*args: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "cnnlab", *args]
+    command = cnnlab_command(*args)  # takes Ctrl-C even when pytest runs with SIGINT ignored
     return subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

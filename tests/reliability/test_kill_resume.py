@@ -24,6 +24,7 @@ import pytest
 
 from cnnlab.train.loop.checkpoint import KILL_ENV, SLOW_ENV
 from cnnlab.train.runs.files import CHECKPOINT_FILE
+from sigint_child import cnnlab_command
 
 TINY = Path(__file__).with_name("tiny.json")
 EPOCHS = 14  # 8 kills, each after >= 1 more saved epoch: leave slack for a slow poll
@@ -36,8 +37,8 @@ ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_N
 
 def start(args: list[str], slow: float = 0.0) -> subprocess.Popen[bytes]:
     env = {**ENV, SLOW_ENV: str(slow)} if slow else ENV
-    return subprocess.Popen(
-        [sys.executable, "-m", "cnnlab", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    return subprocess.Popen(  # cnnlab_command: takes the Ctrl-C test's SIGINT (sigint_child.py)
+        cnnlab_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cnnlab.train.loop.checkpoint import SLOW_ENV, TrainingInterrupted
 from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.files import CHECKPOINT_FILE
 from cnnlab.train.runs.run import train_run
+from sigint_child import cnnlab_command
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -157,7 +157,7 @@ def test_ctrl_c_inside_the_first_checkpoint_write_from_the_cli(tmp_path: Path) -
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": SRC, "OPENBLAS_NUM_THREADS": "1", SLOW_ENV: "5"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cnnlab", "train", *QUICK, "--epochs", "2", "--out", str(out)],
+        cnnlab_command("train", *QUICK, "--epochs", "2", "--out", str(out)),  # takes Ctrl-C (sigint_child)
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
