@@ -8,7 +8,7 @@ Run with the BLAS settings of a real user (see docs/performance.md):
 
 import sys
 
-from cnnlab.cli.benchmark import main
+from cnnlab.cli.bench_cmd import main
 
 if __name__ == "__main__":
     sys.exit(main())

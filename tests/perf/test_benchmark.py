@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from cnnlab.cli import benchmark
+from cnnlab.cli import bench_cmd, benchmark
 
 
 def test_forward_flops_of_small_by_hand():
@@ -68,7 +68,7 @@ def test_interleaved_timing_and_table():
 
 def test_unknown_model_is_refused():
     with pytest.raises(ValueError, match=r"--models.*Received: --models='nope'"):
-        benchmark.main(["--models", "nope", "--profile"])
+        bench_cmd.main(["--models", "nope", "--profile"])
 
 
 @pytest.mark.parametrize(
@@ -83,12 +83,12 @@ def test_unknown_model_is_refused():
 )
 def test_bad_batches_modes_and_models_are_refused_before_timing(flag, value, expected):
     with pytest.raises(ValueError, match=f"`{flag}` must be {expected}"):
-        benchmark.main([flag, value, "--no-memory"])
+        bench_cmd.main([flag, value, "--no-memory"])
 
 
 def test_the_kernel_tier_option_is_gone(capsys):
     with pytest.raises(SystemExit):
-        benchmark.main(["--tiers", "numpy"])
+        bench_cmd.main(["--tiers", "numpy"])
     assert "unrecognized arguments: --tiers" in capsys.readouterr().err
 
 

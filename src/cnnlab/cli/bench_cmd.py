@@ -12,6 +12,12 @@ import argparse
 import json
 from typing import Any
 
+from cnnlab import process
+from cnnlab.cli import benchmark
+from cnnlab.cli.bench_recipe import run_recipe
+from cnnlab.errors import arg_error
+from cnnlab.train.runs.recipes import RECIPES
+
 #: Options of one mode only, with their defaults (None in the parser, so a given one is seen).
 MODEL_OPTIONS: dict[str, Any] = {
     "--batches": "32,128,512",
@@ -25,16 +31,15 @@ RECIPE_OPTIONS: dict[str, Any] = {"--steps": 10, "--data-dir": None}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``cnnlab bench`` (also used by ``benchmarks/bench_train_step.py``)."""
-    from cnnlab.cli.benchmark import MODELS
-    from cnnlab.train.runs.recipes import RECIPES
-
     p.add_argument("--batches", default=None, help="comma-separated batch sizes (default 32,128,512)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--profile", action="store_true", help="per-layer breakdown of a cnnlab step")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument(
-        "--models", default=None, help=f"comma-separated, from {', '.join(MODELS)} (default small,resnet)"
+        "--models",
+        default=None,
+        help=f"comma-separated, from {', '.join(benchmark.MODELS)} (default small,resnet)",
     )
     p.add_argument("--modes", default=None, help="comma-separated: train, forward (default both)")
     p.add_argument(
@@ -64,9 +69,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.cli import benchmark
-    from cnnlab.errors import arg_error
-
     if args.rounds < 1:
         raise arg_error("bench", "--rounds", "a positive int", args.rounds)
     if args.recipe is not None:
@@ -101,8 +103,6 @@ def _batches(text: str) -> tuple[int, ...]:
         >>> _batches("32,128")
         (32, 128)
     """
-    from cnnlab.errors import arg_error
-
     parts = [b.strip() for b in text.split(",") if b.strip()]
     if not parts or not all(b.isdigit() and int(b) > 0 for b in parts):
         raise arg_error("bench", "--batches", "comma-separated positive ints such as 32,128", text)
@@ -116,8 +116,6 @@ def _run_models(
     modes: tuple[str, ...],
 ) -> list[Any]:
     """The model benchmark: reference models on random data, cnnlab against torch."""
-    from cnnlab.cli import benchmark
-
     libs = ["cnnlab"]
     try:
         import torch  # noqa: F401
@@ -138,9 +136,6 @@ def _run_models(
 
 def _run_recipe(args: argparse.Namespace) -> list[Any]:
     """The recipe mode: real training steps of ``--recipe NAME`` per engine."""
-    from cnnlab.cli.bench_recipe import run_recipe
-    from cnnlab.errors import arg_error
-
     wrong = _given(args, MODEL_OPTIONS)
     if wrong:
         raise ValueError(
@@ -170,3 +165,12 @@ def _fill_defaults(args: argparse.Namespace, options: dict[str, Any]) -> None:
         name = flag[2:].replace("-", "_")
         if getattr(args, name) is None:
             setattr(args, name, default)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``benchmarks/bench_train_step.py``: the options of ``cnnlab bench`` (one parser)."""
+    parser = argparse.ArgumentParser(description=(benchmark.__doc__ or "").splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    process.tune_process()  # as `cnnlab bench` runs (cli/main.py)
+    return run(args)

@@ -29,7 +29,11 @@ from typing import Any
 import numpy as np
 
 from cnnlab.cli import benchmark
-from cnnlab.train.runs.config import TrainConfig
+from cnnlab.data.locate import SYSTEM_DIRS, cache_dir, search_dirs
+from cnnlab.train.loop.engines import make_engine
+from cnnlab.train.loop.fit import TrainBatches, augmented
+from cnnlab.train.runs.config import TrainConfig, describe_model
+from cnnlab.train.runs.recipes import recipe
 from cnnlab.train.runs.run import RunData, build_run_parts, load_run_data
 
 #: Untimed steps per engine before the rounds.
@@ -43,8 +47,6 @@ def recipe_config(name: str, data_dir: str | None = None) -> TrainConfig:
         ValueError: an unknown recipe (the message lists the valid names), or a ``data_dir``
             that is not an existing folder.
     """
-    from cnnlab.train.runs.recipes import recipe
-
     values = recipe(name)
     if data_dir is not None:
         values["data_dir"] = data_dir
@@ -63,8 +65,6 @@ def load_recipe_data(name: str, config: TrainConfig) -> RunData:
 
 def missing_data_message(name: str, config: TrainConfig) -> str:
     """One line: which folders were searched for ``config.data``, and how to get the files."""
-    from cnnlab.data.locate import SYSTEM_DIRS, cache_dir, search_dirs
-
     dataset = config.data.lower()
     places = ", ".join(str(folder) for folder, _ in search_dirs(dataset, config.data_dir))
     ways = [f"`{command}`" for _, command in SYSTEM_DIRS.get(dataset, [])]
@@ -93,9 +93,6 @@ class RecipeStep:
     """
 
     def __init__(self, config: TrainConfig, data: RunData, backend: str) -> None:
-        from cnnlab.train.loop.engines import make_engine
-        from cnnlab.train.loop.fit import TrainBatches
-
         parts = build_run_parts(config, data)  # a fresh model with the recipe's seeded weights
         batches = TrainBatches(
             data.x_train, data.y_train, config.batch_size, seed=config.seed, val_split=config.val_split
@@ -117,8 +114,6 @@ class RecipeStep:
 
     def _epochs(self, batches: Any, transform: Any, lr: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The augmented batches of epoch after epoch, each epoch begun as ``fit`` begins it."""
-        from cnnlab.train.loop.fit import augmented
-
         epoch = 0
         while True:
             epoch += 1
@@ -223,8 +218,6 @@ def _print_header(
     cpu_clock: bool,
     print_fn: Callable[[str], None],
 ) -> None:
-    from cnnlab.train.runs.config import describe_model
-
     c, h, w = data.image_shape
     first = steppers[0]  # every engine trains on the same split
     print_fn(

@@ -26,6 +26,13 @@ from typing import Any
 import numpy as np
 
 from cnnlab import process
+from cnnlab.interop.torch import to_torch
+from cnnlab.layers.fuse import FUSED_LAYERS, ResidualReLU, fuse
+from cnnlab.layers.residual import Residual
+from cnnlab.layers.sequential import Sequential, _one_line
+from cnnlab.losses import SoftmaxCrossEntropy
+from cnnlab.models import build_model
+from cnnlab.optim import SGD
 
 #: name -> input shape (C, H, W) of the reference models.
 MODELS: dict[str, tuple[int, int, int]] = {
@@ -45,8 +52,6 @@ def cores() -> int:
 
 def build(model: str) -> Any:
     """The cnnlab reference model (seeded), float32."""
-    from cnnlab.models import build_model
-
     c, h, w = MODELS[model]
     name, kwargs = ZOO_ARGS.get(model, (model, {}))
     return build_model(name, in_channels=c, input_size=(h, w), num_classes=10, rng=0, **kwargs)
@@ -71,10 +76,6 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
 
 
 def _cnnlab_step(batch: int, train: bool, model: str = "small") -> Callable[[], None]:
-    from cnnlab.layers.fuse import fuse
-    from cnnlab.losses import SoftmaxCrossEntropy
-    from cnnlab.optim import SGD
-
     net = fuse(build(model))  # as fit trains it
     loss = SoftmaxCrossEntropy()
     opt = SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -98,8 +99,6 @@ def _cnnlab_step(batch: int, train: bool, model: str = "small") -> Callable[[], 
 
 
 def _torch_model(torch: Any, model: str) -> Any:
-    from cnnlab.interop.torch import to_torch
-
     return to_torch(build(model)).float()
 
 
@@ -305,10 +304,6 @@ def profile(batch: int = 128, steps: int = 20, model: str = "small") -> str:
     a ``Residual`` block) is followed by indented rows for its leaf layers, named by the
     model's paths; the container's own time includes theirs (and the residual add).
     """
-    from cnnlab.layers.fuse import FUSED_LAYERS, fuse
-    from cnnlab.layers.sequential import _one_line
-    from cnnlab.losses import SoftmaxCrossEntropy
-
     original = build(model)
     net = fuse(original)
     if hasattr(net.layers[0], "needs_input_grad"):
@@ -368,10 +363,6 @@ def _model_leaves(view: Any, model: Any, prefix: str = "") -> Iterator[tuple[str
     Residual -> ReLU is walked into (its block's layers run on their own). The model's
     top-level layer itself is not yielded (it has its own row).
     """
-    from cnnlab.layers.fuse import FUSED_LAYERS, ResidualReLU
-    from cnnlab.layers.residual import Residual
-    from cnnlab.layers.sequential import Sequential, _one_line
-
     if isinstance(view, Sequential):
         i = 0
         for layer in view.layers:
@@ -434,16 +425,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{r.get('peak_rss_mb_b128', float('nan')):>9.0f}"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``benchmarks/bench_train_step.py``: the options of ``cnnlab bench`` (one parser)."""
-    import argparse
-
-    from cnnlab.cli import bench_cmd
-
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    bench_cmd.add_arguments(parser)
-    args = parser.parse_args(argv)
-    process.tune_process()  # as `cnnlab bench` runs (cli/main.py)
-    return bench_cmd.run(args)
