@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.cifar import load_cifar_arrays
+from cnnlab.data.folder import load_folder_arrays
+from cnnlab.data.idx import load_idx_arrays
+
 DIGITS_PATH = Path(__file__).with_name("digits.npz")
 
 FASHION_CLASSES = [
@@ -184,16 +188,10 @@ def load_dataset(
     if key == "digits":
         return load_digits()
     if key in ("mnist", "fashion-mnist"):
-        from cnnlab.data.idx import load_idx_arrays
-
         return _splits(key, DATASETS[key], load_idx_arrays(key, root, download))
     if key == "cifar10":
-        from cnnlab.data.cifar import load_cifar_arrays
-
         return _splits(key, DATASETS[key], load_cifar_arrays(root, download))
     if Path(name).is_dir():
-        from cnnlab.data.folder import load_folder_arrays
-
         x_train, y_train, x_test, y_test, classes = load_folder_arrays(
             name,
             size=size,
