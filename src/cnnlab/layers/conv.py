@@ -11,6 +11,12 @@ from cnnlab.errors import CnnlabError, ShapeError, check_int, int_pair
 from cnnlab.functional import conv as conv_kernels
 from cnnlab.functional.conv import ConvWorkspace
 from cnnlab.functional.fpstate import quiet_fp_method
+from cnnlab.functional.grouped_conv import (
+    depthwise_conv2d_backward,
+    depthwise_conv2d_forward,
+    grouped_conv2d_backward,
+    grouped_conv2d_forward,
+)
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
 from cnnlab.layers.base import Layer, TorchSpec, config_int, single, unsupported_torch
 from cnnlab.utils import same_padding
@@ -39,11 +45,17 @@ class Conv2D(Layer):
             (output = ceil(input / stride), TensorFlow/Keras rule: total padding
             max((out-1)*S + D*(K-1) + 1 - H, 0), the odd one extra at the bottom/right).
         dilation: spacing between filter taps, int or pair; the effective kernel is D*(K-1)+1.
+        groups: split input channels and filters into this many groups; filter group k sees
+            only input group k (both channel counts must divide by it). 1 is the ordinary
+            convolution; ``groups=in_channels`` is the depthwise convolution of MobileNet
+            (each channel filtered on its own, ``out_channels/in_channels`` filters each).
+            The cost and the weights are 1/groups of the full convolution's.
         bias: add a learned bias per filter.
         rng: seed or Generator for the initial weights.
 
-    Weights: ``weight`` (C_out, C_in, KH, KW) and ``bias`` (C_out,), float32, drawn from
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C_in*KH*KW (PyTorch's default).
+    Weights: ``weight`` (C_out, C_in/groups, KH, KW) and ``bias`` (C_out,), float32, drawn from
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C_in/groups*KH*KW (PyTorch's default).
+    Grouped and depthwise kernels: ``cnnlab.functional.grouped_conv``.
 
     Attributes:
         needs_input_grad: when False (the first layer of a network) ``backward`` skips
@@ -51,6 +63,7 @@ class Conv2D(Layer):
 
     Shape:
         - Input: (N, C_in, H, W)
+        - Weight: (C_out, C_in/groups, KH, KW)
         - Output: (N, C_out, H_out, W_out) with
           H_out = floor((H + 2*P - D*(K-1) - 1) / S) + 1, for D=1: floor((H - K + 2*P) / S) + 1
           (W_out alike); with padding="same": H_out = ceil(H / S).
@@ -65,6 +78,9 @@ class Conv2D(Layer):
         (2, 32, 28, 28)
         >>> conv.formula((2, 1, 28, 28))
         'floor((28 - 3 + 2*1) / 1) + 1 = 28'
+        >>> depthwise = Conv2D(32, 32, 3, padding=1, groups=32, rng=0)  # MobileNet's 3x3
+        >>> depthwise.params["weight"].shape
+        (32, 1, 3, 3)
     """
 
     needs_input_grad: bool = True
@@ -80,12 +96,19 @@ class Conv2D(Layer):
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] | str = 0,
         dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
         bias: bool = True,
         rng: RngLike = None,
     ) -> None:
         super().__init__()
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             check_int("Conv2D", arg, value)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2D: argument `groups` must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}. Received: groups={groups}"
+            )
+        self.groups = int(groups)
         self._kernel = int_pair("Conv2D", "kernel_size", kernel_size)
         self._stride = int_pair("Conv2D", "stride", stride)
         self._dilation = int_pair("Conv2D", "dilation", dilation)
@@ -102,12 +125,13 @@ class Conv2D(Layer):
         self.bias = bool(bias)
         self.needs_input_grad = True
         self._workspace = ConvWorkspace()
+        self._group_workspaces = [ConvWorkspace() for _ in range(self.groups if self._grouped else 0)]
 
         KH, KW = self._kernel
-        fan_in = self.in_channels * KH * KW
+        fan_in = self.in_channels // self.groups * KH * KW
         gen = make_rng(rng)
         self.params["weight"] = torch_default_uniform(
-            (self.out_channels, self.in_channels, KH, KW), fan_in, gen
+            (self.out_channels, self.in_channels // self.groups, KH, KW), fan_in, gen
         )
         if self.bias:
             self.params["bias"] = torch_default_uniform((self.out_channels,), fan_in, gen)
@@ -117,9 +141,26 @@ class Conv2D(Layer):
         config = self.get_config()
         parts = [str(config.pop("in_channels")), str(config.pop("out_channels"))]
         parts.append(f"kernel_size={config.pop('kernel_size')!r}")
-        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True}
+        defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True}
         parts += [f"{k}={v!r}" for k, v in config.items() if v != defaults.get(k)]
         return f"Conv2D({', '.join(parts)})"
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments; ``groups`` only when not 1 (ordinary convs' files stay as they were)."""
+        config = super().get_config()
+        if self.groups == 1:
+            del config["groups"]
+        return config
+
+    @property
+    def _depthwise(self) -> bool:
+        """One input channel per group (groups == in_channels > 1): the tap-loop kernel."""
+        return self.groups > 1 and self.groups == self.in_channels
+
+    @property
+    def _grouped(self) -> bool:
+        """Several input channels per group: one im2col convolution per group."""
+        return self.groups > 1 and not self._depthwise
 
     # ---- sizes ------------------------------------------------------------------------
     def _pads(self, H: int, W: int) -> tuple[int, int, int, int]:
@@ -152,12 +193,13 @@ class Conv2D(Layer):
         }
         if self.torch_module() == "torch.nn.Conv2d":  # Conv2dSame always pads "same"
             args["padding"] = "same" if self.padding == "same" else self._padding
-        return args | {"dilation": self._dilation, "bias": self.bias}
+        args |= {"dilation": self._dilation} | ({"groups": self.groups} if self.groups != 1 else {})
+        return args | {"bias": self.bias}
 
     @classmethod
     def from_torch_args(cls, module: Any) -> dict[str, Any]:
-        if module.groups != 1 or module.padding_mode != "zeros":
-            raise unsupported_torch(module, "only groups=1 and padding_mode='zeros'")
+        if module.padding_mode != "zeros":
+            raise unsupported_torch(module, "only padding_mode='zeros'")
         same = any(c.__name__ == "Conv2dSame" for c in type(module).__mro__)
         return {
             "in_channels": module.in_channels,
@@ -166,6 +208,7 @@ class Conv2D(Layer):
             "stride": single(module.stride),
             "padding": "same" if same else single(module.padding),
             "dilation": single(module.dilation),
+            **({"groups": module.groups} if module.groups != 1 else {}),
             "bias": module.bias is not None,
         }
 
@@ -207,18 +250,19 @@ class Conv2D(Layer):
         return fh if fh == fw else f"H: {fh}, W: {fw}"
 
     def flops(self, input_shape: tuple[int, ...]) -> int:
-        """2 * C_in * KH * KW per output element (multiply-adds), plus one add for the bias."""
+        """2 * C_in/groups * KH * KW per output element (multiply-adds), plus one add for the bias."""
         n_out = math.prod(self.output_shape(input_shape)[1:])
         KH, KW = self._kernel
-        return 2 * self.in_channels * KH * KW * n_out + (n_out if self.bias else 0)
+        return 2 * self.in_channels // self.groups * KH * KW * n_out + (n_out if self.bias else 0)
 
     @classmethod
     def config_parameters(cls, args: dict[str, Any]) -> int:
-        """C_out * C_in * KH * KW weights, plus C_out biases."""
+        """C_out * C_in/groups * KH * KW weights, plus C_out biases."""
         kernel = args.get("kernel_size")
         kernel = kernel if isinstance(kernel, (list, tuple)) else [kernel, kernel]
         out_channels = config_int(args.get("out_channels"))
-        count = out_channels * config_int(args.get("in_channels")) * math.prod(config_int(k) for k in kernel)
+        in_per_group = config_int(args.get("in_channels")) // max(config_int(args.get("groups", 1)), 1)
+        count = out_channels * in_per_group * math.prod(config_int(k) for k in kernel)
         return count + (0 if args.get("bias", True) is False else out_channels)
 
     # ---- the two phases -------------------------------------------------------------
@@ -229,6 +273,8 @@ class Conv2D(Layer):
         H, W = x.shape[2:]
         pads = self._pads(H, W)
         self._check_workspace(x.shape, pads, self.params["weight"].dtype)
+        if self.groups > 1:
+            return self._forward_groups(x, pads)
         y = conv_kernels.conv2d_forward(
             x,
             self.params["weight"],
@@ -241,12 +287,39 @@ class Conv2D(Layer):
         self._cache = (x, pads)
         return y
 
+    def _forward_groups(self, x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
+        """Grouped convolution: the depthwise tap loop, or one im2col convolution per group."""
+        weight, bias = self.params["weight"], self.params.get("bias")
+        if self._depthwise:
+            y = depthwise_conv2d_forward(x, weight, bias, pads, self._stride, self._dilation)
+            self._cache = (x, pads, None)
+        else:
+            y, parts = grouped_conv2d_forward(
+                x, weight, bias, self.groups, pads, self._stride, self._dilation, self._group_workspaces
+            )
+            self._cache = (x, pads, parts)  # the group slices: each group's backward reuses its columns
+        return y  # (N, C_out, H_out, W_out)
+
+    def _backward_groups(self, dy: np.ndarray) -> np.ndarray | None:
+        x, pads, parts = self._cached()
+        weight, geometry = self.params["weight"], (pads, self._stride, self._dilation)
+        if parts is None:
+            dx, dW, db = depthwise_conv2d_backward(dy, x, weight, *geometry, need_dx=self.needs_input_grad)
+        else:
+            dx, dW, db = grouped_conv2d_backward(
+                dy, parts, weight, *geometry, need_dx=self.needs_input_grad, workspaces=self._group_workspaces
+            )
+        self.grads["weight"] = dW  # (C_out, C_in/groups, KH, KW)
+        if self.bias:
+            self.grads["bias"] = db.astype(self.params["bias"].dtype, copy=False)  # (C_out,)
+        return dx  # (N, C_in, H, W) or None
+
     def _check_workspace(self, shape: tuple[int, ...], pads: tuple[int, int, int, int], dtype: Any) -> None:
         """Refuse up front when ONE example's im2col workspace exceeds the budget.
 
         Larger batches are split into chunks by the kernel; a single example cannot be.
         """
-        C_in, H, W = shape[1:]
+        C_in, H, W = shape[1] // self.groups, shape[2], shape[3]  # one group's columns at a time
         (H_out, _), (W_out, _) = self._sizes(shape)
         (KH, KW), (Hp, Wp) = self._kernel, (H + pads[0] + pads[1], W + pads[2] + pads[3])
         need = (C_in * KH * KW * H_out * W_out + C_in * Hp * Wp) * np.dtype(dtype).itemsize
@@ -263,6 +336,8 @@ class Conv2D(Layer):
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
         """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""
+        if self.groups > 1:
+            return self._backward_groups(dy)
         x, pads = self._cached()
         dx, dW, db = conv_kernels.conv2d_backward(
             dy,
