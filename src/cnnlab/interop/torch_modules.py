@@ -72,8 +72,8 @@ def torch_modules() -> SimpleNamespace:
         half before, the odd one extra after (bottom/right): ``same_padding``.
         """
 
-        def __init__(self, in_channels, out_channels, kernel_size, stride=1, dilation=1, bias=True):
-            super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, bias=bias)
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, dilation=1, bias=True, groups=1):
+            super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias=bias)
 
         def forward(self, x):
             H, W = x.shape[-2:]
