@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,12 @@ from cnnlab.train.loop.engines.torch_engine import (
 from cnnlab.train.loop.fit import fit, validate
 from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.run import train_run
-from cnnlab.train.torch_backend import fit_torch
+
+
+def fit_torch(*args: Any, **kwargs: Any) -> Any:
+    """``fit`` with the PyTorch engine (``cnnlab train --backend torch``)."""
+    return fit(*args, backend="torch", **kwargs)
+
 
 TINY = {
     "layers": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -147,9 +148,7 @@ def test_without_validation_no_nan_points(tmp_path, accumulator):
 
 def test_torch_backend_logs_weights_but_no_gradients(torch, tmp_path, accumulator):
     """fit_torch keeps the gradients in the torch module: only weight histograms."""
-    from cnnlab.train.torch_backend import fit_torch
-
-    net, _, _ = train(tmp_path, epochs=2, fit_fn=fit_torch)
+    net, _, _ = train(tmp_path, epochs=2, fit_fn=functools.partial(cnnlab.fit, backend="torch"))
     tr = accumulator(tmp_path / "tb" / "train")
     names = [p.path for p in net.parameters()]
     assert sorted(tr.Tags()["histograms"]) == sorted(f"weights/{n}" for n in names)
