@@ -22,6 +22,8 @@ from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
 from cnnlab.layers.embedding import Embedding
+from cnnlab.layers.graph import Graph
+from cnnlab.layers.merge import Add, Concat
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.residual import Residual
@@ -62,8 +64,24 @@ class Example(NamedTuple):
     make_input: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray] = normal_input
 
 
+def example_graph(rng: int = 0) -> Graph:
+    """An Inception-like Graph on (4, H, W): three branches joined by Concat, a fan-out, an Add."""
+    g = Graph("x")
+    g.add("b1", Conv2D(4, 3, 1, rng=rng), "x")
+    g.add(
+        "b2", Sequential(Conv2D(4, 2, 1, rng=rng + 1), ReLU(), Conv2D(2, 3, 3, padding=1, rng=rng + 2)), "x"
+    )
+    g.add("b3", Sequential(MaxPool2D(3, stride=1, padding=1), Conv2D(4, 2, 1, rng=rng + 3)), "x")
+    g.add("cat", Concat(), ["b1", "b2", "b3"])
+    g.add("act", ReLU(), "cat")
+    g.add("proj", Conv2D(8, 8, 1, rng=rng + 4), "act")
+    g.output(g.add("sum", Add(), ["act", "proj", "cat"]))
+    return g
+
+
 #: Layers the signature cannot build (e.g. integer inputs): name -> () -> Example.
 EXAMPLES: dict[str, Callable[[], Example]] = {
+    "Graph": lambda: Example(example_graph(), (4, 7, 7)),
     "Embedding": lambda: Example(
         Embedding(7, 4, padding_idx=0, rng=0), (5,), lambda rng, shape: rng.integers(0, 7, shape)
     ),

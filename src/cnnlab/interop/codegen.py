@@ -140,7 +140,7 @@ def _expr(layer: Layer, depth: int, used: set[str]) -> str:
     defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
     options = {k: v for k, v in kwargs.items() if k not in defaults or not _same(v, defaults[k])}
     pad = INDENT * (depth + 1)
-    if args or any(isinstance(v, Layer) for v in options.values()):
+    if args or any(_holds_layer(v) for v in options.values()):
         items = [_expr(child, depth + 1, used) for child in args]
         items += [f"{k}={_value(v, depth + 1, used)}" for k, v in options.items()]
         lines = "".join(f"{pad}{item},\n" for item in items)
@@ -157,5 +157,23 @@ def _same(value: Any, default: Any) -> bool:
     return _pair_text(value) == _pair_text(default)
 
 
+def _holds_layer(value: Any) -> bool:
+    """A layer, or a list/tuple/dict with one inside (a Graph's nodes)."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_layer(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_layer(v) for v in value.values())
+    return isinstance(value, Layer)
+
+
 def _value(value: Any, depth: int, used: set[str]) -> str:
-    return _expr(value, depth, used) if isinstance(value, Layer) else _pair_text(value)
+    """Source for one argument; a list holding layers gets one line per item, e.g. a Graph's
+    ``nodes=[{'name': 'b1', 'inputs': ['x'], 'module': nn.Conv2d(4, 3, 1)}, ...]``."""
+    if isinstance(value, Layer):
+        return _expr(value, depth, used)
+    if isinstance(value, dict) and _holds_layer(value):
+        return "{" + ", ".join(f"{k!r}: {_value(v, depth, used)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)) and _holds_layer(value):
+        items = "".join(f"{INDENT * (depth + 1)}{_value(v, depth + 1, used)},\n" for v in value)
+        return f"[\n{items}{INDENT * depth}]"
+    return _pair_text(value)

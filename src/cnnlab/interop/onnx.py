@@ -91,6 +91,12 @@ def to_onnx(
         raise CnnlabError(
             "ONNX export needs the onnx package: pip install 'cnnlab[onnx]' (or pip install onnx)"
         )
+    inputs = getattr(model, "num_inputs", 1)  # a Graph's; None: any number (Concat, Add)
+    if inputs not in (1, None):
+        raise ValueError(
+            "to_onnx: the model must take one input (input_shape describes one). "
+            f"Received: {model.name} with {inputs} inputs"
+        )
     shape = tuple(input_shape)
     if not shape or not all(isinstance(s, (int, np.integer)) and s > 0 for s in shape):
         raise arg_error(
@@ -103,7 +109,10 @@ def to_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = to_torch(model).eval()
-    dtype = torch.float64 if np.dtype(model.dtype) == np.float64 else torch.float32
+    # The input's dtype: the model's float dtype, or what its first layer reads instead
+    # (an Embedding reads int64 token ids; zeros are valid ids).
+    wanted = model.input_dtype() or np.dtype(model.dtype)
+    dtype = getattr(torch, np.dtype(wanted).name)
     example = (torch.zeros((2, *shape), dtype=dtype),)  # batch 2: torch.export fixes size-1 axes
     if dynamo is None:
         dynamo = importlib.util.find_spec("onnxscript") is not None

@@ -24,6 +24,8 @@ Embedding                   ``ChannelsFirstEmbedding`` (nn.Embedding, output (N,
 Conv1D                      nn.Conv1d ("same" at stride > 1 or even kernel: ``Conv1dSame``)
 MaxPool1D / AvgPool1D       nn.MaxPool1d / nn.AvgPool1d (every option)
 GlobalMaxPool1D             ``GlobalMaxPool1d`` (max over L)
+Graph                       ``GraphModule`` (an nn.ModuleDict of the nodes, run in order)
+Concat(axis) / Add()        ``Concat(dim)`` (torch.cat) / ``Add()`` (x0 + x1 + ...)
 ==========================  =========================================================
 
 The names in ``backquotes`` are the small modules of ``cnnlab.interop.torch_modules``.
@@ -170,8 +172,26 @@ def _module_for(layer: Layer) -> Any:
     """The torch module for one cnnlab layer (children converted recursively), weights not copied."""
     path, args, kwargs = torch_call(layer)
     args = [_module_for(child) for child in args]
-    kwargs = {k: _module_for(v) if isinstance(v, Layer) else v for k, v in kwargs.items()}
-    return torch_class(path)(*args, **kwargs)
+    kwargs = {k: _nested(v, Layer, _module_for) for k, v in kwargs.items()}
+    try:
+        return torch_class(path)(*args, **kwargs)
+    except KeyError as exc:  # nn.ModuleDict refuses a key that is one of its attributes
+        raise CnnlabError(
+            f"to_torch: {layer.name}: torch refused a name ({exc}); rename it (a Graph node name "
+            "must not be an attribute of nn.ModuleDict such as 'keys', 'items', 'forward')"
+        ) from None
+
+
+def _nested(value: Any, kind: type, convert: Any) -> Any:
+    """``value`` with every ``kind`` instance in it converted, also inside lists, tuples and
+    dicts (a Graph's nodes: ``[{"name": ..., "inputs": [...], "module": layer}]``)."""
+    if isinstance(value, kind):
+        return convert(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_nested(v, kind, convert) for v in value)
+    if isinstance(value, dict):
+        return {k: _nested(v, kind, convert) for k, v in value.items()}
+    return value
 
 
 # ---- torch -> cnnlab ------------------------------------------------------------------------
@@ -187,9 +207,9 @@ def _layer_for(module: Any) -> Layer:
         raise unsupported_torch(module, "supported are " + ", ".join(_supported_names(table)))
     cls = table[match]
     kwargs = cls.from_torch_args(module)
-    kwargs = {k: _layer_for(v) if isinstance(v, nn.Module) else v for k, v in kwargs.items()}
+    kwargs = {k: _nested(v, nn.Module, _layer_for) for k, v in kwargs.items()}
     star = cls.torch.star_arg  # type: ignore[union-attr]  # in the table: has a spec
-    args = [_layer_for(child) for child in kwargs.pop(star)] if star else []
+    args = list(kwargs.pop(star)) if star else []
     return cls(*args, **kwargs)
 
 

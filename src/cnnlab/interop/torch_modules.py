@@ -13,6 +13,10 @@
 - ``Conv1dSame``, ``GlobalMaxPool1d``, ``ChannelsFirstEmbedding``: the text layers
   (issue 27): "same" at any stride in 1-D; max over time, (N, C, L) -> (N, C); and
   ``nn.Embedding`` whose output is channels-first, (N, L) ids -> (N, D, L), as cnnlab's.
+- ``GraphModule``, ``Concat``, ``Add``: a cnnlab ``Graph`` (issue 26). ``GraphModule`` is an
+  ``nn.ModuleDict`` of the node modules (so the state_dict keys are cnnlab's,
+  ``"stem.weight"``, ``"b2.0.weight"``) whose ``forward`` runs them in order, feeding each
+  the tensors its node reads; ``Concat`` is ``torch.cat``, ``Add`` the sum ``x0 + x1 + ...``.
 
 PyTorch is optional, so the classes are built on first use by ``torch_modules()`` (importing
 ``cnnlab.interop`` never imports torch). The layer table names them by path
@@ -61,7 +65,7 @@ def torch_modules() -> SimpleNamespace:
         >>> M.Conv2dSame(1, 1, 3, stride=2)(torch.zeros(1, 1, 7, 7)).shape
         torch.Size([1, 1, 4, 4])
     """
-    import_torch()
+    torch = import_torch()
     import torch.nn.functional as F
     from torch import nn
 
@@ -135,7 +139,51 @@ def torch_modules() -> SimpleNamespace:
         def forward(self, x):
             return super().forward(x).transpose(1, 2)
 
+    class Concat(nn.Module):
+        """torch.cat of the inputs along ``dim`` (cnnlab's Concat)."""
+
+        def __init__(self, dim=1):
+            super().__init__()
+            self.dim = dim
+
+        def forward(self, *xs):
+            return torch.cat(xs, dim=self.dim)
+
+        def extra_repr(self):
+            return f"dim={self.dim}"
+
+    class Add(nn.Module):
+        """The sum of the inputs, left to right (cnnlab's Add)."""
+
+        def forward(self, x, *more):
+            for other in more:
+                x = x + other
+            return x
+
+    class GraphModule(nn.ModuleDict):
+        """Modules wired as a graph: each node applies its module to the tensors it reads.
+
+        ``nodes`` lists ``{"name", "inputs", "module"}`` in an order where every node comes
+        after the nodes it reads; ``inputs`` names graph inputs or earlier nodes. ``forward``
+        returns the node named ``output``.
+        """
+
+        def __init__(self, inputs, nodes, output):
+            super().__init__({node["name"]: node["module"] for node in nodes})
+            self.graph_inputs = list(inputs)
+            self.graph_edges = {node["name"]: list(node["inputs"]) for node in nodes}
+            self.graph_output = output
+
+        def forward(self, x, *more):  # x first: torch.export matches dynamic shapes to x
+            values = dict(zip(self.graph_inputs, (x, *more), strict=True))
+            for name, module in self.items():
+                values[name] = module(*(values[n] for n in self.graph_edges[name]))
+            return values[self.graph_output]
+
     return SimpleNamespace(
+        Concat=Concat,
+        Add=Add,
+        GraphModule=GraphModule,
         Conv2dSame=Conv2dSame,
         Maxout=Maxout,
         GlobalAvgPool2d=GlobalAvgPool2d,

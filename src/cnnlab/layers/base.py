@@ -262,11 +262,27 @@ class Layer:
 
     @property
     def dtype(self) -> np.dtype:
-        for value in self.params.values():
-            return value.dtype
-        for child in self.children().values():
-            return child.dtype
+        """The dtype of the first floating array (parameter or buffer) in state_dict order.
+
+        A layer without arrays (a first MaxPool2D) does not decide: the float64 weights
+        after it do. The default dtype when the model holds no floating array at all.
+        """
+        for _, layer in self.named_layers():
+            for value in (*layer.params.values(), *layer.buffers.values()):
+                if value.dtype.kind == "f":
+                    return value.dtype
         return np.dtype(DEFAULT_DTYPE)
+
+    def input_dtype(self) -> np.dtype | None:
+        """The dtype of the input this layer reads when it is not a float, else None.
+
+        None (the default) means the model's float dtype; a layer that reads something
+        else says so (``Embedding``: int64 token ids). A container asks its first child, the
+        one that reads its input (a Graph's first node reads a graph input).
+        """
+        for child in self.children().values():
+            return child.input_dtype()
+        return None
 
     # ---- structure ----------------------------------------------------------------------
     def children(self) -> dict[str, Layer]:

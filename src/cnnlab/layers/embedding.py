@@ -100,6 +100,10 @@ class Embedding(Layer):
             "padding_idx": module.padding_idx,
         }
 
+    def input_dtype(self) -> np.dtype | None:
+        """Token ids: int64 (what ``to_onnx`` feeds the exported model)."""
+        return np.dtype(np.int64)
+
     # ---- sizes --------------------------------------------------------------------------
     def _check_indices(self, x: Any) -> np.ndarray:
         """Return ``x`` as (N, L) integers in [0, V), or raise the error that says what is wrong."""

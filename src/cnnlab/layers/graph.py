@@ -90,7 +90,22 @@ class Graph(Layer):
         ['stem.weight', 'stem.bias', 'b1.weight']
     """
 
-    torch = TorchSpec(None, none_because="converted by cnnlab.interop.torch_graph (graph_to_torch)")
+    torch = TorchSpec("cnnlab.interop.torch_modules.GraphModule")
+
+    def torch_args(self) -> dict[str, Any]:
+        """``GraphModule(inputs, nodes, output)``: the nodes as ``{"name", "inputs", "module"}``."""
+        if self.output_name is None:
+            raise CnnlabError("to_torch: the Graph has no output; call graph.output(name) first")
+        nodes = [{"name": n.name, "inputs": list(n.inputs), "module": n.layer} for n in self.nodes.values()]
+        return {"inputs": list(self.inputs), "nodes": nodes, "output": self.output_name}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        nodes = [
+            {"name": name, "layer": child, "inputs": list(module.graph_edges[name])}
+            for name, child in module.items()
+        ]
+        return {"inputs": list(module.graph_inputs), "nodes": nodes, "output": module.graph_output}
 
     def __init__(
         self,

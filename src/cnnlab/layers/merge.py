@@ -11,8 +11,8 @@ several inputs):
 - ``layer.num_inputs`` is ``None`` (any number, at least one). A single-input layer has no
   such attribute (or 1) and keeps the one-array contract of ``cnnlab.layers.base``.
 
-Neither layer has parameters, so neither writes ``grads``. Their PyTorch twins (a Graph node
-of ``torch.cat`` / a sum) are built by ``cnnlab.interop.torch_graph`` with the graph.
+Neither layer has parameters, so neither writes ``grads``. Their PyTorch twins are the small
+modules ``Concat`` (``torch.cat``) and ``Add`` (a sum) of ``cnnlab.interop.torch_modules``.
 """
 
 from __future__ import annotations
@@ -82,11 +82,14 @@ class Concat(_Merge):
         [(2, 3, 4, 4), (2, 5, 4, 4)]
     """
 
-    torch = TorchSpec(
-        None,
-        onnx_ops=("Concat",),
-        none_because="a Graph node: converted with the graph (interop.torch_graph)",
-    )
+    torch = TorchSpec("cnnlab.interop.torch_modules.Concat", onnx_ops=("Concat",))
+
+    def torch_args(self) -> dict[str, Any]:
+        return {"dim": self.axis}
+
+    @classmethod
+    def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        return {"axis": int(module.dim)}
 
     def __init__(self, axis: int = 1) -> None:
         super().__init__()
@@ -163,11 +166,7 @@ class Add(_Merge):
         3
     """
 
-    torch = TorchSpec(
-        None,
-        onnx_ops=("Add", "Sum"),
-        none_because="a Graph node: converted with the graph (interop.torch_graph)",
-    )
+    torch = TorchSpec("cnnlab.interop.torch_modules.Add", onnx_ops=("Add", "Sum"))
 
     def __init__(self) -> None:
         super().__init__()
