@@ -26,6 +26,7 @@ from cnnlab.cli import (
     predict_cmd,
     show_cmd,
     summary_cmd,
+    text_cmds,
     train_cmd,
     tune_cmd,
 )
@@ -112,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     prefix = f"cnnlab {args.command}"
+    args.func = text_cmds.route(args)  # text data or a text run: the text version (cli/text_cmds.py)
     if args.command in TUNED_COMMANDS:
         tune_process()  # OpenBLAS's idle workers sleep, malloc keeps freed memory (cnnlab.process)
     try:

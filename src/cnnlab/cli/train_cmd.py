@@ -37,7 +37,9 @@ def add_parser(sub: Any) -> None:
     for flag, parse in MODEL_FLAGS.items():
         text = f"model option {flag[2:]} (zoo models)"
         if flag == "--widths":
-            text = "vgg: channels of each block, e.g. 16,64 (replaces depth and width)"
+            text = (
+                "vgg: channels of each block, e.g. 16,64 (replaces depth and width); textcnn: filter widths"
+            )
         p.add_argument(flag, type=parse, default=None, help=text)
     p.add_argument(
         "--config",

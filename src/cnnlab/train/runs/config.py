@@ -217,7 +217,7 @@ def check_values(values: Any, kinds: dict[str, Any], where: str) -> None:
 # ---- the `cnnlab train` options ------------------------------------------------------------
 #: Option -> (TrainConfig key, type, help); options left out keep the config's value.
 FLAGS: dict[str, tuple[str, type, str]] = {
-    "--data": ("data", str, "dataset name (digits, mnist, fashion-mnist, cifar10) or image folder"),
+    "--data": ("data", str, "dataset (digits, mnist, fashion-mnist, cifar10), image folder, or text:PATH"),
     "--data-dir": ("data_dir", str, "where the dataset files are"),
     "--model": ("model", str, "zoo name (lenet5, small, small_bn, vgg, resnet) or a YAML/JSON file"),
     "--epochs": ("epochs", int, "number of epochs"),
@@ -273,6 +273,9 @@ MODEL_FLAGS: dict[str, Callable[[str], Any]] = {
     "--widths": int_list,
     "--dropout": float,
     "--batch-norm": on_off,
+    "--embedding-dim": int,  # textcnn (cnnlab.models.textcnn)
+    "--maps": int,
+    "--vectors": str,
 }
 
 

@@ -1,0 +1,113 @@
+"""The CLI on text, end to end on generated data: train, evaluate, predict, show --cam (issue 27)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from cnnlab.cli.main import main
+
+POSITIVE = "good great lovely wonderful excellent".split()
+NEGATIVE = "bad awful terrible boring poor".split()
+FILLER = "the movie was and a it plot actors film story".split()
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def reviews(root: Path, per_class: int = 40) -> Path:
+    """pos/ and neg/ folders of .txt reviews: filler words plus two words of the class."""
+    rng = random.Random(0)
+    for name, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            tokens = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
+            for _ in range(2):
+                tokens.insert(rng.randrange(len(tokens) + 1), rng.choice(words))
+            (root / name / f"{i}.txt").write_text(" ".join(tokens) + " ☺", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("text")
+    data = reviews(tmp / "reviews")
+    run = tmp / "run"
+    code = main(
+        [
+            "train", "--data", f"text:{data}?min_count=1", "--epochs", "12", "--embedding-dim", "16",
+            "--maps", "8", "--widths", "2,3", "--lr", "0.01", "--batch-size", "16", "--out", str(run),
+            "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    return run
+
+
+def test_train_writes_vocab_and_learns(text_run: Path) -> None:
+    vocab = json.loads((text_run / "vocab.json").read_text(encoding="utf-8"))
+    assert vocab["format"] == "cnnlab-vocab" and vocab["tokens"][:2] == ["<pad>", "<unk>"]
+    assert vocab["tokenizer"] == "words" and "percentile" in vocab["length_reason"]
+    assert "☺" in vocab["tokens"]
+    config = json.loads((text_run / "config.json").read_text())
+    assert config["model"] == "textcnn" and config["model_args"]["widths"] == [2, 3]
+    metrics = json.loads((text_run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.9  # two class words in every review
+
+
+def test_predict_sentences_top_k(text_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(
+        capsys, "predict", str(text_run), "a lovely and wonderful film", "boring awful plot", "--top-k", "1"
+    )
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("'a lovely and wonderful film': pos ")
+    assert lines[1].startswith("'boring awful plot': neg ")
+    code, out, _ = cli(capsys, "predict", str(text_run / "model.npz"), "great")
+    assert code == 0 and out.startswith("'great': pos ") and ", neg " in out
+
+
+def test_evaluate_text_run(text_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "evaluate", str(text_run))
+    assert code == 0 and "test texts of text:" in out and "confusion matrix" in out
+    code, out, _ = cli(capsys, "evaluate", str(text_run), "--json")
+    metrics = json.loads(out)
+    saved = json.loads((text_run / "metrics.json").read_text())
+    assert metrics["accuracy"] == saved["test_accuracy"]
+
+
+def test_show_cam_names_the_deciding_words(text_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(
+        capsys, "show", str(text_run), "the plot was terrible and the actors were poor", "--cam"
+    )
+    assert code == 0
+    assert out.splitlines()[0].startswith("'the plot was terrible and the actors were poor': neg ")
+    assert "Grad-CAM for neg" in out
+    decided = out.split("words that decided: ")[1].split(",")
+    assert {decided[0].split()[0], decided[1].split()[0]} & {"terrible", "poor"}
+
+
+def test_text_data_with_an_image_model_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = reviews(tmp_path / "r", per_class=5)
+    code, _, err = cli(
+        capsys, "train", "--data", f"text:{data}", "--model", "small", "--out", str(tmp_path / "run")
+    )
+    assert code == 1 and "needs a text model: --model textcnn. Received: --model small" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_text_option_is_named_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = reviews(tmp_path / "r", per_class=5)
+    code, _, err = cli(capsys, "train", "--data", f"text:{data}?maxlen=5", "--out", str(tmp_path / "run"))
+    assert code == 1 and "option 'maxlen=5'" in err and not (tmp_path / "run").exists()
