@@ -74,6 +74,19 @@ def test_predict_on_a_text_file_says_what_it_is(tmp_path: Path, capsys: pytest.C
     assert "pickle" not in err
 
 
+def test_resume_from_a_text_checkpoint_says_it_is_not_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--quiet", "--no-plots", "--out", str(run)]) == 0
+    (run / "checkpoint.npz").write_text("hello\n")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--quiet", "--no-plots"]) == 1
+    err = capsys.readouterr().err
+    assert "is not a cnnlab checkpoint: it is a text file" in err, err
+    assert "pickle" not in err
+
+
 # ---- item 16: cnnlab's own checkpoint, and a torch file ------------------------------------------
 def test_predict_on_a_checkpoint_points_to_model_npz(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

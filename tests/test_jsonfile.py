@@ -11,6 +11,8 @@ import pytest
 
 from cnnlab.cli.main import main
 from cnnlab.jsonfile import InvalidJSONFile, read_json, read_json_object
+from cnnlab.train.analysis.tune import load_space
+from cnnlab.train.loop.history import History
 
 HISTORY = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n1,2.0,0.5,2.1,0.4,0.01,1.0\n"
 
@@ -53,3 +55,14 @@ def test_cnnlab_plot_names_the_broken_file(
     assert main(["plot", str(run), "--no-tsne"]) == 1
     err = capsys.readouterr().err
     assert f"cnnlab plot: error: {run / name} is not valid JSON (" in err, err
+
+
+def test_a_broken_tune_space_and_history_json_name_their_file(tmp_path: Path) -> None:
+    space = tmp_path / "space.json"
+    space.write_text('{"lr": \n')
+    with pytest.raises(InvalidJSONFile, match=r"space.json is not valid JSON \(Expecting value at line 2"):
+        load_space(space)
+    history = tmp_path / "history.json"
+    history.write_text("[]")
+    with pytest.raises(InvalidJSONFile, match=r"history.json must hold a JSON object"):
+        History.from_json(history)

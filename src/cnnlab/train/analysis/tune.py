@@ -43,8 +43,9 @@ from typing import Any
 
 from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError, arg_error, check_int
+from cnnlab.jsonfile import read_json
 from cnnlab.train.loop.callbacks import Callback, TrainContext
-from cnnlab.train.loop.fit import TrainingDiverged
+from cnnlab.train.loop.divergence import TrainingDiverged
 from cnnlab.train.loop.history import write_atomic
 from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.files import BEST_CONFIG_FILE, CONFIG_FILE
@@ -92,7 +93,7 @@ def load_space(path: str | Path | None = None) -> dict[str, Any]:
     if not p.exists():
         raise FileNotFoundError(f"--space: no such file {p}")
     if p.suffix.lower() == ".json":
-        values = json.loads(p.read_text())
+        values = read_json(p)
     else:
         try:
             import yaml

@@ -258,7 +258,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
     if not path.is_file():
         raise FileNotFoundError(f"{where}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open_npz(path, where, "a cnnlab checkpoint") as npz:
             missing = f"{where} is not a cnnlab checkpoint (no {HEADER_KEY!r} header)"
             header = _check_header(read_json_header(npz, HEADER_KEY, where, missing), where)
             model_shapes = {k: v.shape for k, v in model.state_dict().items()}

@@ -21,6 +21,7 @@ import numpy as np
 
 from cnnlab.atomic import write_text_atomic
 from cnnlab.errors import arg_error
+from cnnlab.jsonfile import read_json_object
 
 COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -146,9 +147,7 @@ class History:
     @classmethod
     def from_json(cls, path: PathLike) -> History:
         """Read a file written by ``to_json``."""
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        return cls(data["rows"])
+        return cls(read_json_object(path)["rows"])
 
 
 def restore_csv(path: PathLike, rows: list[dict[str, Any]]) -> bool:
