@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.atomic import atomic_write, write_text_atomic
 from cnnlab.cli.summary_cmd import parse_shape
 from cnnlab.errors import CnnlabError
 from cnnlab.interop.codegen import torch_source
@@ -117,6 +118,7 @@ def export_torch(model: Any, out: Path, extra: dict[str, Any] | None = None) -> 
         raise CnnlabError(f"export --to torch writes a folder (model.pt, model.py); --out {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     weights, source = out / "model.pt", out / "model.py"
-    torch.save(to_torch(model).state_dict(), weights)
-    source.write_text(torch_source(model, extra))
+    state = to_torch(model).state_dict()
+    atomic_write(weights, lambda f: torch.save(state, f))
+    write_text_atomic(source, torch_source(model, extra))
     return weights, source

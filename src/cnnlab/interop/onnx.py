@@ -16,6 +16,7 @@ import importlib.util
 import io
 import logging
 import os
+import secrets
 import warnings
 from pathlib import Path
 
@@ -125,6 +126,9 @@ def to_onnx(
     quiet = logging.getLogger("torch.onnx")  # e.g. "torchvision is not installed. Skipping ..."
     level = quiet.level
     quiet.setLevel(logging.ERROR)
+    # Exported beside the target and renamed over it, so a failed export (a full disk, an
+    # unsupported op) never leaves a half-written model.onnx in place of a good one.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
@@ -132,7 +136,7 @@ def to_onnx(
                 torch.onnx.export(
                     module,
                     example,
-                    str(path),
+                    str(tmp),
                     dynamo=True,
                     external_data=False,
                     dynamic_shapes=({0: torch.export.Dim("batch")},),
@@ -143,13 +147,17 @@ def to_onnx(
                 torch.onnx.export(
                     module,
                     example,
-                    str(path),
+                    str(tmp),
                     dynamo=False,
                     dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
                     **names,
                 )
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise CnnlabError(f"to_onnx: cannot write {path}: {exc.strerror or exc}") from exc
         except Exception as exc:
             raise CnnlabError(f"to_onnx: torch.onnx.export failed: {type(exc).__name__}: {exc}") from exc
         finally:
             quiet.setLevel(level)
+            tmp.unlink(missing_ok=True)
     return path
