@@ -5,6 +5,7 @@ torch, onnx and onnxruntime are optional; they are imported only when a function
 """
 
 from cnnlab.interop.onnx import to_onnx
+from cnnlab.interop.onnx_import import from_onnx
 from cnnlab.interop.torch import from_torch, to_torch
 
-__all__ = ["from_torch", "to_onnx", "to_torch"]
+__all__ = ["from_onnx", "from_torch", "to_onnx", "to_torch"]
