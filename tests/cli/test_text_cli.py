@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,15 @@ def test_predict_sentences_top_k(text_run: Path, capsys: pytest.CaptureFixture[s
     assert code == 0 and out.startswith("'great': pos ") and ", neg " in out
 
 
+def test_a_copied_model_file_carries_its_vocabulary(
+    text_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "reviews.npz"
+    shutil.copy(text_run / "model.npz", copy)  # no vocab.json beside it
+    code, out, _ = cli(capsys, "predict", str(copy), "a lovely film", "--top-k", "1")
+    assert code == 0 and out.startswith("'a lovely film': pos ")
+
+
 def test_evaluate_text_run(text_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "evaluate", str(text_run))
     assert code == 0 and "test texts of text:" in out and "confusion matrix" in out
@@ -111,3 +121,28 @@ def test_bad_text_option_is_named_before_anything_is_written(
     data = reviews(tmp_path / "r", per_class=5)
     code, _, err = cli(capsys, "train", "--data", f"text:{data}?maxlen=5", "--out", str(tmp_path / "run"))
     assert code == 1 and "option 'maxlen=5'" in err and not (tmp_path / "run").exists()
+
+
+def test_pretrained_vectors_coverage_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = reviews(tmp_path / "r", per_class=6)
+    vectors = tmp_path / "glove.txt"
+    vectors.write_text("the 0.1 0.2 0.3\ngood 1 1 1\nbad -1 -1 -1\nzzz 0 0 0\n", encoding="utf-8")
+    run = tmp_path / "run"
+    code, out, _ = cli(
+        capsys, "train", "--data", f"text:{data}?min_count=1", "--vectors", str(vectors), "--maps", "2",
+        "--epochs", "1", "--out", str(run), "--quiet",
+    )  # fmt: skip
+    assert code == 0
+    vocab = json.loads((run / "vocab.json").read_text(encoding="utf-8"))["tokens"]
+    expected = f"3 of {len(vocab) - 2} vocabulary tokens found"
+    assert expected in out and "dimension 3" in out
+    assert json.loads((run / "config.json").read_text())["model_args"]["vectors"] == str(vectors.resolve())
+
+
+def test_resume_of_a_finished_text_run_keeps_its_vocabulary(
+    text_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (text_run / "vocab.json").read_text(encoding="utf-8")
+    code, out, _ = cli(capsys, "train", "--resume", str(text_run), "--quiet")
+    assert code == 0 and "test accuracy" in out
+    assert (text_run / "vocab.json").read_text(encoding="utf-8") == before

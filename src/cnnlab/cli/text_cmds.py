@@ -48,10 +48,17 @@ def _saved_data(run: str) -> str:
 
 
 def is_text_model(name: str) -> bool:
-    """A run folder with vocab.json, or a .npz beside one (cheap: no model is loaded)."""
+    """A run folder with vocab.json, its model.npz, or a model file with a vocabulary in its metadata."""
     path = Path(name)
     folder = path if path.is_dir() else path.parent
-    return (folder / VOCAB_FILE).is_file() and (path.is_dir() or path.name == MODEL_FILE)
+    if (folder / VOCAB_FILE).is_file() and (path.is_dir() or path.name == MODEL_FILE):
+        return True
+    if not path.is_file():
+        return False
+    try:  # a text model copied elsewhere: its metadata holds the vocabulary
+        return "text" in load_model(name)[1]
+    except Exception:  # not a model file: the image command says what is wrong with it
+        return False
 
 
 def route(args: argparse.Namespace) -> Command:
