@@ -243,7 +243,8 @@ def test_too_small_input_error():
         (lambda: AvgPool2D(2.5), r"AvgPool2D: argument `kernel_size`.*Received: kernel_size=2.5"),
         (
             lambda: AvgPool2D(2, padding=-1),
-            r"`padding` must be an int >= 0 or a pair of them. Received: padding=-1",
+            r"`padding` must be an int >= 0, a pair of them, or four \(top, left, bottom, right\) as "
+            r"ONNX's pads. Received: padding=-1",
         ),
         (
             lambda: MaxPool2D(3, padding=2),

@@ -3,7 +3,11 @@
 The semantics are PyTorch's (``torch.nn.functional.max_pool2d`` / ``avg_pool2d``):
 
 - output size ``floor((H + 2*P - K) / S) + 1``, or ``ceil(...) + 1`` with ``ceil_mode``, where
-  a last window that would start in the right padding is dropped;
+  a last window that would start in the right padding is dropped (the last window must start
+  inside the input or the left padding);
+- ``padding`` is an int, a pair ``(PH, PW)``, or ONNX's four ``pads`` ``(top, left, bottom,
+  right)`` (asymmetric: ``H + top + bottom`` replaces ``H + 2*P``, and the ceil-mode rule
+  counts the left/top padding);
 - max pooling pads with ``-inf``; when several values tie for the maximum, the gradient goes to
   the FIRST one in row-major window order (ties are common after ReLU);
 - average pooling pads with zeros; with ``count_include_pad`` the divisor counts the padded
@@ -19,22 +23,56 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnlab.errors import ShapeError, int_pair
+from cnnlab.errors import ShapeError, arg_error, int_pair, is_int
 from cnnlab.utils import split_channels
 
 Pair = tuple[int, int]
+Pads = tuple[int, int, int, int]  # (top, left, bottom, right): the order of ONNX's `pads`
+Padding = int | Pair | Pads
 
 
-def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
+def pool_pads(where: str, padding: Padding) -> Pads:
+    """``padding`` as ``(top, left, bottom, right)``: an int, ``(PH, PW)`` or ONNX's four pads.
+
+    Example:
+        >>> pool_pads("pool2d", 1), pool_pads("pool2d", (1, 2)), pool_pads("pool2d", (0, 0, 1, 1))
+        ((1, 1, 1, 1), (1, 2, 1, 2), (0, 0, 1, 1))
+    """
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        if not all(is_int(p) and p >= 0 for p in padding):
+            raise arg_error(where, "padding", PADDING_EXPECTED, padding)
+        top, left, bottom, right = (int(p) for p in padding)
+        return top, left, bottom, right
+    try:
+        ph, pw = int_pair(where, "padding", padding, 0)
+    except ValueError:
+        raise arg_error(where, "padding", PADDING_EXPECTED, padding) from None
+    return ph, pw, ph, pw
+
+
+#: What ``pool_pads`` accepts, for its error message.
+PADDING_EXPECTED = "an int >= 0, a pair of them, or four (top, left, bottom, right) as ONNX's pads"
+
+
+def pool_output_size(
+    size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False, padding_end: int | None = None
+) -> int:
     """Output length along one axis, exactly as PyTorch computes it (may be < 1 for tiny inputs).
+
+    ``padding`` is the padding before the input (top/left); ``padding_end`` the one after it
+    (bottom/right), the same as ``padding`` when None.
 
     Example:
         >>> pool_output_size(28, 2, 2, 0), pool_output_size(5, 2, 2, 0, ceil_mode=True)
         (14, 3)
+        >>> pool_output_size(5, 2, 2, 0, padding_end=1)  # (5 + 0 + 1 - 2) / 2 + 1
+        3
     """
-    span = size + 2 * padding - kernel
+    end = padding if padding_end is None else padding_end
+    span = size + padding + end - kernel
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    # Ceil mode may add a window; PyTorch drops it when it would start in the right padding.
+    # Ceil mode may add a window; PyTorch drops it when it would start in the right padding
+    # (the last window must start inside the input or the left padding).
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
@@ -44,22 +82,25 @@ def _geometry(
     shape: tuple[int, ...],
     kernel_size: int | Pair,
     stride: int | Pair | None,
-    padding: int | Pair,
+    padding: Padding,
     ceil_mode: bool,
-) -> tuple[Pair, Pair, Pair, Pair, Pair]:
-    """Normalize the arguments; return kernel, stride, padding, output size and padded size."""
+) -> tuple[Pair, Pair, Pads, Pair, Pair]:
+    """Normalize the arguments; return kernel, stride, pads (top, left, bottom, right), output
+    size and padded size."""
     _, _, H, W = shape
     kernel = int_pair("pool2d", "kernel_size", kernel_size)
     step = kernel if stride is None else int_pair("pool2d", "stride", stride)
-    pad = int_pair("pool2d", "padding", padding, 0)
+    pads = pool_pads("pool2d", padding)
+    pad = (pads[0], pads[1])  # (top, left): where the input starts in the padded array
     out = (
-        pool_output_size(H, kernel[0], step[0], pad[0], ceil_mode),
-        pool_output_size(W, kernel[1], step[1], pad[1], ceil_mode),
+        pool_output_size(H, kernel[0], step[0], pads[0], ceil_mode, pads[2]),
+        pool_output_size(W, kernel[1], step[1], pads[1], ceil_mode, pads[3]),
     )
     if out[0] < 1 or out[1] < 1:
         raise ShapeError(
             f"pool2d: input of shape {tuple(shape)} is too small for kernel_size={kernel}, "
-            f"stride={step}, padding={pad}: the output would be {out[0]}x{out[1]}"
+            f"stride={step}, padding={pad if pad == pads[2:] else pads}: "
+            f"the output would be {out[0]}x{out[1]}"
         )
     # The padded input must hold every window (ceil mode may need more than P on the right)
     # and every input cell (floor mode may leave the last rows out of all windows).
@@ -67,7 +108,7 @@ def _geometry(
         max((out[0] - 1) * step[0] + kernel[0], pad[0] + H),
         max((out[1] - 1) * step[1] + kernel[1], pad[1] + W),
     )
-    return kernel, step, pad, out, padded
+    return kernel, step, pads, out, padded
 
 
 def _pad(x: np.ndarray, pad: Pair, padded: Pair, value: float) -> np.ndarray:
@@ -98,7 +139,7 @@ def max_pool2d(
     x: np.ndarray,
     kernel_size: int | Pair,
     stride: int | Pair | None = None,
-    padding: int | Pair = 0,
+    padding: Padding = 0,
     ceil_mode: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling; returns the output and, per output cell, the flat window index of the max.
@@ -112,8 +153,8 @@ def max_pool2d(
         >>> y.ravel().tolist(), arg.ravel().tolist()
         ([3.0], [1])
     """
-    kernel, step, pad, out, padded = _geometry(x.shape, kernel_size, stride, padding, ceil_mode)
-    return _max_pool_windows(x, kernel, step, pad, out, padded)
+    kernel, step, pads, out, padded = _geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    return _max_pool_windows(x, kernel, step, (pads[0], pads[1]), out, padded)
 
 
 def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -231,7 +272,7 @@ def max_pool2d_backward(
     x_shape: tuple[int, ...],
     kernel_size: int | Pair,
     stride: int | Pair | None = None,
-    padding: int | Pair = 0,
+    padding: Padding = 0,
     ceil_mode: bool = False,
 ) -> np.ndarray:
     """Gradient of max pooling: each ``dy`` cell goes to its window's (first) max.
@@ -239,7 +280,7 @@ def max_pool2d_backward(
     Per window offset ``k``, the cells whose max sits at ``k`` receive ``dy`` through one
     strided view; overlapping windows (stride < kernel) add up across offsets.
     """
-    kernel, step, pad, out, padded = _geometry(x_shape, kernel_size, stride, padding, ceil_mode)
+    kernel, step, pads, out, padded = _geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     N, C = x_shape[0], x_shape[1]
     dxp = _alloc_like(arg, (N, C, *padded), dy.dtype, zero=True)  # (N, C, Hp, Wp), arg's memory order
     overlap = step[0] < kernel[0] or step[1] < kernel[1]
@@ -251,31 +292,37 @@ def max_pool2d_backward(
                 view += dy * routed
             else:  # each input cell belongs to at most one window: assign, no read
                 np.multiply(dy, routed, out=view)
-    return _unpad(dxp, pad, x_shape)
+    return _unpad(dxp, (pads[0], pads[1]), x_shape)
 
 
 # ---- average pooling -------------------------------------------------------------------------
 def _divisor_1d(
-    size: int, kernel: int, stride: int, padding: int, n_out: int, include_pad: bool
+    size: int, kernel: int, stride: int, padding: int, n_out: int, include_pad: bool, padding_end: int
 ) -> np.ndarray:
     """Per output position along one axis: how many cells the window is divided by.
 
-    PyTorch's rule: the window ``[o*S - P, o*S - P + K)`` is clipped to ``H + P`` for
-    ``count_include_pad=True``, and to the input ``[0, H)`` otherwise.
+    PyTorch's rule: the window ``[o*S - P, o*S - P + K)`` is clipped to ``H + P_end`` (the
+    padded input) for ``count_include_pad=True``, and to the input ``[0, H)`` otherwise.
     """
     start = np.arange(n_out) * stride - padding
-    end = np.minimum(start + kernel, size + padding)
+    end = np.minimum(start + kernel, size + padding_end)
     if include_pad:
         return end - start
     return np.minimum(end, size) - np.maximum(start, 0)
 
 
 def _avg_divisor(
-    shape: tuple[int, ...], kernel: Pair, step: Pair, pad: Pair, out: Pair, include_pad: bool, dtype: np.dtype
+    shape: tuple[int, ...],
+    kernel: Pair,
+    step: Pair,
+    pads: Pads,
+    out: Pair,
+    include_pad: bool,
+    dtype: np.dtype,
 ) -> np.ndarray:
     """The divisor of every output cell, ``(H_out, W_out)``; the rule factors by axis."""
-    dh = _divisor_1d(shape[2], kernel[0], step[0], pad[0], out[0], include_pad)
-    dw = _divisor_1d(shape[3], kernel[1], step[1], pad[1], out[1], include_pad)
+    dh = _divisor_1d(shape[2], kernel[0], step[0], pads[0], out[0], include_pad, pads[2])
+    dw = _divisor_1d(shape[3], kernel[1], step[1], pads[1], out[1], include_pad, pads[3])
     return np.outer(dh, dw).astype(dtype)  # (H_out, W_out)
 
 
@@ -283,7 +330,7 @@ def avg_pool2d(
     x: np.ndarray,
     kernel_size: int | Pair,
     stride: int | Pair | None = None,
-    padding: int | Pair = 0,
+    padding: Padding = 0,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
 ) -> np.ndarray:
@@ -294,13 +341,13 @@ def avg_pool2d(
         >>> avg_pool2d(x, 2).tolist()
         [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
-    kernel, step, pad, out, padded = _geometry(x.shape, kernel_size, stride, padding, ceil_mode)
-    xp = _pad(x, pad, padded, 0.0)  # (N, C, Hp, Wp)
+    kernel, step, pads, out, padded = _geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    xp = _pad(x, (pads[0], pads[1]), padded, 0.0)  # (N, C, Hp, Wp)
     total = np.zeros((*x.shape[:2], *out), dtype=x.dtype)  # (N, C, H_out, W_out)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             total += _offset_view(xp, i, j, step, out)
-    total /= _avg_divisor(x.shape, kernel, step, pad, out, count_include_pad, x.dtype)
+    total /= _avg_divisor(x.shape, kernel, step, pads, out, count_include_pad, x.dtype)
     return total
 
 
@@ -309,20 +356,20 @@ def avg_pool2d_backward(
     x_shape: tuple[int, ...],
     kernel_size: int | Pair,
     stride: int | Pair | None = None,
-    padding: int | Pair = 0,
+    padding: Padding = 0,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
 ) -> np.ndarray:
     """Gradient of average pooling: every window cell receives ``dy / divisor``."""
-    kernel, step, pad, out, padded = _geometry(x_shape, kernel_size, stride, padding, ceil_mode)
+    kernel, step, pads, out, padded = _geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     g = dy / _avg_divisor(
-        x_shape, kernel, step, pad, out, count_include_pad, dy.dtype
+        x_shape, kernel, step, pads, out, count_include_pad, dy.dtype
     )  # (N, C, H_out, W_out)
     dxp = np.zeros((x_shape[0], x_shape[1], *padded), dtype=dy.dtype)  # (N, C, Hp, Wp)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             _offset_view(dxp, i, j, step, out)[...] += g  # overlapping windows add up
-    return _unpad(dxp, pad, x_shape)
+    return _unpad(dxp, (pads[0], pads[1]), x_shape)
 
 
 # ---- global average pooling ------------------------------------------------------------------

@@ -13,6 +13,9 @@
 - ``Conv1dSame``, ``GlobalMaxPool1d``, ``ChannelsFirstEmbedding``: the text layers
   (issue 27): "same" at any stride in 1-D; max over time, (N, C, L) -> (N, C); and
   ``nn.Embedding`` whose output is channels-first, (N, L) ids -> (N, D, L), as cnnlab's.
+- ``PaddedMaxPool2d``, ``PaddedAvgPool2d``: pooling with ONNX's asymmetric ``pads`` (top,
+  left, bottom, right), which ``nn.MaxPool2d``/``nn.AvgPool2d`` lack (issue 26): an explicit
+  pad to the windows' extent, then a plain pool; the average divides by PyTorch's count.
 - ``GraphModule``, ``Concat``, ``Add``: a cnnlab ``Graph`` (issue 26). ``GraphModule`` is an
   ``nn.ModuleDict`` of the node modules (so the state_dict keys are cnnlab's,
   ``"stem.weight"``, ``"b2.0.weight"``) whose ``forward`` runs them in order, feeding each
@@ -37,8 +40,22 @@ from cnnlab.utils import same_padding
 #: How the layer table names the classes below: CUSTOM_PREFIX + class name.
 CUSTOM_PREFIX = "cnnlab.interop.torch_modules."
 
+
+def window_pads(size, kernel, stride, pad, pad_end, ceil_mode):
+    """(before, after) padding so that a floor-mode pool of the padded input has PyTorch's size.
+
+    The size for pads (pad, pad_end) and ceil_mode, where the last window must start inside
+    the input or the left padding; ``after`` is cut to what the last window reaches.
+    """
+    span = size + pad + pad_end - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return pad, max((out - 1) * stride + kernel - size - pad, 0)
+
+
 #: Plain functions the classes call (copied into a generated model.py beside them).
-HELPERS = (same_padding,)
+HELPERS = (same_padding, window_pads)
 
 
 def import_torch() -> Any:
@@ -139,6 +156,53 @@ def torch_modules() -> SimpleNamespace:
         def forward(self, x):
             return super().forward(x).transpose(1, 2)
 
+    class PaddedMaxPool2d(nn.Module):
+        """Max pooling with asymmetric pads (top, left, bottom, right), padding counting as -inf."""
+
+        def __init__(self, kernel_size, stride=None, pads=(0, 0, 0, 0), ceil_mode=False):
+            super().__init__()
+            self.kernel_size = nn.modules.utils._pair(kernel_size)
+            self.stride = nn.modules.utils._pair(kernel_size if stride is None else stride)
+            self.pads, self.ceil_mode = tuple(pads), ceil_mode
+
+        def forward(self, x):
+            (KH, KW), (SH, SW), (t, l, b, r) = self.kernel_size, self.stride, self.pads
+            top, bottom = window_pads(x.shape[-2], KH, SH, t, b, self.ceil_mode)
+            left, right = window_pads(x.shape[-1], KW, SW, l, r, self.ceil_mode)
+            x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+            return F.max_pool2d(x, self.kernel_size, self.stride)
+
+        def extra_repr(self):
+            return f"{self.kernel_size}, stride={self.stride}, pads={self.pads}, ceil_mode={self.ceil_mode}"
+
+    class PaddedAvgPool2d(nn.Module):
+        """Average pooling with asymmetric pads: window sums over PyTorch's divisor (the window
+        clipped to the padded input with count_include_pad, to the input without)."""
+
+        def __init__(
+            self, kernel_size, stride=None, pads=(0, 0, 0, 0), ceil_mode=False, count_include_pad=True
+        ):
+            super().__init__()
+            self.kernel_size = nn.modules.utils._pair(kernel_size)
+            self.stride = nn.modules.utils._pair(kernel_size if stride is None else stride)
+            self.pads, self.ceil_mode, self.count_include_pad = tuple(pads), ceil_mode, count_include_pad
+
+        def forward(self, x):
+            (KH, KW), (SH, SW), (t, l, b, r) = self.kernel_size, self.stride, self.pads
+            H, W = x.shape[-2:]
+            top, bottom = window_pads(H, KH, SH, t, b, self.ceil_mode)
+            left, right = window_pads(W, KW, SW, l, r, self.ceil_mode)
+            total = F.avg_pool2d(F.pad(x, (left, right, top, bottom)), self.kernel_size, self.stride)
+            ones = torch.ones((1, 1, H, W), dtype=x.dtype, device=x.device)
+            if self.count_include_pad:  # the pads count, up to the end of the padded input
+                mask = F.pad(F.pad(ones, (l, r, t, b), value=1.0), (0, right - r, 0, bottom - b))
+            else:
+                mask = F.pad(ones, (left, right, top, bottom))
+            return total / F.avg_pool2d(mask, self.kernel_size, self.stride)
+
+        def extra_repr(self):
+            return f"{self.kernel_size}, stride={self.stride}, pads={self.pads}, ceil_mode={self.ceil_mode}"
+
     class Concat(nn.Module):
         """torch.cat of the inputs along ``dim`` (cnnlab's Concat)."""
 
@@ -191,4 +255,6 @@ def torch_modules() -> SimpleNamespace:
         Conv1dSame=Conv1dSame,
         GlobalMaxPool1d=GlobalMaxPool1d,
         ChannelsFirstEmbedding=ChannelsFirstEmbedding,
+        PaddedMaxPool2d=PaddedMaxPool2d,
+        PaddedAvgPool2d=PaddedAvgPool2d,
     )

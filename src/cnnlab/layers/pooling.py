@@ -26,42 +26,64 @@ from cnnlab.functional.pool import (
     max_pool2d_2x2_backward,
     max_pool2d_backward,
     pool_output_size,
+    pool_pads,
 )
 from cnnlab.layers.base import Layer, TorchSpec, single, unsupported_torch
 
 IntOrPair = int | tuple[int, int]
+#: An int, (PH, PW), or ONNX's four pads (top, left, bottom, right).
+Padding = int | tuple[int, int] | tuple[int, int, int, int]
 
 
 class _Pool2D(Layer):
     """Shared argument checks, shapes and formulas of MaxPool2D and AvgPool2D."""
 
     def __init__(
-        self, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair, ceil_mode: bool
+        self, kernel_size: IntOrPair, stride: IntOrPair | None, padding: Padding, ceil_mode: bool
     ) -> None:
         super().__init__()
         kernel = int_pair(self.name, "kernel_size", kernel_size)
         step = kernel if stride is None else int_pair(self.name, "stride", stride)
-        pad = int_pair(self.name, "padding", padding, 0)
-        # PyTorch's rule: a window may not be more than half padding.
-        if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
+        pads = pool_pads(self.name, padding)  # (top, left, bottom, right)
+        pad = (pads[0], pads[1])
+        if pads[2:] == pad:
+            # PyTorch's rule: a window may not be more than half padding.
+            if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
+                raise arg_error(
+                    self.name,
+                    "padding",
+                    f"at most half of kernel_size={kernel_size!r} (as in PyTorch)",
+                    padding,
+                )
+        elif any(p >= k for p, k in zip(pads, kernel * 2, strict=True)):
+            # ONNX's: each pad smaller than the kernel, so every window holds an input cell.
             raise arg_error(
-                self.name, "padding", f"at most half of kernel_size={kernel_size!r} (as in PyTorch)", padding
+                self.name,
+                "padding",
+                f"pads (top, left, bottom, right) each smaller than kernel_size={kernel_size!r}",
+                padding,
             )
         if not isinstance(ceil_mode, (bool, np.bool_)):
             raise arg_error(self.name, "ceil_mode", "True or False", ceil_mode)
         self.kernel_size = kernel_size
         self.stride = stride
-        self.padding = padding
+        self.padding = tuple(padding) if isinstance(padding, list) else padding  # lists from JSON
         self.ceil_mode = bool(ceil_mode)
-        self._kernel, self._step, self._pad = kernel, step, pad
+        self._kernel, self._step, self._pad, self._pads = kernel, step, pad, pads
+
+    @property
+    def symmetric(self) -> bool:
+        """True when bottom/right padding equal top/left (what PyTorch's pooling modules take)."""
+        return self._pads[2:] == self._pad
 
     def _axis_formula(self, axis: int, size: int) -> tuple[str, int]:
         """The formula text and the output length along axis 0 (H) or 1 (W)."""
-        K, S, P = self._kernel[axis], self._step[axis], self._pad[axis]
-        out = pool_output_size(size, K, S, P, self.ceil_mode)
+        K, S, P, P_end = self._kernel[axis], self._step[axis], self._pads[axis], self._pads[axis + 2]
+        out = pool_output_size(size, K, S, P, self.ceil_mode, P_end)
         rounding = "ceil" if self.ceil_mode else "floor"
-        text = f"{rounding}(({size} - {K} + 2*{P}) / {S}) + 1"
-        if self.ceil_mode and out < -(-(size + 2 * P - K) // S) + 1:
+        pads = f"2*{P}" if P == P_end else f"{P} + {P_end}"
+        text = f"{rounding}(({size} - {K} + {pads}) / {S}) + 1"
+        if self.ceil_mode and out < -(-(size + P + P_end - K) // S) + 1:
             text += " - 1 (the last window would start in the right padding)"
         return f"{text} = {out}", out
 
@@ -95,9 +117,15 @@ class _Pool2D(Layer):
         return {
             "kernel_size": self._kernel,
             "stride": self._step,
-            "padding": self._pad,
+            "padding": self._pad if self.symmetric else self._pads,
             "ceil_mode": self.ceil_mode,
         }
+
+    def torch_module(self) -> str | None:
+        """nn.MaxPool2d / nn.AvgPool2d, or ``PaddedMaxPool2d`` / ``PaddedAvgPool2d`` for
+        asymmetric pads (torch's pooling modules pad both sides alike)."""
+        assert self.torch is not None  # both subclasses declare their entry
+        return self.torch.module if self.symmetric else self.torch.also[0]
 
     def torch_args(self) -> dict[str, Any]:
         # stride None is torch's "the kernel size" too (the module then holds the kernel size).
@@ -105,17 +133,18 @@ class _Pool2D(Layer):
         return {
             "kernel_size": self._kernel,
             "stride": stride,
-            "padding": self._pad,
+            **({"padding": self._pad} if self.symmetric else {"pads": self._pads}),
             "ceil_mode": self.ceil_mode,
         }
 
     @classmethod
     def from_torch_args(cls, module: Any) -> dict[str, Any]:
         kernel, stride = single(module.kernel_size), single(module.stride)
+        padded = hasattr(module, "pads")  # PaddedMaxPool2d / PaddedAvgPool2d
         return {
             "kernel_size": kernel,
             "stride": None if stride == kernel else stride,
-            "padding": single(module.padding),
+            "padding": tuple(module.pads) if padded else single(module.padding),
             "ceil_mode": module.ceil_mode,
         }
 
@@ -131,14 +160,16 @@ class MaxPool2D(_Pool2D):
     Args:
         kernel_size: window size, an int or ``(KH, KW)``.
         stride: step between windows; None (default) means ``kernel_size``.
-        padding: implicit ``-inf`` padding on each side, at most ``kernel_size // 2``.
+        padding: implicit ``-inf`` padding on each side, at most ``kernel_size // 2``; or
+            ONNX's four pads ``(top, left, bottom, right)``, each smaller than the kernel.
         ceil_mode: round the output size up, keeping a last partial window.
 
     Shape:
         - Input: (N, C, H, W)
         - Output: (N, C, H_out, W_out) with
           H_out = floor((H + 2*padding - kernel_size) / stride) + 1 (ceil with ceil_mode, and a
-          last window that would start in the right padding dropped); W_out likewise.
+          last window that would start in the right padding dropped); W_out likewise. With
+          four pads, H + top + bottom replaces H + 2*padding.
 
     Example:
         >>> import numpy as np
@@ -148,21 +179,27 @@ class MaxPool2D(_Pool2D):
         (8, 32, 14, 14)
         >>> pool.formula((8, 32, 28, 28))
         'floor((28 - 2 + 2*0) / 2) + 1 = 14'
+        >>> MaxPool2D(3, stride=2, padding=(0, 0, 1, 1)).formula((1, 1, 8, 8))  # ONNX pads
+        'floor((8 - 3 + 0 + 1) / 2) + 1 = 4'
     """
 
-    torch = TorchSpec("torch.nn.MaxPool2d", onnx_ops=("MaxPool",))
+    torch = TorchSpec(
+        "torch.nn.MaxPool2d", also=("cnnlab.interop.torch_modules.PaddedMaxPool2d",), onnx_ops=("MaxPool",)
+    )
 
     def __init__(
         self,
         kernel_size: IntOrPair,
         stride: IntOrPair | None = None,
-        padding: IntOrPair = 0,
+        padding: Padding = 0,
         ceil_mode: bool = False,
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
 
     @classmethod
     def from_torch_args(cls, module: Any) -> dict[str, Any]:
+        if hasattr(module, "pads"):  # PaddedMaxPool2d: no dilation, no indices
+            return super().from_torch_args(module)
         if single(module.dilation) != 1 or module.return_indices:
             raise unsupported_torch(module, "dilation and return_indices are not supported")
         return super().from_torch_args(module)
@@ -193,7 +230,7 @@ class MaxPool2D(_Pool2D):
 
     def is_2x2(self, shape: tuple[int, ...]) -> bool:
         """True when the 2x2 / stride-2 fast path applies to inputs of ``shape``."""
-        simple = self._kernel == self._step == (2, 2) and self._pad == (0, 0) and len(shape) == 4
+        simple = self._kernel == self._step == (2, 2) and self._pads == (0, 0, 0, 0) and len(shape) == 4
         return simple and not (self.ceil_mode and (shape[2] % 2 or shape[3] % 2))
 
 
@@ -206,7 +243,8 @@ class AvgPool2D(_Pool2D):
     Args:
         kernel_size: window size, an int or ``(KH, KW)``.
         stride: step between windows; None (default) means ``kernel_size``.
-        padding: implicit zero padding on each side, at most ``kernel_size // 2``.
+        padding: implicit zero padding on each side, at most ``kernel_size // 2``; or
+            ONNX's four pads ``(top, left, bottom, right)``, each smaller than the kernel.
         ceil_mode: round the output size up, keeping a last partial window.
         count_include_pad: divide by the window size including padded zeros (PyTorch's
             default); False divides by the number of input cells in the window only.
@@ -215,7 +253,8 @@ class AvgPool2D(_Pool2D):
         - Input: (N, C, H, W)
         - Output: (N, C, H_out, W_out) with
           H_out = floor((H + 2*padding - kernel_size) / stride) + 1 (ceil with ceil_mode, and a
-          last window that would start in the right padding dropped); W_out likewise.
+          last window that would start in the right padding dropped); W_out likewise. With
+          four pads, H + top + bottom replaces H + 2*padding.
 
     Example:
         >>> import numpy as np
@@ -224,13 +263,17 @@ class AvgPool2D(_Pool2D):
         [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
 
-    torch = TorchSpec("torch.nn.AvgPool2d", onnx_ops=("AveragePool",))
+    torch = TorchSpec(
+        "torch.nn.AvgPool2d",
+        also=("cnnlab.interop.torch_modules.PaddedAvgPool2d",),
+        onnx_ops=("AveragePool",),
+    )
 
     def __init__(
         self,
         kernel_size: IntOrPair,
         stride: IntOrPair | None = None,
-        padding: IntOrPair = 0,
+        padding: Padding = 0,
         ceil_mode: bool = False,
         count_include_pad: bool = True,
     ) -> None:
@@ -244,7 +287,7 @@ class AvgPool2D(_Pool2D):
 
     @classmethod
     def from_torch_args(cls, module: Any) -> dict[str, Any]:
-        if module.divisor_override is not None:
+        if getattr(module, "divisor_override", None) is not None:
             raise unsupported_torch(module, "divisor_override is not supported")
         return super().from_torch_args(module) | {"count_include_pad": module.count_include_pad}
 
