@@ -23,6 +23,7 @@ from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.gradcheck import gradcheck
 from cnnlab.io import load, save
 from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
+from cnnlab.layers.activations_extra import Hardswish, LogSoftmax, ReLU6
 from cnnlab.layers.base import Layer, Param, from_config, to_config
 from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.conv import Conv2D
@@ -30,11 +31,13 @@ from cnnlab.layers.conv1d import Conv1D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
 from cnnlab.layers.embedding import Embedding
+from cnnlab.layers.lrn import LocalResponseNorm
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.pooling1d import AvgPool1D, GlobalMaxPool1D, MaxPool1D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
+from cnnlab.layers.shuffle import ChannelShuffle
 from cnnlab.losses import MSELoss, SoftmaxCrossEntropy
 from cnnlab.optim import SGD, Adam, AdamW
 from cnnlab.process import tune_process
@@ -54,6 +57,7 @@ __all__ = [
     "BatchNorm1D",
     "BatchNorm2D",
     "CSVLogger",
+    "ChannelShuffle",
     "CnnlabError",
     "Conv1D",
     "Conv2D",
@@ -64,10 +68,13 @@ __all__ = [
     "Flatten",
     "GlobalAvgPool2D",
     "GlobalMaxPool1D",
+    "Hardswish",
     "History",
     "JSONLogger",
     "Layer",
     "LeakyReLU",
+    "LocalResponseNorm",
+    "LogSoftmax",
     "MSELoss",
     "MaxPool1D",
     "MaxPool2D",
@@ -75,6 +82,7 @@ __all__ = [
     "ModelCheckpoint",
     "Param",
     "ReLU",
+    "ReLU6",
     "Residual",
     "Sequential",
     "ShapeError",
