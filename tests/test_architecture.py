@@ -52,6 +52,7 @@ ALLOWED: dict[str, set[str]] = {
     "train.loop": BASE
     | {
         "atomic",
+        "jsonfile",
         "npzfile",
         "process",
         "init",

@@ -42,7 +42,8 @@ from cnnlab.losses import MSELoss, SoftmaxCrossEntropy
 from cnnlab.optim import SGD, Adam, AdamW
 from cnnlab.process import tune_process
 from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping, JSONLogger, ModelCheckpoint
-from cnnlab.train.loop.fit import TrainingDiverged, fit
+from cnnlab.train.loop.divergence import TrainingDiverged
+from cnnlab.train.loop.fit import fit
 from cnnlab.train.loop.history import History
 
 __version__ = "0.1.0"

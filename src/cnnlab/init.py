@@ -81,11 +81,3 @@ def torch_default_uniform(shape: tuple[int, ...], fan_in: int, rng: np.random.Ge
         return dry
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return rng.uniform(-bound, bound, size=shape).astype(DEFAULT_DTYPE)
-
-
-def he_normal(shape: tuple[int, ...], fan_in: int, rng: np.random.Generator) -> np.ndarray:
-    """N(0, 2/fan_in) (He et al., 2015): keeps ReLU activations' variance steady in depth."""
-    dry = _dry(shape)
-    if dry is not None:
-        return dry
-    return (rng.standard_normal(shape) * math.sqrt(2.0 / max(fan_in, 1))).astype(DEFAULT_DTYPE)

@@ -32,13 +32,12 @@ import numpy as np
 from cnnlab.atomic import atomic_write
 from cnnlab.errors import CnnlabError
 from cnnlab.layers.base import Layer, to_config
-from cnnlab.layers.registry import (  # noqa: F401  (import_all_layers: kept importable from here)
+from cnnlab.layers.registry import (
     MAX_PARAMETERS,
     build_from_config,
     config_parameter_count,
-    import_all_layers,
 )
-from cnnlab.npzfile import (  # noqa: F401  (check_crc, npz_member_declared, ZIP_ERRORS: kept importable)
+from cnnlab.npzfile import (
     CNNLAB_KINDS,
     MAX_HEADER_BYTES,
     ZIP_ERRORS,
@@ -47,7 +46,6 @@ from cnnlab.npzfile import (  # noqa: F401  (check_crc, npz_member_declared, ZIP
     declared_arrays,
     describe_bytes,
     describe_npz,
-    npz_member_declared,
     open_npz,
     parse_json_header,
     read_json_header,

@@ -18,6 +18,7 @@ from cnnlab.models import build_model
 from cnnlab.optim import make_optimizer
 from cnnlab.optim.schedules import CosineWarmup
 from cnnlab.train.loop.callbacks import EarlyStopping
+from cnnlab.train.loop.engines.numpy_engine import validate
 from cnnlab.train.loop.engines.torch_engine import (
     resolve_device,
     to_tensors,
@@ -25,7 +26,7 @@ from cnnlab.train.loop.engines.torch_engine import (
     train_step,
     validate_torch,
 )
-from cnnlab.train.loop.fit import fit, validate
+from cnnlab.train.loop.fit import fit
 from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.run import train_run
 

@@ -36,7 +36,8 @@ from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.sgd import SGD
 from cnnlab.train.loop.callbacks import Callback
 from cnnlab.train.loop.checkpoint import load_checkpoint, save_checkpoint
-from cnnlab.train.loop.fit import TrainingDiverged, fit
+from cnnlab.train.loop.divergence import TrainingDiverged
+from cnnlab.train.loop.fit import fit
 from cnnlab.train.runs.files import CHECKPOINT_FILE
 
 TINY = str(Path(__file__).with_name("tiny.json"))

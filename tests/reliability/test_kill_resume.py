@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cnnlab.train.loop.checkpoint import KILL_ENV, SLOW_ENV
+from checkpoint_faults import KILL_ENV, SLOW_ENV, fault_env
 from cnnlab.train.runs.files import CHECKPOINT_FILE
 from sigint_child import cnnlab_command
 
@@ -36,7 +36,7 @@ ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_N
 
 
 def start(args: list[str], slow: float = 0.0) -> subprocess.Popen[bytes]:
-    env = {**ENV, SLOW_ENV: str(slow)} if slow else ENV
+    env = fault_env(ENV, slow=slow) if slow else ENV
     return subprocess.Popen(  # cnnlab_command: takes the Ctrl-C test's SIGINT (sigint_child.py)
         cnnlab_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -223,7 +223,7 @@ def one_try(
 ) -> str | None:
     """Start `cnnlab train`, aim a SIGKILL as ``kind`` says; where it landed, or None if the
     run finished first (then it must have succeeded)."""
-    env, saved, stale = dict(ENV), checkpoint_epoch(out), set(temp_files(out))
+    env, saved, stale = fault_env(ENV), checkpoint_epoch(out), set(temp_files(out))
     if kind.startswith("hook:"):  # the process kills itself inside a checkpoint write
         env[KILL_ENV] = f"{saved + int(rng.integers(1, 3))}:{kind[5:]}"
     if kind == "slow-write":

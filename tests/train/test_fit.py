@@ -15,7 +15,8 @@ from cnnlab.layers.sequential import Sequential
 from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.sgd import SGD
 from cnnlab.train.loop.callbacks import Callback
-from cnnlab.train.loop.fit import TrainingDiverged, fit
+from cnnlab.train.loop.divergence import TrainingDiverged
+from cnnlab.train.loop.fit import fit
 from cnnlab.train.loop.history import COLUMNS, History
 
 

@@ -30,7 +30,8 @@ from cnnlab.optim.schedules import ReduceLROnPlateau
 from cnnlab.optim.sgd import SGD
 from cnnlab.train.loop.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateauCallback
 from cnnlab.train.loop.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from cnnlab.train.loop.fit import TrainingDiverged, fit
+from cnnlab.train.loop.divergence import TrainingDiverged
+from cnnlab.train.loop.fit import fit
 from cnnlab.train.loop.history import COLUMNS
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from checkpoint_faults import fault_env
 from cnnlab.cli.main import main
-from cnnlab.train.loop.checkpoint import SLOW_ENV
 from cnnlab.train.runs.files import LOCK_FILE
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
@@ -51,7 +51,7 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 
 def start(args: list[str], slow: float = 0.0) -> subprocess.Popen[str]:
-    env = {**ENV, SLOW_ENV: str(slow)} if slow else ENV
+    env = fault_env(ENV, slow=slow) if slow else ENV
     return subprocess.Popen(
         [sys.executable, "-m", "cnnlab", "train", *args],
         env=env,

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint_faults import fault_env
 from cnnlab.cli.main import main
-from cnnlab.train.loop.checkpoint import SLOW_ENV, TrainingInterrupted
+from cnnlab.train.loop.checkpoint import TrainingInterrupted
 from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.files import CHECKPOINT_FILE
 from cnnlab.train.runs.run import train_run
@@ -155,7 +156,7 @@ def test_ctrl_c_before_the_first_epoch_claims_no_checkpoint(tmp_path: Path) -> N
 
 def test_ctrl_c_inside_the_first_checkpoint_write_from_the_cli(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": SRC, "OPENBLAS_NUM_THREADS": "1", SLOW_ENV: "5"}
+    env = fault_env({**os.environ, "PYTHONPATH": SRC, "OPENBLAS_NUM_THREADS": "1"}, slow=5)
     proc = subprocess.Popen(
         cnnlab_command("train", *QUICK, "--epochs", "2", "--out", str(out)),  # takes Ctrl-C (sigint_child)
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

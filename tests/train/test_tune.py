@@ -15,7 +15,7 @@ import pytest
 from cnnlab.cli.main import build_parser, main
 from cnnlab.errors import CnnlabError
 from cnnlab.train.analysis.tune import DEFAULT_SPACE, PruningCallback, load_space, suggest_config, tune
-from cnnlab.train.loop.fit import TrainingDiverged
+from cnnlab.train.loop.divergence import TrainingDiverged
 from cnnlab.train.loop.history import History
 from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.run import train_run

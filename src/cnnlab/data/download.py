@@ -24,15 +24,6 @@ CHUNK = 1 << 20
 MIRROR_ENV = "CNNLAB_MIRROR"
 
 
-def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve_url(base_url: str, filename: str) -> str:
     """``$CNNLAB_MIRROR/filename`` when the variable is set, else ``base_url/filename``."""
     base = os.environ.get(MIRROR_ENV) or base_url

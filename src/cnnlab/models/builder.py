@@ -38,7 +38,6 @@ from cnnlab.layers.sequential import Sequential
 
 #: Constructor arguments filled in from the input shape when the file leaves them out.
 INFERRED = ("in_channels", "in_features", "num_features")
-PLACEHOLDERS = ("num_classes", "in_channels")
 
 
 def read_spec(path: str | os.PathLike[str]) -> Any:

@@ -37,18 +37,16 @@ from cnnlab.train.loop.checkpoint import (
 )
 from cnnlab.train.loop.divergence import (
     DIVERGENCE_FACTOR,
-    TrainingDiverged,
     loss_reference,
     nan_diverged,
     num_classes_of,
     rise_diverged,
 )
 from cnnlab.train.loop.engines import make_engine
-from cnnlab.train.loop.engines.numpy_engine import validate
 from cnnlab.train.loop.history import History
 from cnnlab.train.loop.progress import make_progress
 
-__all__ = ["TrainBatches", "TrainingDiverged", "Transform", "augmented", "fit", "validate"]
+__all__ = ["TrainBatches", "Transform", "augmented", "fit"]
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
