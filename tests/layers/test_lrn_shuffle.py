@@ -94,3 +94,24 @@ def test_shuffle_hand_case_and_errors() -> None:
     with pytest.raises(ShapeError, match=r"dy must have shape \(1, 6, 1, 1\). Received: shape \(1, 6\)"):
         shuffle.backward(np.zeros((1, 6)))
     assert repr(from_config(to_config(ChannelShuffle(2)))) == "ChannelShuffle(2)"
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_lrn_matches_onnxruntime_lrn(size, rng) -> None:
+    """ONNX's LRN is the same for odd sizes (onnxruntime takes only odd ones)."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("LRN", ["x"], ["y"], size=size, alpha=0.5, beta=0.75, bias=2.0)
+    graph = helper.make_graph(
+        [node],
+        "lrn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((2, 6, 3, 3)).astype(np.float32)
+    (y_ort,) = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    y = LocalResponseNorm(size, alpha=0.5, beta=0.75, k=2.0).forward(x)
+    np.testing.assert_allclose(y, y_ort, rtol=1e-6, atol=1e-6)

@@ -176,3 +176,22 @@ def test_errors_and_config() -> None:
         layer.formula((1, 1, 7, 8))
         == "H: floor((7 - 3 + 1 + 2) / 2) + 1 = 4, W: floor((8 - 3 + 0 + 1) / 2) + 1 = 4"
     )
+
+
+def test_asymmetric_pools_export_to_onnx(torch, tmp_path, rng) -> None:
+    """The PyTorch twins export (Pad + pool), and onnxruntime reproduces the layers."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from cnnlab.interop.onnx import to_onnx
+    from cnnlab.layers.sequential import Sequential
+
+    model = Sequential(
+        MaxPool2D(3, stride=2, padding=(0, 1, 2, 1), ceil_mode=True),
+        AvgPool2D(2, stride=1, padding=(1, 0, 0, 1), count_include_pad=False),
+        AvgPool2D(3, stride=2, padding=(1, 1, 2, 0), ceil_mode=True),
+    )
+    x = rng.standard_normal((2, 3, 11, 10)).astype(np.float32)
+    for dynamo in (False, True):
+        path = to_onnx(model, tmp_path / f"pools{dynamo}.onnx", (3, 11, 10), dynamo=dynamo)
+        (y,) = ort.InferenceSession(str(path)).run(None, {"input": x})
+        np.testing.assert_allclose(y, model.forward(x), rtol=1e-5, atol=1e-6, err_msg=f"dynamo={dynamo}")

@@ -47,8 +47,9 @@ def window_pads(size, kernel, stride, pad, pad_end, ceil_mode):
     The size for pads (pad, pad_end) and ceil_mode, where the last window must start inside
     the input or the left padding; ``after`` is cut to what the last window reaches.
     """
-    span = size + pad + pad_end - kernel
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    span = size + pad + pad_end - kernel  # >= 0 for every input the layer accepts
+    # ceil without a negative division: the TorchScript exporter makes -(-a // b) a truncating Div
+    out = ((span + stride - 1) // stride if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1
     return pad, max((out - 1) * stride + kernel - size - pad, 0)
