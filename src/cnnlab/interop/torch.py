@@ -9,8 +9,9 @@ this module only walks it. ``torch_table()`` prints it:
 ==========================  =========================================================
 cnnlab                      PyTorch
 ==========================  =========================================================
-Conv2D                      nn.Conv2d ("same" at stride > 1 or even kernel: ``Conv2dSame``)
-MaxPool2D / AvgPool2D       nn.MaxPool2d / nn.AvgPool2d (every option)
+Conv2D                      nn.Conv2d ("same" at stride > 1 or even kernel: ``Conv2dSame``; groups)
+MaxPool2D / AvgPool2D       nn.MaxPool2d / nn.AvgPool2d (every option; asymmetric pads:
+                            ``PaddedMaxPool2d`` / ``PaddedAvgPool2d``)
 GlobalAvgPool2D             ``GlobalAvgPool2d`` (mean over H and W)
 Sigmoid, Tanh, ReLU         nn.Sigmoid, nn.Tanh, nn.ReLU
 LeakyReLU, ELU              nn.LeakyReLU (cnnlab's default slope is 0.1), nn.ELU
@@ -26,6 +27,10 @@ MaxPool1D / AvgPool1D       nn.MaxPool1d / nn.AvgPool1d (every option)
 GlobalMaxPool1D             ``GlobalMaxPool1d`` (max over L)
 Graph                       ``GraphModule`` (an nn.ModuleDict of the nodes, run in order)
 Concat(axis) / Add()        ``Concat(dim)`` (torch.cat) / ``Add()`` (x0 + x1 + ...)
+LocalResponseNorm           nn.LocalResponseNorm
+ChannelShuffle              nn.ChannelShuffle
+ReLU6, Hardswish            nn.ReLU6, nn.Hardswish
+LogSoftmax(axis)            nn.LogSoftmax(dim=axis)
 ==========================  =========================================================
 
 The names in ``backquotes`` are the small modules of ``cnnlab.interop.torch_modules``.
