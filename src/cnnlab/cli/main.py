@@ -22,6 +22,7 @@ from cnnlab.cli import (
     evaluate_cmd,
     explain_cmd,
     export_cmd,
+    import_cmd,
     plot_cmd,
     predict_cmd,
     show_cmd,
@@ -48,6 +49,7 @@ COMMANDS = (
     plot_cmd,
     show_cmd,
     export_cmd,
+    import_cmd,
     dashboard_cmd,
 )
 

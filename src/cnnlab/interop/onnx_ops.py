@@ -232,7 +232,7 @@ def conv(ctx: Context, node: Any, attrs: dict[str, Any]) -> Plan:
     if group != 1:
         args["groups"] = group
     weights = {"weight": W} | ({"bias": B} if B is not None else {})
-    return Plan(node.name, cls, args, weights, [x])
+    return Plan(node.name, cls, args, weights, [_unpadded(ctx, x)])
 
 
 # ---- Gemm / MatMul: Dense ------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def pool(ctx: Context, node: Any, attrs: dict[str, Any]) -> Plan:
     include = bool(attrs.get("count_include_pad", 0)) or (not is_max and x in ctx.pads)
     if not is_max and not include and n == 2 and _one_window(ctx.shape(x), k, s, begin, end):
         ctx.squeezed.add(node.output[0])  # one window over the whole map: the global average
-        return Plan(node.name, GlobalAvgPool2D, {}, {}, [x])
+        return Plan(node.name, GlobalAvgPool2D, {}, {}, [_unpadded(ctx, x)])
     if begin != end:
         begin, ceil_mode = _asymmetric_as_ceil(
             ctx.shape(x), k, s, begin, end, ceil_mode, is_max or not include
@@ -339,7 +339,12 @@ def pool(ctx: Context, node: Any, attrs: dict[str, Any]) -> Plan:
         args["ceil_mode"] = ceil_mode
     if not is_max:
         args["count_include_pad"] = include
-    return Plan(node.name, cls, args, {}, [x])
+    return Plan(node.name, cls, args, {}, [_unpadded(ctx, x)])
+
+
+def _unpadded(ctx: Context, x: str) -> str:
+    """The tensor a folded Pad read (the layer pads it itself), or ``x``."""
+    return ctx.pads[x][0] if x in ctx.pads else x
 
 
 def _static(shape: Shape | None, n: int) -> list[int] | None:
