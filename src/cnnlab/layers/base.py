@@ -284,6 +284,15 @@ class Layer:
             return child.input_dtype()
         return None
 
+    def input_layers(self) -> list[Layer]:
+        """The layers that read this layer's input directly, as the first step of the model.
+
+        A trainer tells them to skip dL/dx (``needs_input_grad = False``: the data needs no
+        gradient). A leaf layer is its own; a ``Sequential`` names its first layer's, a
+        ``Graph`` those of the nodes that read only graph inputs.
+        """
+        return [self]
+
     # ---- structure ----------------------------------------------------------------------
     def children(self) -> dict[str, Layer]:
         """Named sub-layers (empty for leaf layers)."""

@@ -18,7 +18,8 @@ gradients at less cost (docs/performance.md):
 The view holds the model's own leaf layers, so it shares every parameter, gradient, buffer
 and random stream with the model: an optimizer made from ``model.parameters()`` updates
 the arrays the view computes with, and ``save(model)`` writes the unfused architecture.
-Only ``Sequential`` and ``Residual`` containers are rebuilt; the model itself is unchanged.
+Only ``Sequential``, ``Residual`` and ``Graph`` containers are rebuilt (a Graph view has the
+same nodes and wiring, each node's layer fused); the model itself is unchanged.
 
 Example:
     >>> import numpy as np
@@ -50,6 +51,7 @@ from cnnlab.functional.pool import max_pool2d_2x2, max_pool2d_2x2_backward
 from cnnlab.layers.activations import ReLU
 from cnnlab.layers.base import Layer
 from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
+from cnnlab.layers.graph import Graph
 from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
@@ -226,7 +228,7 @@ def fuse(model: L) -> L:
     pairs run as one layer.
 
     Args:
-        model: any layer; ``Sequential`` and ``Residual`` containers are searched
+        model: any layer; ``Sequential``, ``Residual`` and ``Graph`` containers are searched
             recursively, other layers are returned as they are.
 
     Returns:
@@ -263,6 +265,12 @@ def _fused(model: Layer) -> Layer:
     if type(model) is Residual:
         shortcut = None if model.shortcut is None else _fused(model.shortcut)
         return _same_mode(Residual(_fused(model.block), shortcut), model)
+    if type(model) is Graph:  # each node's layer fused; the same wiring
+        nodes = [
+            {"name": node.name, "layer": _fused(node.layer), "inputs": list(node.inputs)}
+            for node in model.nodes.values()
+        ]
+        return _same_mode(Graph(model.inputs, nodes, model.output_name), model)
     return model
 
 

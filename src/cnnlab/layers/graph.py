@@ -236,6 +236,16 @@ class Graph(Layer):
     def children(self) -> dict[str, Layer]:
         return {name: node.layer for name, node in self.nodes.items()}
 
+    def input_layers(self) -> list[Layer]:
+        """Those of the nodes that read graph inputs only (a node that also reads another
+        node must return its gradient to that node)."""
+        return [
+            layer
+            for node in self.nodes.values()
+            if all(n in self.inputs for n in node.inputs)
+            for layer in node.layer.input_layers()
+        ]
+
     def __getitem__(self, name: str) -> Layer:
         """The layer of node ``name``."""
         if name not in self.nodes:

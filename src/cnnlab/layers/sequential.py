@@ -53,6 +53,10 @@ class Sequential(Layer):
     def children(self) -> dict[str, Layer]:
         return {str(i): layer for i, layer in enumerate(self.layers)}
 
+    def input_layers(self) -> list[Layer]:
+        """The first layer's (the one that reads the input)."""
+        return self.layers[0].input_layers() if self.layers else []
+
     def __len__(self) -> int:
         return len(self.layers)
 

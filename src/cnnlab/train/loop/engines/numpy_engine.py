@@ -28,19 +28,21 @@ class NumpyEngine(Engine):
 
     def __init__(self, model: Any, loss: Any, optimizer: Any) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self._first: Any = None
-        self._first_flag: bool | None = None
+        self._first_flags: list[tuple[Any, bool]] = []  # (layer, its needs_input_grad)
         self._step_model: Any = model
 
     def begin(self) -> None:
         # OpenBLAS's idle workers sleep, malloc keeps freed memory (once per process;
         # CNNLAB_TUNE_PROCESS=0: off; cnnlab.process).
         tune_process()
-        # The data needs no gradient: the first conv skips computing dL/dx (docs/performance.md).
-        self._first = self.model.layers[0] if getattr(self.model, "layers", None) else None
-        self._first_flag = getattr(self._first, "needs_input_grad", None)
-        if self._first_flag is not None:
-            self._first.needs_input_grad = False
+        # The data needs no gradient: the convs that read it skip computing dL/dx
+        # (docs/performance.md): a Sequential's first layer, a Graph's nodes on its input.
+        readers = self.model.input_layers() if hasattr(self.model, "input_layers") else []
+        self._first_flags = [
+            (layer, layer.needs_input_grad) for layer in readers if hasattr(layer, "needs_input_grad")
+        ]
+        for layer, _ in self._first_flags:
+            layer.needs_input_grad = False
         # Steps run on a view with ReLU -> MaxPool2D pairs fused (same arrays; cnnlab.layers.fuse).
         self._step_model = fuse(self.model)
 
@@ -60,8 +62,8 @@ class NumpyEngine(Engine):
         return validate(self.model, self.loss, x, y, batch_size)
 
     def end(self, completed: bool) -> None:
-        if self._first_flag is not None:
-            self._first.needs_input_grad = self._first_flag
+        for layer, flag in self._first_flags:
+            layer.needs_input_grad = flag
 
 
 def validate(
