@@ -204,3 +204,25 @@ def test_onnx_export_carries_groups_and_the_new_layers(torch, tmp_path) -> None:
     x = np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)
     (y,) = onnxruntime.InferenceSession(str(path)).run(None, {"input": x})
     np.testing.assert_allclose(y, model.forward(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [GRID[1], GRID[3], GRID[8], GRID[9], GRID[13]], ids=str)
+def test_matches_the_loop_reference(case) -> None:
+    """The readable loops (functional/reference_conv.py) read each filter's group only."""
+    from cnnlab.functional.reference_conv import conv2d_backward_loop, conv2d_forward_loop
+
+    N, C_in, C_out, H, W, k, s, p, d, g = case
+    layer = Conv2D(C_in, C_out, k, stride=s, padding=p, dilation=d, groups=g, rng=0).astype(np.float64)
+    x = np.random.default_rng(5).standard_normal((N, C_in, H, W))
+    y = layer.forward(x)
+    dy = np.random.default_rng(6).standard_normal(y.shape)
+    dx = layer.backward(dy)
+    pads = layer._pads(H, W)
+    w, b = layer.params["weight"], layer.params["bias"]
+    np.testing.assert_allclose(
+        y, conv2d_forward_loop(x, w, b, pads, layer._stride, layer._dilation), atol=1e-12
+    )
+    dx_ref, dW_ref, db_ref = conv2d_backward_loop(dy, x, w, pads, layer._stride, layer._dilation)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["weight"], dW_ref, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["bias"], db_ref, atol=1e-12)

@@ -4,6 +4,10 @@ This is the lecture's picture, one step at a time: slide the filter over the (ze
 padded) input with the given stride; at each location take the window under the filter,
 multiply element by element with the filter and sum: that number is one pixel of the
 feature map. The fast kernels in ``cnnlab.functional.conv`` must agree with these.
+
+Grouped convolution (``Conv2D(groups=g)``, weight (C_out, C_in/g, KH, KW)) is the same loop
+with a narrower window: filter o reads only the C_in/g input channels of its group
+(``cnnlab.functional.grouped_conv`` is the fast version).
 """
 
 from __future__ import annotations
@@ -17,6 +21,21 @@ Pads = tuple[int, int, int, int]  # (top, bottom, left, right)
 def _pad(x: np.ndarray, pads: Pads) -> np.ndarray:
     top, bottom, left, right = pads
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))  # (N, C, Hp, Wp)
+
+
+def group_channels(o: int, C_in: int, weight_shape: tuple[int, ...]) -> slice:
+    """The input channels filter ``o`` reads: all of them, or its group's C_in/groups.
+
+    groups = C_in / (the weight's input channels); filters are split into groups in order.
+
+    Example:
+        >>> group_channels(5, 4, (6, 2, 3, 3))  # 2 groups of 3 filters: filter 5 reads channels 2, 3
+        slice(2, 4, None)
+    """
+    C_out, C_group = weight_shape[0], weight_shape[1]
+    per_group = C_out // (C_in // C_group)  # filters per group
+    c0 = o // per_group * C_group
+    return slice(c0, c0 + C_group)
 
 
 def conv2d_forward_loop(
@@ -50,7 +69,9 @@ def conv2d_forward_loop(
                     # The window under the filter: every DH-th row from r*SH, every DW-th column.
                     rows = slice(r * SH, r * SH + DH * (KH - 1) + 1, DH)
                     cols = slice(s * SW, s * SW + DW * (KW - 1) + 1, DW)
-                    window = xp[n, :, rows, cols]  # (C_in, KH, KW)
+                    window = xp[
+                        n, group_channels(o, x.shape[1], weight.shape), rows, cols
+                    ]  # (C_in/g, KH, KW)
                     y[n, o, r, s] = np.sum(window * weight[o])
             if bias is not None:
                 y[n, o] += bias[o]
@@ -94,9 +115,10 @@ def conv2d_backward_loop(
                 for s in range(W_out):
                     rows = slice(r * SH, r * SH + DH * (KH - 1) + 1, DH)
                     cols = slice(s * SW, s * SW + DW * (KW - 1) + 1, DW)
+                    c = group_channels(o, x.shape[1], weight.shape)  # all input channels, or o's group
                     g = dy[n, o, r, s]
                     db[o] += g
-                    dW[o] += g * xp[n, :, rows, cols]
-                    dxp[n, :, rows, cols] += g * weight[o]
+                    dW[o] += g * xp[n, c, rows, cols]
+                    dxp[n, c, rows, cols] += g * weight[o]
     dx = dxp[:, :, top : top + H, left : left + W]  # drop the padding: it is not an input
     return dx, dW, db
