@@ -26,8 +26,9 @@ Two paths:
   (``split_channels``), each block small enough to stay in cache across the taps.
 
 Memory layout as ``cnnlab.functional.conv``: outputs and dx are NCHW views of channel-first
-(C, N, H, W) memory. The readable check is PyTorch itself (tests/layers/test_grouped_conv.py)
-and ``conv2d_forward`` per group.
+(C, N, H, W) memory. The readable version is the loop of
+``cnnlab.functional.reference_conv.conv2d_forward_loop`` (and ``conv2d_backward_loop``), which
+takes grouped weights; tests/layers/test_grouped_conv.py holds both to it and to PyTorch.
 """
 
 from __future__ import annotations
