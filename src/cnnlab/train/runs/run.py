@@ -44,6 +44,7 @@ from cnnlab.train.evaluation.evaluate import evaluate_arrays
 from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
 from cnnlab.train.loop.checkpoint import (
     TrainingInterrupted,
+    TrainState,
     load_checkpoint,
     remove_stale_temp_files,
     save_checkpoint,
@@ -305,19 +306,41 @@ def _train_run(
 
     # 1. Data: per-channel normalization from the training split only.
     data = load_run_data(config, run_dir=run_dir if resume else None)
-    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-    channels, height, width = data.image_shape
 
     # 2. Model (checked to fit in memory first), loss, optimizer, schedule, augmentation.
     parts = build_run_parts(config, data)
-    model, loss, optimizer, schedule = parts.model, parts.loss, parts.optimizer, parts.schedule
     if config.backend == "torch":
         resolve_device(config.device)  # torch missing, or --device cuda without a GPU: say so now
     if is_main:
-        check_disk_space(run_dir, model, optimizer)  # room for model, checkpoints and plots
+        check_disk_space(run_dir, parts.model, parts.optimizer)  # room for model, checkpoints and plots
 
-    # 3. Everything is checked: claim the run folder (locked until the run is done), then
-    # write the config before training, so a crashed run still says what it was.
+    # 3. Everything is checked: claim the run folder (locked until the run is done) and write
+    # the config before training, so a crashed run still says what it was; then train.
+    run_dir = _claim_and_write_config(config, run_dir, is_main, resume, overwrite, hold)
+    initial_state = _resume_state(config, run_dir, parts, is_main) if resume else None
+    earlier_seconds = _earlier_seconds(initial_state)
+    history = _fit_run(config, data, parts, run_dir, is_main, callbacks, verbose, initial_state)
+    if not is_main:
+        return RunResult(run_dir, math.nan, math.nan, time.perf_counter() - start, history)
+
+    # 4. Test: the test split is used once, here, never for model selection.
+    metrics = evaluate_arrays(parts.model, data.x_test, data.y_test, data.splits.classes, tta=config.tta)
+    seconds = time.perf_counter() - start
+    metrics["seconds"] = round(seconds + earlier_seconds, 2)
+    write_text_atomic(run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    return RunResult(run_dir, metrics["test_accuracy"], metrics["test_loss"], seconds, history, metrics)
+
+
+def _claim_and_write_config(
+    config: TrainConfig,
+    run_dir: Path,
+    is_main: bool,
+    resume: bool,
+    overwrite: bool,
+    hold: contextlib.ExitStack[Any],
+) -> Path:
+    """Claim ``run_dir`` (locked until ``hold`` closes; a default name may become NAME-2) and
+    write ``config.json`` into it. Returns the folder claimed."""
     if is_main:
         run_dir = hold.enter_context(claim_run_folder(run_dir, resume, overwrite, unique=not config.out))
     else:
@@ -326,22 +349,23 @@ def _train_run(
     config_text = json.dumps(config_dict, indent=2) + "\n"
     if is_main:
         write_text_atomic(run_dir / CONFIG_FILE, config_text)
+    return run_dir
+
+
+def _resume_state(config: TrainConfig, run_dir: Path, parts: RunParts, is_main: bool) -> TrainState | None:
+    """The checkpoint of a resumed run (None when it has none yet), after clearing what a killed
+    write left; history.csv rebuilt when it does not match; a finished run is said so."""
     checkpoint_path = run_dir / CHECKPOINT_FILE
     initial_state = None
-    if resume:
-        remove_stale_temp_files(run_dir)  # from a write that was killed
-        if checkpoint_path.exists():
-            initial_state = load_checkpoint(checkpoint_path, model, optimizer)
+    remove_stale_temp_files(run_dir)  # from a write that was killed
+    if checkpoint_path.exists():
+        initial_state = load_checkpoint(checkpoint_path, parts.model, parts.optimizer)
     if initial_state is not None and is_main and restore_csv(run_dir / HISTORY_FILE, initial_state.history):
         print(
             f"cnnlab train: {run_dir / HISTORY_FILE} did not match {CHECKPOINT_FILE}: rebuilt from its "
             f"{initial_state.epoch} epoch(s)",
             file=sys.stderr,
         )
-    saved_epochs = [initial_state.epoch if initial_state else 0]  # the last checkpointed epoch
-    # Epoch times of earlier commands of a resumed run: metrics.json's "seconds" is the whole run's.
-    earlier = [float(row.get("seconds", 0.0)) for row in (initial_state.history if initial_state else [])]
-    earlier_seconds = math.fsum(t for t in earlier if math.isfinite(t))
     if (
         initial_state is not None
         and is_main
@@ -354,22 +378,55 @@ def _train_run(
             f"cnnlab train: {run_dir} had finished ({why}): nothing left to train; its model is tested again",
             file=sys.stderr,
         )
+    return initial_state
 
-    def write_checkpoint(state: Any) -> None:
-        before = _file_id(checkpoint_path)
+
+def _earlier_seconds(initial_state: TrainState | None) -> float:
+    """Epoch times of earlier commands of a resumed run: metrics.json's "seconds" is the whole run's."""
+    earlier = [float(row.get("seconds", 0.0)) for row in (initial_state.history if initial_state else [])]
+    return math.fsum(t for t in earlier if math.isfinite(t))
+
+
+class _CheckpointWriter:
+    """``fit``'s ``checkpoint_fn``: writes the checkpoint (rank 0) and knows the last epoch saved."""
+
+    def __init__(self, path: Path, is_main: bool, initial_state: TrainState | None) -> None:
+        self.path, self.is_main = path, is_main
+        self.saved_epoch = initial_state.epoch if initial_state else 0  # the last checkpointed epoch
+
+    def __call__(self, state: Any) -> None:
+        before = _file_id(self.path)
         try:
-            if is_main:  # under torchrun, one writer
-                save_checkpoint(checkpoint_path, state)
+            if self.is_main:  # under torchrun, one writer
+                save_checkpoint(self.path, state)
         finally:  # Ctrl-C inside the write: it counts once the new file replaced the old one
-            if not is_main or _file_id(checkpoint_path) != before:
-                saved_epochs[0] = state.epoch
+            if not self.is_main or _file_id(self.path) != before:
+                self.saved_epoch = state.epoch
 
+
+def _fit_run(
+    config: TrainConfig,
+    data: RunData,
+    parts: RunParts,
+    run_dir: Path,
+    is_main: bool,
+    callbacks: Sequence[Any],
+    verbose: bool,
+    initial_state: TrainState | None,
+) -> Any:
+    """``fit`` with the run's callbacks and checkpoints; the weights are saved whatever happens.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C; the message says how many epochs are saved and how to resume.
+    """
+    write_checkpoint = _CheckpointWriter(run_dir / CHECKPOINT_FILE, is_main, initial_state)
     all_callbacks: list[Any] = [CSVLogger(run_dir / HISTORY_FILE), *callbacks]
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
     if config.tensorboard and is_main:
-        all_callbacks.append(TensorBoard(run_dir / TENSORBOARD_DIR, sample=x_test[:1]))  # test image 0
+        all_callbacks.append(TensorBoard(run_dir / TENSORBOARD_DIR, sample=data.x_test[:1]))  # test image 0
 
+    channels, height, width = data.image_shape
     extra = {
         "classes": list(data.splits.classes),
         "input_shape": [channels, height, width],
@@ -378,26 +435,27 @@ def _train_run(
     }
     save_model = True
     try:
-        history = fit(
-            model,
-            loss,
-            optimizer,
-            (x_train, y_train),
+        return fit(
+            parts.model,
+            parts.loss,
+            parts.optimizer,
+            (data.x_train, data.y_train),
             val_split=config.val_split,
             epochs=config.epochs,
             batch_size=config.batch_size,
             callbacks=all_callbacks,
             seed=config.seed,
-            schedule=schedule,
+            schedule=parts.schedule,
             transform=parts.transform,
             verbose=verbose,
             initial_state=initial_state,
             checkpoint_fn=write_checkpoint,
             backend=config.backend,
             device=config.device,
+            compile_model=config.compile,
         )
     except KeyboardInterrupt:
-        done = saved_epochs[0]
+        done = write_checkpoint.saved_epoch
         if done == 0:  # no epoch saved: there is no checkpoint, and no model.npz worth writing
             save_model = False
             raise TrainingInterrupted(
@@ -417,13 +475,4 @@ def _train_run(
         # Whatever happened (including a NaN stop, which restores the last good weights),
         # the weights we have are saved: nothing trained is lost.
         if is_main and save_model:
-            save(model, run_dir / MODEL_FILE, extra=extra)
-    if not is_main:
-        return RunResult(run_dir, math.nan, math.nan, time.perf_counter() - start, history)
-
-    # 4. Test: the test split is used once, here, never for model selection.
-    metrics = evaluate_arrays(model, x_test, y_test, data.splits.classes, tta=config.tta)
-    seconds = time.perf_counter() - start
-    metrics["seconds"] = round(seconds + earlier_seconds, 2)
-    write_text_atomic(run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
-    return RunResult(run_dir, metrics["test_accuracy"], metrics["test_loss"], seconds, history, metrics)
+            save(parts.model, run_dir / MODEL_FILE, extra=extra)
