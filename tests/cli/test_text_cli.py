@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli.main import main
+from cnnlab.train.analysis.advice import Suggestion, check
 
 POSITIVE = "good great lovely wonderful excellent".split()
 NEGATIVE = "bad awful terrible boring poor".split()
@@ -146,3 +147,27 @@ def test_resume_of_a_finished_text_run_keeps_its_vocabulary(
     code, out, _ = cli(capsys, "train", "--resume", str(text_run), "--quiet")
     assert code == 0 and "test accuracy" in out
     assert (text_run / "vocab.json").read_text(encoding="utf-8") == before
+
+
+def test_rerun_from_a_text_config_and_advice_fit_for_text(
+    text_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "again"
+    code, _, _ = cli(
+        capsys,
+        "train",
+        "--config",
+        str(text_run / "config.json"),
+        "--epochs",
+        "1",
+        "--out",
+        str(out_dir),
+        "--quiet",
+    )
+    assert code == 0 and (out_dir / "vocab.json").is_file()
+    config = json.loads((out_dir / "config.json").read_text())
+    assert (
+        check(config, Suggestion("Add augmentation", ("--augment", "shift"))) == "invalid"
+    )  # text refuses it
+    assert check(config, Suggestion("Stop early", ("--early-stopping", "3"))) == "ok"
+    assert check(config, Suggestion("Fewer maps", ("--maps", "50"))) == "ok"

@@ -40,9 +40,11 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _saved_data(run: str) -> str:
-    """The dataset named in a run folder's config.json ('' if none)."""
+    """The dataset named in a config.json, or a run folder's ('' if none)."""
+    path = Path(run)
     try:
-        return str(json.loads((Path(run) / CONFIG_FILE).read_text(encoding="utf-8")).get("data", ""))
+        config = json.loads((path / CONFIG_FILE if path.is_dir() else path).read_text(encoding="utf-8"))
+        return str(config.get("data", ""))
     except (OSError, ValueError, AttributeError):
         return ""
 
@@ -65,8 +67,11 @@ def route(args: argparse.Namespace) -> Command:
     """``args.func``, or its text version when the command's data or model is text."""
     command = getattr(args, "command", None)
     if command == "train":
-        data = _saved_data(args.resume) if args.resume else (args.data or "")
-        if is_text_data(data) or (args.config and is_text_data(_saved_data(args.config))):
+        if args.resume:
+            data = _saved_data(args.resume)
+        else:
+            data = args.data or (_saved_data(args.config) if args.config else "")
+        if is_text_data(data):
             return train
     elif command in ("evaluate", "predict", "show") and is_text_model(args.model):
         return {"evaluate": evaluate, "predict": predict, "show": show}[command]

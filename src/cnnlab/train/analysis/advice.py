@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.data.text import is_text_data
+from cnnlab.errors import CnnlabError
 from cnnlab.models.zoo import MODELS
-from cnnlab.train.runs.config import FLAGS, MODEL_FLAGS, apply_options
+from cnnlab.train.runs.config import FLAGS, MODEL_FLAGS, TrainConfig, apply_options
+from cnnlab.train.runs.text_run import check_text_config
 
 # The usual learning-rate range of each optimizer (rules of thumb for CNNs) and the value
 # suggested when a run's rate is far outside it.
@@ -99,6 +102,12 @@ def check(config: dict[str, Any] | None, suggestion: Suggestion) -> str:
         return "invalid"
     if new == config:
         return "same"
+    if is_text_data(str(new.get("data", ""))):  # a text run: no augmentation, TTA, image model (text_run.py)
+        try:
+            check_text_config(TrainConfig.from_dict(new))
+        except (CnnlabError, ValueError):
+            return "invalid"
+        return "ok"
     return "ok" if model_accepts(str(new.get("model")), new["model_args"]) else "invalid"
 
 
