@@ -35,6 +35,7 @@ without a dot as text: bounds are converted with ``float``, so both spellings wo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -291,57 +292,73 @@ def tune(
         # Offset the seed by the trials already there: a resumed study must not redraw the same points.
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
 
-        def objective(trial: Any) -> float:
-            config = suggest_config(trial, space, base)
-            run_dir = out / "trials" / f"{trial.number:04d}"
-            if (run_dir / CONFIG_FILE).exists():
-                raise CnnlabError(f"tune: {run_dir} already holds a run (another study?): use another --out")
-            config.out = str(run_dir)
-            trial.set_user_attr("run_dir", str(run_dir))
-            trial.set_user_attr("config", dataclasses.asdict(config) | {"out": None})
-            reporter = PruningCallback(trial)
-            result = train_run(config, verbose=False, callbacks=[reporter])
-            return float(result.history.last["val_accuracy"])
-
-        def record(study: Any, frozen: Any) -> None:
-            """After each trial: trial.json in its run folder, and one line on screen."""
-            steps = frozen.intermediate_values
-            run_dir = Path(frozen.user_attrs.get("run_dir", out / "trials" / f"{frozen.number:04d}"))
-            info = {
-                "number": frozen.number,
-                "state": frozen.state.name,
-                "val_accuracy": frozen.value if frozen.state.name == "COMPLETE" else None,
-                "epochs_trained": max(steps) if steps else 0,
-                "last_val_accuracy": steps[max(steps)] if steps else None,
-                "params": frozen.params,
-                "seconds": _seconds(frozen),
-            }
-            if run_dir.exists():
-                write_atomic(run_dir / "trial.json", json.dumps(info, indent=2) + "\n")
-            if verbose:
-                print(_row(frozen), flush=True)
-
         if verbose:
             print(TABLE_HEADER, flush=True)
         study.optimize(
-            objective, n_trials=trials, timeout=timeout, catch=(TrainingDiverged,), callbacks=[record]
+            functools.partial(_objective, space=space, base=base, out=out),
+            n_trials=trials,
+            timeout=timeout,
+            catch=(TrainingDiverged,),
+            callbacks=[functools.partial(_record, out=out, verbose=verbose)],
         )
-        best_path = None
-        completed = [t for t in study.trials if t.state.name == "COMPLETE"]
-        best = max(completed, key=lambda t: t.value) if completed else None
-        at_chance = best is not None and best.value <= bound
-        if best is not None and not at_chance:
-            best_path = out / BEST_CONFIG_FILE
-            write_atomic(best_path, json.dumps(best.user_attrs["config"], indent=2) + "\n")
-        table = trials_table(study)
-        if best is not None and at_chance:
-            table += (
-                f"\nno trial learned: the best val accuracy, {best.value:.4f}, is at chance level "
-                f"({chance:.4f} by always guessing the most common class): no {BEST_CONFIG_FILE}"
-            )
+        best_path, table, at_chance = _write_best(study, out, chance, bound)
         if verbose:
             print(table)
         return TuneResult(study, out, best_path, table, chance, at_chance)
+
+
+def _objective(trial: Any, space: dict[str, Any], base: TrainConfig, out: Path) -> float:
+    """One trial: a config drawn from ``space``, trained in ``out/trials/NNNN``; its val accuracy."""
+    config = suggest_config(trial, space, base)
+    run_dir = out / "trials" / f"{trial.number:04d}"
+    if (run_dir / CONFIG_FILE).exists():
+        raise CnnlabError(f"tune: {run_dir} already holds a run (another study?): use another --out")
+    config.out = str(run_dir)
+    trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("config", dataclasses.asdict(config) | {"out": None})
+    reporter = PruningCallback(trial)
+    result = train_run(config, verbose=False, callbacks=[reporter])
+    return float(result.history.last["val_accuracy"])
+
+
+def _record(study: Any, frozen: Any, out: Path, verbose: bool) -> None:
+    """After each trial: trial.json in its run folder, and one line on screen."""
+    steps = frozen.intermediate_values
+    run_dir = Path(frozen.user_attrs.get("run_dir", out / "trials" / f"{frozen.number:04d}"))
+    info = {
+        "number": frozen.number,
+        "state": frozen.state.name,
+        "val_accuracy": frozen.value if frozen.state.name == "COMPLETE" else None,
+        "epochs_trained": max(steps) if steps else 0,
+        "last_val_accuracy": steps[max(steps)] if steps else None,
+        "params": frozen.params,
+        "seconds": _seconds(frozen),
+    }
+    if run_dir.exists():
+        write_atomic(run_dir / "trial.json", json.dumps(info, indent=2) + "\n")
+    if verbose:
+        print(_row(frozen), flush=True)
+
+
+def _write_best(study: Any, out: Path, chance: float, bound: float) -> tuple[Path | None, str, bool]:
+    """``(best_config.json or None, the trials table, whether the best is at chance level)``.
+
+    The best completed trial's config is written unless its val accuracy is at chance level.
+    """
+    best_path = None
+    completed = [t for t in study.trials if t.state.name == "COMPLETE"]
+    best = max(completed, key=lambda t: t.value) if completed else None
+    at_chance = best is not None and best.value <= bound
+    if best is not None and not at_chance:
+        best_path = out / BEST_CONFIG_FILE
+        write_atomic(best_path, json.dumps(best.user_attrs["config"], indent=2) + "\n")
+    table = trials_table(study)
+    if best is not None and at_chance:
+        table += (
+            f"\nno trial learned: the best val accuracy, {best.value:.4f}, is at chance level "
+            f"({chance:.4f} by always guessing the most common class): no {BEST_CONFIG_FILE}"
+        )
+    return best_path, table, at_chance
 
 
 def _seconds(frozen: Any) -> float | None:
