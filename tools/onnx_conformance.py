@@ -125,7 +125,7 @@ def run_light(path: Path) -> tuple[Result, Imported | None]:
 
 
 def randomized(model: Any, seed: int = 0) -> Any:
-    """A copy of ``model`` with its constant weights replaced by seeded random ones.
+    """``model`` (changed in place: vgg19's weights are 550 MB) with seeded random constant weights.
 
     Every ``ConstantOfShape`` (and every float initializer of more than one value) becomes
     an initializer: 1-D tensors (biases, BatchNorm's scale/shift/mean/variance, per-channel
@@ -133,18 +133,20 @@ def randomized(model: Any, seed: int = 0) -> Any:
     +-sqrt(3 / fan_in) (unit variance through a conv or dense layer).
     """
     rng = np.random.default_rng(seed)
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+    out = model
     graph = out.graph
     ints = {
         t.name: numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT64
     }
 
     def draw(shape: tuple[int, ...]) -> np.ndarray:
+        values = rng.random(shape, dtype=np.float32)  # [0, 1), drawn in float32: vgg19 has 143M
         if len(shape) <= 1:
-            return rng.uniform(0.5, 1.5, shape).astype(np.float32)
-        bound = np.sqrt(3.0 / max(1, int(np.prod(shape[1:]))))
-        return rng.uniform(-bound, bound, shape).astype(np.float32)
+            return values + np.float32(0.5)
+        bound = np.float32(np.sqrt(3.0 / max(1, int(np.prod(shape[1:])))))
+        values *= 2 * bound  # in place: uniform in [-bound, bound)
+        values -= bound
+        return values
 
     inits = []
     for t in graph.initializer:
@@ -167,9 +169,8 @@ def randomized(model: Any, seed: int = 0) -> Any:
 
 
 def with_outputs(model: Any, names: list[str]) -> Any:
-    """A copy of ``model`` whose graph also outputs the tensors ``names`` (for onnxruntime)."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+    """``model`` (changed in place: no copy of its weights) also outputs the tensors ``names``."""
+    out = model
     have = {o.name for o in out.graph.output}
     out.graph.output.extend(
         onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names if n not in have

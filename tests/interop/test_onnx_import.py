@@ -15,7 +15,7 @@ import pytest
 import cnnlab
 from cnnlab.cli.main import main
 from cnnlab.errors import CnnlabError
-from cnnlab.interop import onnx_ops
+from cnnlab.interop import onnx_plan
 from cnnlab.interop.onnx import to_onnx
 from cnnlab.interop.onnx_import import from_onnx, import_onnx
 from cnnlab.layers.graph import Graph
@@ -272,7 +272,7 @@ def test_everything_unsupported_is_listed_in_one_message_before_anything_is_buil
     def no_build(*args: Any) -> None:
         raise AssertionError("a layer was built before the refusal")
 
-    monkeypatch.setattr(onnx_ops.Plan, "build", no_build)
+    monkeypatch.setattr(onnx_plan.Plan, "build", no_build)
     nodes = [
         helper.make_node("PRelu", ["x", "slope"], ["a"], name="prelu1"),
         helper.make_node("Conv", ["a", "w3d"], ["b"], name="conv3d"),

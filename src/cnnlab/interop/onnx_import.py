@@ -34,7 +34,10 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.interop.onnx_ops import CONVERTERS, Context, Plan, Unsupported
+from cnnlab.interop import onnx_ops_shape as shape_ops
+from cnnlab.interop.onnx_ops import batchnorm, conv, gemm, global_avg_pool, matmul, pool, reduce_mean
+from cnnlab.interop.onnx_plan import Context, Converter, Plan, Unsupported
+from cnnlab.layers.activations import ReLU, Sigmoid, Tanh
 from cnnlab.layers.base import Layer
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.graph import Graph
@@ -43,6 +46,38 @@ from cnnlab.layers.sequential import Sequential
 
 #: The default-domain opsets the importer reads (attribute differences: ``onnx_ops``).
 OPSETS = range(6, 22)
+
+#: ONNX operator -> converter (``onnx_ops``, ``onnx_ops_shape``). Everything else is refused by name.
+CONVERTERS: dict[str, Converter] = {
+    "Conv": conv,
+    "Gemm": gemm,
+    "MatMul": matmul,
+    "BatchNormalization": batchnorm,
+    "MaxPool": pool,
+    "AveragePool": pool,
+    "GlobalAveragePool": global_avg_pool,
+    "ReduceMean": reduce_mean,
+    "Relu": shape_ops.simple(ReLU),
+    "LeakyRelu": shape_ops.leaky_relu,
+    "Sigmoid": shape_ops.simple(Sigmoid),
+    "Tanh": shape_ops.simple(Tanh),
+    "Elu": shape_ops.elu,
+    "Clip": shape_ops.clip,
+    "Softmax": shape_ops.softmax,
+    "LogSoftmax": shape_ops.softmax,
+    "LRN": shape_ops.lrn,
+    "Concat": shape_ops.concat,
+    "Add": shape_ops.add_or_sum,
+    "Sum": shape_ops.add_or_sum,
+    "Mul": shape_ops.mul,
+    "Flatten": shape_ops.flatten,
+    "Reshape": shape_ops.reshape,
+    "Transpose": shape_ops.transpose,
+    "Identity": shape_ops.identity,
+    "Dropout": shape_ops.dropout,
+    "Pad": shape_ops.pad,
+    "HardSwish": shape_ops.hardswish,
+}
 
 
 @dataclass
