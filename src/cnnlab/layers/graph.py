@@ -256,27 +256,9 @@ class Graph(Layer):
         return self.forward(x, *more)
 
     # ---- the two phases ------------------------------------------------------------------
-    @quiet_fp_method
     def forward(self, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
-        order = self._plan()
-        xs = (x, *more)
-        if len(xs) != len(self.inputs):
-            raise ValueError(
-                f"Graph: forward takes {len(self.inputs)} input(s) ({', '.join(self.inputs)}). "
-                f"Received: {len(xs)}"
-            )
-        values = dict(zip(self.inputs, xs, strict=True))
-        for node, freed in order:
-            try:
-                values[node.name] = node.layer.forward(*(values[n] for n in node.inputs))
-            except ShapeError as exc:
-                raise ShapeError(f"Graph node {node.name!r} ({_one_line(node.layer)}): {exc}") from None
-            for n in freed:  # no later node reads it: let go of the array
-                del values[n]
-        self._cache = True  # the nodes cache what backward needs
-        return values[self.output_name]  # type: ignore[index]
+        return self.forward_keep(x, *more)[0]
 
-    @quiet_fp_method
     def backward(self, dy: np.ndarray) -> Any:
         """dL/dx (a tuple of one gradient per input for a graph with several inputs).
 
@@ -284,9 +266,54 @@ class Graph(Layer):
         Conv2D with ``needs_input_grad = False``), as in ``Sequential``: a sum without that
         layer's share would be wrong, so there is none.
         """
+        return self.backward_keep(dy)[0]
+
+    @quiet_fp_method
+    def forward_keep(
+        self, x: np.ndarray, *more: np.ndarray, keep: Sequence[str] = ()
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``forward``, also returning copies of the tensors named in ``keep`` (graph inputs
+        or nodes), for looking inside: feature maps, Grad-CAM's activations.
+
+        Raises:
+            KeyError: a name in ``keep`` that is neither a graph input nor a node.
+        """
+        order = self._plan()
+        self._check_names("forward_keep", keep)
+        xs = (x, *more)
+        if len(xs) != len(self.inputs):
+            raise ValueError(
+                f"Graph: forward takes {len(self.inputs)} input(s) ({', '.join(self.inputs)}). "
+                f"Received: {len(xs)}"
+            )
+        values = dict(zip(self.inputs, xs, strict=True))
+        kept = {n: values[n].copy() for n in keep if n in values}
+        for node, freed in order:
+            try:
+                values[node.name] = node.layer.forward(*(values[n] for n in node.inputs))
+            except ShapeError as exc:
+                raise ShapeError(f"Graph node {node.name!r} ({_one_line(node.layer)}): {exc}") from None
+            if node.name in keep:  # a copy: a later layer may work in place
+                kept[node.name] = values[node.name].copy()
+            for n in freed:  # no later node reads it: let go of the array
+                del values[n]
+        self._cache = True  # the nodes cache what backward needs
+        return values[self.output_name], kept  # type: ignore[index]
+
+    @quiet_fp_method
+    def backward_keep(self, dy: np.ndarray, keep: Sequence[str] = ()) -> tuple[Any, dict[str, np.ndarray]]:
+        """``backward``, also returning dL/dt for each tensor t named in ``keep`` (graph
+        inputs or nodes; the whole gradient, summed over the nodes that read t), for
+        Grad-CAM's gradients at a named node.
+
+        Raises:
+            KeyError: a name in ``keep`` that is neither a graph input nor a node.
+        """
         self._cached()
         order = self._plan()
+        self._check_names("backward_keep", keep)
         grads: dict[str, np.ndarray] = {self.output_name: dy}  # type: ignore[dict-item]
+        kept: dict[str, np.ndarray] = {}
         partial: set[str] = set()  # tensors a reader gave no gradient share for
         for node, _ in reversed(order):
             if node.name in partial:
@@ -294,7 +321,10 @@ class Graph(Layer):
                     f"Graph: node {node.name!r} has no complete gradient: a node reading it returned "
                     "None (needs_input_grad = False is only for layers that read a graph input)"
                 )
-            out = node.layer.backward(grads.pop(node.name))
+            grad = grads.pop(node.name)  # complete: every reader of the node ran before it
+            if node.name in keep:
+                kept[node.name] = grad.copy()
+            out = node.layer.backward(grad)
             if out is None:  # the layer skipped dL/dx (needs_input_grad = False)
                 dxs: tuple[np.ndarray | None, ...] = (None,) * len(node.inputs)
             else:
@@ -306,7 +336,16 @@ class Graph(Layer):
                     # Fan-out: a tensor read by several nodes gets the sum of their gradients.
                     grads[n] = dx if n not in grads else add(grads[n], dx)
         result = tuple(None if n in partial else grads[n] for n in self.inputs)
-        return result[0] if len(result) == 1 else result
+        kept.update({n: grads[n].copy() for n in keep if n in self.inputs and n not in partial})
+        return (result[0] if len(result) == 1 else result), kept
+
+    def _check_names(self, where: str, keep: Sequence[str]) -> None:
+        unknown = [n for n in keep if n not in self.inputs and n not in self.nodes]
+        if isinstance(keep, str) or unknown:
+            raise KeyError(
+                f"Graph.{where}: `keep` must list tensor names. Received: {keep!r}"
+                + (f" (unknown: {', '.join(map(repr, unknown))}). Known: {self._known()}" if unknown else "")
+            )
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Forward in eval mode, in batches (one-input graphs), leaving the training flag as it was."""

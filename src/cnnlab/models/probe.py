@@ -1,32 +1,41 @@
 """Run a model layer by layer to look inside: feature maps and penultimate-layer features.
 
-Works on a ``Sequential`` (what the zoo and the config builder return) in eval mode, so
-dropout is off and batch norm uses its running statistics, exactly as at prediction time.
+Works on a ``Sequential`` (what the zoo and the config builder return) or a ``Graph`` (its
+named nodes) in eval mode, so dropout is off and batch norm uses its running statistics,
+exactly as at prediction time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from cnnlab.layers.graph import Graph
 
 #: Layer type names whose output is a feature map worth drawing (the lecture's conv and
 #: pooling stages); a container holding a conv (e.g. a residual block) counts as a conv.
 MAP_LAYERS = ("Conv2D", "MaxPool2D", "AvgPool2D", "Residual")
 
 
-def layer_label(index: int, layer: Any) -> str:
-    """A short one-line name for a layer, e.g. ``"0: Conv2D(1, 32, kernel_size=3)"``."""
+def layer_label(index: int | str, layer: Any) -> str:
+    """A short one-line name for a layer, e.g. ``"0: Conv2D(1, 32, kernel_size=3)"`` (a Graph
+    node's name in place of the index)."""
     text = repr(layer) if not layer.children() else type(layer).__name__
     return f"{index}: {text.splitlines()[0]}"
 
 
-def feature_maps(model: Any, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def feature_maps(
+    model: Any, x: np.ndarray, nodes: Sequence[str] | None = None
+) -> list[tuple[str, np.ndarray]]:
     """Outputs of every conv/pool layer for a batch ``x`` (eval mode).
 
     Args:
-        model: a ``Sequential``.
+        model: a ``Sequential``, or a one-input ``Graph``.
         x: ``(N, C, H, W)`` normalized inputs.
+        nodes: for a Graph, the node names to return; None (default): every node whose
+            output is a 4-D map, in the order the nodes run. Labels are ``"name: Layer"``.
 
     Returns:
         ``(label, output)`` pairs, output ``(N, C_out, H_out, W_out)``, in forward order.
@@ -38,6 +47,13 @@ def feature_maps(model: Any, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
         >>> [(name, out.shape) for name, out in feature_maps(net, np.zeros((1, 1, 8, 8), np.float32))][1]
         ('2: MaxPool2D(2)', (1, 32, 4, 4))
     """
+    if isinstance(model, Graph):
+        return _graph_maps(model, x, nodes)
+    if nodes is not None:
+        raise ValueError(
+            f"feature_maps: `nodes` names the nodes of a Graph. Received: nodes={nodes!r} for a "
+            f"{type(model).__name__}"
+        )
     maps = []
     with _eval(model):
         for i, layer in enumerate(_layers(model)):
@@ -45,6 +61,22 @@ def feature_maps(model: Any, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
             if type(layer).__name__ in MAP_LAYERS and x.ndim == 4:
                 maps.append((layer_label(i, layer), x))
     return maps
+
+
+def _graph_maps(model: Graph, x: np.ndarray, nodes: Sequence[str] | None) -> list[tuple[str, np.ndarray]]:
+    """The named nodes' outputs (``Graph.forward_keep``), default every node with a 4-D output."""
+    if nodes is None:
+        shapes = model.shapes(x.shape)
+        nodes = [n for n in model.nodes if len(shapes[n]) == 4]
+    unknown = [n for n in nodes if n not in model.nodes]
+    if isinstance(nodes, str) or unknown:
+        raise ValueError(
+            f"feature_maps: `nodes` must be a list of node names ({', '.join(model.nodes)}). "
+            f"Received: nodes={nodes!r}"
+        )
+    with _eval(model):
+        _, kept = model.forward_keep(x, keep=list(nodes))
+    return [(layer_label(n, model[n]), kept[n]) for n in nodes]
 
 
 def penultimate_features(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

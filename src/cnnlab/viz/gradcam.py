@@ -13,19 +13,24 @@ mode (dropout off, batch norm on its running statistics, as at prediction time) 
 *inspection copy* of the model: new layer objects that share the weight arrays (read only)
 but have their own caches, gradients and workspaces, so the model's mode, weights, caches
 and gradients are exactly as they were (a training step in between keeps working).
+
+A ``Sequential`` names its layers by index; a ``Graph`` by node name (``layer="inception3"``):
+the activation and the gradient at that node come from ``Graph.forward_keep`` and
+``Graph.backward_keep`` (the gradient summed over every node that reads it).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error
 from cnnlab.functional.conv import ConvWorkspace
 from cnnlab.layers.base import Layer
+from cnnlab.layers.graph import Graph, Node
 from cnnlab.viz.resize import bilinear_resize
 
 
@@ -33,21 +38,22 @@ def grad_cam(
     model: Any,
     x: np.ndarray,
     target: int | Sequence[int] | np.ndarray | None = None,
-    layer: int | None = None,
+    layer: int | str | None = None,
     resize: bool = True,
 ) -> np.ndarray:
     """Grad-CAM heatmaps of ``target`` for a batch ``x``, each scaled to a maximum of 1.
 
     Args:
-        model: a ``Sequential`` (what the zoo and the config builder return) whose output is
-            the class logits (N, classes).
+        model: a ``Sequential`` (what the zoo and the config builder return) or a one-input
+            ``Graph`` whose output is the class logits (N, classes).
         x: ``(N, C, H, W)`` normalized inputs (as the model was trained on); computed in the
             model's dtype.
         target: the class per example: an int for all, or N ints; None (default) takes each
             example's predicted class.
         layer: an index into ``model.layers`` (negative counts from the end) whose output is
-            a 4-D feature map; None (default) takes the last layer whose output is 4-D with
-            more than one pixel (a 1 x 1 map has no "where").
+            a 4-D feature map, or for a Graph a node name; None (default) takes the last
+            layer (node) whose output is 4-D with more than one pixel (a 1 x 1 map has no
+            "where").
         resize: True (default) upsamples each map bilinearly to the input's H x W, with
             ``align_corners=False`` as ``torch.nn.functional.interpolate`` (see
             ``cnnlab.viz.resize.bilinear_resize``); False returns it at the layer's resolution.
@@ -77,12 +83,15 @@ def grad_cam(
         (2, 8, 8)
     """
     layers, x = _check_model_and_input("grad_cam", model, x)
-    net = [_inspection_copy(lay) for lay in layers]
-    outputs = _forward(net, x)  # outputs[i] = output of layer i
-    index = _pick_layer(layers, outputs, layer)
-    targets = _targets("grad_cam", target, outputs[-1])
-    grad = _backward(net, index + 1, _one_hot(outputs[-1], targets))  # dy_c/dA, (N, K, h, w)
-    feats = outputs[index]  # A, (N, K, h, w)
+    if isinstance(model, Graph):
+        feats, grad = _graph_cam_inputs(model, x, target, layer)
+    else:
+        net = [_inspection_copy(lay) for lay in layers]
+        outputs = _forward(net, x)  # outputs[i] = output of layer i
+        index = _pick_layer(layers, outputs, layer)
+        targets = _targets("grad_cam", target, outputs[-1])
+        grad = _backward(net, index + 1, _one_hot(outputs[-1], targets))  # dy_c/dA, (N, K, h, w)
+        feats = outputs[index]  # A, (N, K, h, w)
     alpha = grad.mean(axis=(2, 3))  # (N, K): global-average-pooled gradients
     cam = np.maximum(np.einsum("nk,nkhw->nhw", alpha, feats), 0)  # (N, h, w)
     peak = cam.max(axis=(1, 2), keepdims=True)  # (N, 1, 1)
@@ -111,6 +120,10 @@ def saliency(model: Any, x: np.ndarray, target: int | Sequence[int] | np.ndarray
         (2, 8, 8)
     """
     layers, x = _check_model_and_input("saliency", model, x)
+    if isinstance(model, Graph):
+        graph = cast(Graph, _inspection_copy(model))
+        logits = _logits(graph.forward(x))
+        return np.abs(graph.backward(_one_hot(logits, _targets("saliency", target, logits)))).max(axis=1)
     net = [_inspection_copy(lay) for lay in layers]
     outputs = _forward(net, x)
     targets = _targets("saliency", target, outputs[-1])
@@ -119,10 +132,51 @@ def saliency(model: Any, x: np.ndarray, target: int | Sequence[int] | np.ndarray
 
 
 # ---- the passes ---------------------------------------------------------------------------
+def _graph_cam_inputs(model: Graph, x: np.ndarray, target: Any, node: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A, the feature maps at ``node`` (checked, or the default), and dy_c/dA, both (N, K, h, w)."""
+    shapes = model.shapes(x.shape)
+    four_d = [n for n in model.nodes if len(shapes[n]) == 4]
+    if node is None:
+        node = graph_default_node(model, x.shape[1:])
+    elif not isinstance(node, str) or node not in model.nodes:
+        raise arg_error("grad_cam", "layer", f"a node name of the Graph ({', '.join(model.nodes)})", node)
+    elif len(shapes[node]) != 4:
+        raise ShapeError(
+            f"grad_cam: node {node!r} ({type(model[node]).__name__}) must output a 4-D feature map "
+            f"(N, C, h, w). Received: shape {shapes[node]}. Nodes with 4-D outputs: "
+            f"{', '.join(four_d) or 'none'}"
+        )
+    graph = cast(Graph, _inspection_copy(model))
+    out, feats = graph.forward_keep(x, keep=[node])
+    logits = _logits(out)
+    _, grads = graph.backward_keep(_one_hot(logits, _targets("grad_cam", target, logits)), keep=[node])
+    return feats[node], grads[node]
+
+
+def graph_default_node(model: Graph, input_shape: tuple[int, ...] | Sequence[int]) -> str:
+    """``grad_cam``'s default node of a Graph: the last whose output is a 4-D map with more
+    than one pixel, else the last 4-D one (in the order the nodes run)."""
+    shapes = model.shapes((1, *input_shape))
+    names = list(model.nodes)
+    return names[_last_map([shapes[n] for n in names])]
+
+
+def _logits(out: np.ndarray) -> np.ndarray:
+    if out.ndim != 2:
+        raise ShapeError(
+            f"the model's output must be the class logits of shape (N, classes). Received: shape {out.shape}"
+        )
+    return out
+
+
 def _check_model_and_input(where: str, model: Any, x: Any) -> tuple[list[Layer], np.ndarray]:
-    layers = getattr(model, "layers", None)
+    layers = list(model.children().values()) if isinstance(model, Graph) else getattr(model, "layers", None)
     if not isinstance(layers, list) or not layers or not all(isinstance(lay, Layer) for lay in layers):
-        raise arg_error(where, "model", "a cnnlab Sequential (a model with .layers)", type(model).__name__)
+        raise arg_error(
+            where, "model", "a cnnlab Sequential or Graph (a model with layers)", type(model).__name__
+        )
+    if getattr(model, "num_inputs", 1) != 1:
+        raise arg_error(where, "model", "a model with one input", f"a Graph with inputs {model.inputs}")
     if not isinstance(x, np.ndarray) or x.ndim != 4:
         received = f"shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
         raise ShapeError(f"{where}: x must be a numpy array of shape (N, C, H, W). Received: {received}")
@@ -146,6 +200,9 @@ def _inspection_copy(layer: Layer) -> Layer:
             setattr(clone, name, [_inspection_copy(v) for v in value])
         elif isinstance(value, ConvWorkspace):
             setattr(clone, name, ConvWorkspace())
+    if isinstance(layer, Graph) and isinstance(clone, Graph):  # each node's layer copied; a fresh plan
+        clone.nodes = {n: Node(n, _inspection_copy(v.layer), v.inputs) for n, v in layer.nodes.items()}
+        clone._order = None
     if hasattr(clone, "needs_input_grad"):
         clone.needs_input_grad = True
     clone.training = False  # eval mode for this copy only (its children are set by their own copy)
