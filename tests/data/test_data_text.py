@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnnlab.data import load_dataset
 from cnnlab.data.loader import stratified_split
 from cnnlab.data.text import TextEncoder, load_text, parse_spec
 from cnnlab.data.text_files import read_fortune_file
@@ -201,3 +202,10 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path: Path) -> None:
     assert encoder.encode(["testonly"])[0][0, 0] == 1  # <unk>
     again = TextEncoder.from_json(json.loads(json.dumps(encoder.to_json())))
     assert again.vocab.tokens == encoder.vocab.tokens and again.length == encoder.length
+
+
+def test_image_loader_points_text_data_to_its_loader() -> None:
+    with pytest.raises(
+        ValueError, match=r"'text:x' is a text dataset; read it with cnnlab\.data\.text\.load_text"
+    ):
+        load_dataset("text:x")

@@ -78,7 +78,7 @@ def test_kim_defaults_and_round_trip(tmp_path: Path) -> None:
 
 
 def test_option_errors_are_named() -> None:
-    with pytest.raises(ValueError, match=r"widths.*<= max_len \(4"):
+    with pytest.raises(ValueError, match=r"widths <= max_len \(4, the padded text length: raise it with"):
         textcnn(10, 4, 2, widths=[3, 5])
     with pytest.raises(ValueError, match=r"widths.*distinct"):
         textcnn(10, 8, 2, widths=[3, 3])

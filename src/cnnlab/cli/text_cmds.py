@@ -80,6 +80,8 @@ def route(args: argparse.Namespace) -> Command:
 
 # ---- train -----------------------------------------------------------------------------------
 def train(args: argparse.Namespace) -> int:
+    if args.dashboard:
+        raise ValueError("--dashboard does not serve text runs yet; train without it")
     if not args.resume and args.model is None and not args.config and not args.recipe:
         args.model = "textcnn"  # the default model is an image CNN
     config = resume_config(args.resume, args) if args.resume else resolve_config(args)

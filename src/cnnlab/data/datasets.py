@@ -184,6 +184,11 @@ def load_dataset(
             f"({', '.join(DATASETS)}) or the path of a folder of <class>/*.png images "
             "(`.` for the current folder)"
         )
+    if name.startswith("text:"):  # issue 27: text datasets have their own loader and commands
+        raise ValueError(
+            f"load_dataset: {name!r} is a text dataset; read it with cnnlab.data.text.load_text. "
+            "cnnlab train, evaluate, predict and show take text data; this command does not yet"
+        )
     key = name.lower()
     if key == "digits":
         return load_digits()

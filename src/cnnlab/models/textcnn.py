@@ -94,7 +94,8 @@ def textcnn(
     if len(set(widths)) != len(widths):
         raise arg_error("textcnn", "widths", "distinct widths (one branch each)", widths)
     if max(widths) > L:
-        raise arg_error("textcnn", "widths", f"widths <= max_len ({L}, the padded text length)", widths)
+        expected = f"widths <= max_len ({L}, the padded text length: raise it with text:PATH?max_len=N)"
+        raise arg_error("textcnn", "widths", expected, widths)
     gen = make_rng(rng)
     g = Graph(inputs="tokens")
     embed = Embedding(V, D, padding_idx=0, rng=gen)
