@@ -33,7 +33,10 @@ from cnnlab.viz.report import write_report
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model and write a run folder", description=__doc__)
     for flag, (_, kind, text) in FLAGS.items():
-        p.add_argument(flag, type=kind, default=None, help=text)
+        if kind is bool:  # a switch (--compile): given means True
+            p.add_argument(flag, action="store_const", const=True, default=None, help=text)
+        else:
+            p.add_argument(flag, type=kind, default=None, help=text)
     for flag, parse in MODEL_FLAGS.items():
         text = f"model option {flag[2:]} (zoo models)"
         if flag == "--widths":

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.loader import DataLoader, stratified_split
+from cnnlab.data.prefetch import prefetch
 from cnnlab.errors import arg_error, check_int
 from cnnlab.train.loop.callbacks import Callback, TrainContext
 from cnnlab.train.loop.checkpoint import (
@@ -70,6 +71,8 @@ def fit(
     checkpoint_fn: Callable[[TrainState], Any] | None = None,
     backend: str = "numpy",
     device: str = "cpu",
+    overlap: bool = True,
+    compile_model: bool = False,
 ) -> History:
     """Train ``model`` with mini-batch gradient descent and return its History.
 
@@ -97,6 +100,11 @@ def fit(
             SoftmaxCrossEntropy and SGD/Adam/AdamW; under torchrun only rank 0 runs the
             callbacks, shows progress and calls ``checkpoint_fn``).
         device: "cpu", or "cuda" with ``backend="torch"``.
+        overlap: prepare the next batch (loading, augmentation) in a background thread
+            while the engine trains on the current one (``cnnlab.data.prefetch``); the same
+            batches in the same order either way.
+        compile_model: with ``backend="torch"``: ``torch.compile`` the module (eager with a
+            one-line notice where the compiler fails; ``cnnlab train --compile``).
 
     Returns:
         The History, one row per epoch that finished; ``model`` and ``optimizer`` hold the
@@ -118,7 +126,16 @@ def fit(
         raise arg_error("fit", "val_split", "a float in [0, 1)", val_split)
     if val_split > 0 and val_data is not None:
         raise arg_error("fit", "val_split", "0 when val_data is given (use one or the other)", val_split)
-    engine = make_engine(backend, model, loss, optimizer, seed=seed, device=device, batch_size=batch_size)
+    engine = make_engine(
+        backend,
+        model,
+        loss,
+        optimizer,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        compile_model=compile_model,
+    )
     num_classes = num_classes_of(y_train)
 
     train_batches = TrainBatches(x_train, y_train, batch_size, seed=seed, val_split=val_split)
@@ -174,7 +191,7 @@ def fit(
             # History has it (so a resumed run decides alike), else the first batch's loss.
             start_loss = history.rows[0]["train_loss"] if history.rows else None
             seen, loss_sum, correct = 0, 0.0, 0.0
-            for batch, (xb, yb) in enumerate(augmented(loader, transform, augment_rng)):
+            for batch, (xb, yb) in enumerate(augmented(loader, transform, augment_rng, overlap=overlap)):
                 batch_loss, batch_correct = engine.train_step(xb, yb)
                 if not math.isfinite(batch_loss):
                     model.load_state_dict(last_good)
@@ -212,7 +229,7 @@ def fit(
                 seconds=time.perf_counter() - start,
             )
             row = history.last
-            progress.end_epoch(row, seen / max(train_seconds, 1e-9))
+            progress.end_epoch(row, seen / max(train_seconds, 1e-9), engine.epoch_note())
             if schedule is not None:
                 _step_schedule(schedule, row["train_loss"] if math.isnan(val_loss) else val_loss)
             for cb in callbacks:
@@ -280,13 +297,26 @@ class TrainBatches:
 
 
 def augmented(
-    loader: Iterable[tuple[np.ndarray, np.ndarray]], transform: Transform | None, rng: np.random.Generator
+    loader: Iterable[tuple[np.ndarray, np.ndarray]],
+    transform: Transform | None,
+    rng: np.random.Generator,
+    *,
+    overlap: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch of ``loader``'s ``(xb, yb)`` batches, ``xb`` augmented by ``transform(xb, rng)``.
 
     What every ``engine.train_step`` of ``fit`` gets: the whole (global) batch is augmented,
-    (B, C, H, W) in and out; without a transform the batches pass unchanged.
+    (B, C, H, W) in and out; without a transform the batches pass unchanged. ``overlap``:
+    the next batch is taken and augmented in a background thread while the caller trains
+    on this one (``cnnlab.data.prefetch``): the same draws in the same order, the same batches.
     """
+    batches = _augment(loader, transform, rng)
+    return prefetch(batches) if overlap else batches
+
+
+def _augment(
+    loader: Iterable[tuple[np.ndarray, np.ndarray]], transform: Transform | None, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for xb, yb in loader:
         yield (xb if transform is None else transform(xb, rng)), yb
 

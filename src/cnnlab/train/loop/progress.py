@@ -14,14 +14,16 @@ import sys
 from typing import Any, TextIO
 
 
-def epoch_line(row: dict[str, Any], epochs: int, images_per_s: float) -> str:
-    """The one-line summary of an epoch.
+def epoch_line(row: dict[str, Any], epochs: int, images_per_s: float, note: str = "") -> str:
+    """The one-line summary of an epoch, ``note`` (e.g. the seconds spent compiling) at its end.
 
     Example:
         >>> row = {"epoch": 2, "train_loss": 0.25, "train_accuracy": 0.9, "val_loss": float("nan"),
         ...        "val_accuracy": float("nan"), "lr": 0.01, "seconds": 1.5}
         >>> epoch_line(row, 10, 1234.0)
         'epoch  2/10  loss 0.2500  acc 0.9000  lr 0.01  1234 img/s  1.5s'
+        >>> epoch_line(row, 10, 1234.0, note="torch.compile 1.2s")[-30:]
+        '1234 img/s  1.5s  torch.compile 1.2s'
     """
     width = len(str(epochs))
     parts = [
@@ -32,6 +34,7 @@ def epoch_line(row: dict[str, Any], epochs: int, images_per_s: float) -> str:
     if not math.isnan(row["val_loss"]):
         parts += [f"val_loss {row['val_loss']:.4f}", f"val_acc {row['val_accuracy']:.4f}"]
     parts += [f"lr {row['lr']:.3g}", f"{images_per_s:.0f} img/s", f"{row['seconds']:.1f}s"]
+    parts += [note] if note else []
     return "  ".join(parts)
 
 
@@ -44,7 +47,7 @@ class Progress:
     def update(self, loss: float, accuracy: float, images_per_s: float) -> None:
         """After a batch: running loss and accuracy of the epoch so far."""
 
-    def end_epoch(self, row: dict[str, Any], images_per_s: float) -> None:
+    def end_epoch(self, row: dict[str, Any], images_per_s: float, note: str = "") -> None:
         pass
 
     def close(self) -> None:
@@ -58,8 +61,8 @@ class LineProgress(Progress):
         self.epochs = epochs
         self.stream = stream
 
-    def end_epoch(self, row: dict[str, Any], images_per_s: float) -> None:
-        print(epoch_line(row, self.epochs, images_per_s), file=self.stream or sys.stdout, flush=True)
+    def end_epoch(self, row: dict[str, Any], images_per_s: float, note: str = "") -> None:
+        print(epoch_line(row, self.epochs, images_per_s, note), file=self.stream or sys.stdout, flush=True)
 
 
 class RichProgress(Progress):
@@ -96,10 +99,10 @@ class RichProgress(Progress):
         self.stats = f"loss {loss:.4f}  acc {accuracy:.4f}  {images_per_s:.0f} img/s"
         self.bar.update(self.task, advance=1, stats=self.stats)
 
-    def end_epoch(self, row: dict[str, Any], images_per_s: float) -> None:
+    def end_epoch(self, row: dict[str, Any], images_per_s: float, note: str = "") -> None:
         self.bar.remove_task(self.task)
         self.task = None
-        self.bar.console.print(epoch_line(row, self.epochs, images_per_s), highlight=False)
+        self.bar.console.print(epoch_line(row, self.epochs, images_per_s, note), highlight=False)
 
     def close(self) -> None:
         self.bar.stop()

@@ -61,6 +61,7 @@ class TrainConfig:
     out: str | None = None
     backend: str = "numpy"  # "torch": cnnlab.train.loop.engines.torch_engine (also under torchrun)
     device: str = "cpu"  # "cuda" needs backend "torch"
+    compile: bool = False  # torch.compile the module (backend "torch"; issue 25)
     tensorboard: bool = False  # event files in RUN/tensorboard (cnnlab.train.loop.tensorboard)
 
     @classmethod
@@ -106,6 +107,8 @@ class TrainConfig:
             raise _bad("backend", " or ".join(BACKENDS), self.backend)
         if self.device not in ("cpu", "cuda") or (self.device == "cuda" and self.backend != "torch"):
             raise _bad("device", "cpu, or cuda with --backend torch", self.device)
+        if self.compile and self.backend != "torch":
+            raise _bad("compile", "false unless --backend torch (torch.compile compiles PyTorch)", True)
         if self.model_args and is_model_file(self.model):
             raise _bad(
                 "model_args",
@@ -240,6 +243,11 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "--out": ("out", str, "run folder (default runs/<timestamp>)"),
     "--backend": ("backend", str, "numpy (cnnlab's engine) or torch (PyTorch; also under torchrun)"),
     "--device": ("device", str, "cpu or cuda (with --backend torch)"),
+    "--compile": (
+        "compile",
+        bool,
+        "a switch: torch.compile the model (with --backend torch; compile seconds on the epoch's line)",
+    ),
 }
 
 

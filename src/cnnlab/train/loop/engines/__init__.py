@@ -20,9 +20,19 @@ __all__ = ["BACKENDS", "Engine", "NumpyEngine", "make_engine"]
 
 
 def make_engine(
-    backend: str, model: Any, loss: Any, optimizer: Any, *, seed: int, device: str, batch_size: int
+    backend: str,
+    model: Any,
+    loss: Any,
+    optimizer: Any,
+    *,
+    seed: int,
+    device: str,
+    batch_size: int,
+    compile_model: bool = False,
 ) -> Engine:
     """The engine for ``backend`` ("numpy" or "torch"); errors name what cannot work.
+
+    ``compile_model`` (torch only): ``torch.compile`` the module (``cnnlab train --compile``).
 
     Example:
         >>> from cnnlab.layers.dense import Dense
@@ -37,7 +47,22 @@ def make_engine(
     if backend == "numpy":
         if device != "cpu":
             raise arg_error("fit", "device", 'cpu with backend="numpy" (cuda needs backend="torch")', device)
+        if compile_model:
+            raise arg_error(
+                "fit",
+                "compile_model",
+                'False with backend="numpy" (torch.compile needs backend="torch")',
+                compile_model,
+            )
         return NumpyEngine(model, loss, optimizer)
     if backend == "torch":
-        return TorchEngine(model, loss, optimizer, seed=seed, device=device, batch_size=batch_size)
+        return TorchEngine(
+            model,
+            loss,
+            optimizer,
+            seed=seed,
+            device=device,
+            batch_size=batch_size,
+            compile_model=compile_model,
+        )
     raise arg_error("fit", "backend", f"one of {', '.join(BACKENDS)}", backend)

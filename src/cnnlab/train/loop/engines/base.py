@@ -61,6 +61,10 @@ class Engine:
     def end_epoch(self) -> None:
         """The epoch's training is done: make the cnnlab model and optimizer current."""
 
+    def epoch_note(self) -> str:
+        """A few words the epoch's progress line adds (the torch engine: compile seconds)."""
+        return ""
+
     def share_decisions(self, ctx: Any) -> None:
         """After the callbacks: let every process agree on ``ctx.stop_training`` and the lr."""
 
