@@ -14,7 +14,7 @@ from typing import Any
 
 from cnnlab import process
 from cnnlab.cli import benchmark
-from cnnlab.cli.bench_recipe import run_recipe
+from cnnlab.cli.bench_recipe import BENCH_RECIPES, DEFAULT_LINES, LINES, run_recipe
 from cnnlab.errors import arg_error
 from cnnlab.train.runs.recipes import RECIPES
 
@@ -23,10 +23,15 @@ MODEL_OPTIONS: dict[str, Any] = {
     "--batches": "32,128,512",
     "--models": "small,resnet",
     "--modes": "train,forward",
-    "--no-memory": False,
     "--profile": False,
 }
-RECIPE_OPTIONS: dict[str, Any] = {"--steps": 10, "--data-dir": None}
+RECIPE_OPTIONS: dict[str, Any] = {
+    "--steps": 10,
+    "--data-dir": None,
+    "--lines": ",".join(DEFAULT_LINES),
+    "--epoch": False,
+    "--compile": False,
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,14 +56,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--recipe",
         default=None,
         metavar="NAME",
-        help=f"time real training steps of `cnnlab train --recipe NAME` ({', '.join(RECIPES)}): "
-        "data, augmentation, forward, backward, update, for the NumPy engine and the torch engine",
+        help="time real training steps of `cnnlab train --recipe NAME` "
+        f"({', '.join([*RECIPES, *BENCH_RECIPES])}; "
+        "resnet: the fashion recipe with the zoo resnet): data, augmentation, forward, backward, update, "
+        "for the NumPy engine, the torch engine and a plain PyTorch script",
     )
     p.add_argument(
         "--steps", type=int, default=None, help="with --recipe: timed steps per engine and round (default 10)"
     )
     p.add_argument(
         "--data-dir", default=None, help="with --recipe: where the dataset files are (as in cnnlab train)"
+    )
+    p.add_argument(
+        "--lines",
+        default=None,
+        help=f"with --recipe: comma-separated, from {', '.join(LINES)} (default {','.join(DEFAULT_LINES)})",
+    )
+    p.add_argument(
+        "--epoch",
+        action="store_true",
+        help="with --recipe: time one whole epoch's steps per line (else --steps x --rounds, extrapolated)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="with --recipe: add the line torch-compile (torch.compile)"
     )
 
 
@@ -145,12 +165,20 @@ def _run_recipe(args: argparse.Namespace) -> list[Any]:
     _fill_defaults(args, RECIPE_OPTIONS)
     if args.steps < 1:
         raise arg_error("bench", "--steps", "a positive int", args.steps)
+    lines = [line for line in args.lines.split(",") if line]
+    if not lines or any(line not in LINES for line in lines) or len(set(lines)) < len(lines):
+        raise arg_error("bench", "--lines", f"distinct names from {', '.join(LINES)}", args.lines)
+    if args.compile and "torch-compile" not in lines:
+        lines.append("torch-compile")
     return run_recipe(
         args.recipe,
         steps=args.steps,
         rounds=args.rounds,
         data_dir=args.data_dir,
         cpu_clock=args.cpu_clock,
+        lines=tuple(lines),
+        whole_epoch=args.epoch,
+        memory=not args.no_memory,
     )
 
 

@@ -1,19 +1,26 @@
-"""``cnnlab bench --recipe NAME``: real training steps of a recipe, per engine, in one process.
+"""``cnnlab bench --recipe NAME``: an epoch of real training steps per line, in one process.
 
 A step as ``cnnlab train --recipe NAME`` runs it, timed. Everything comes from the trainer's
-own code: the recipe's data, normalized as the trainer does (``train.run.load_run_data``);
-its model, loss, optimizer and augmentation (``train.run.build_run_parts``); the seeded
-validation split and shuffled loader (``train.fit.TrainBatches``, ``augmented``); and the
-engine's ``train_step`` (``train.engines.make_engine``, with ``begin`` and ``begin_epoch``
-called as ``fit`` calls them). One timed step is: the next batch from the loader, its
-augmentation, forward, loss, backward and the optimizer update.
+own code: the recipe's data, normalized as the trainer does (``train.runs.run.load_run_data``);
+its model, loss, optimizer and augmentation (``train.runs.run.build_run_parts``); the seeded
+validation split and shuffled loader (``train.loop.fit.TrainBatches``, ``augmented``, with
+the next batch prepared in a background thread as ``fit`` does); and the engine's
+``train_step`` (``train.loop.engines``, with ``begin`` and ``begin_epoch`` called as ``fit``
+calls them). One timed step is: the next batch, its augmentation, forward, loss, backward
+and the optimizer update.
 
-Engines: the NumPy engine and the torch engine (``cnnlab train --backend torch``, on
-the CPU), each with its own model, optimizer and loader built from the recipe's seed. They
-are timed in interleaved rounds (``benchmark.time_interleaved``: warm-up steps first, a short
-pause between engines), and each one's median step projects its epoch: steps per epoch
-(training part after the validation split / batch size, rounded up) x median step. The
-validation pass at the end of an epoch is not included.
+Lines (``LINES``; issue 25): ``numpy`` (the NumPy engine), ``torch`` (``--backend torch`` as
+shipped: its layout rule, overlap), ``torch-compile`` (``--compile``), ``plain`` (the plain
+PyTorch script a user would write, ``cli/bench_plain_torch.py``: NCHW, eager, a Python loop)
+and, to see what each choice gives, ``numpy-serial`` / ``torch-serial`` (no overlap) and
+``torch-nchw``. Recipes: ``cnnlab train``'s, plus ``resnet`` (``BENCH_RECIPES``: the fashion
+recipe with the zoo resnet). Each line has its own model, optimizer and loader built from
+the recipe's seed; they are timed in interleaved rounds (``benchmark.time_interleaved``:
+warm-up steps first, a short pause between lines). ``epoch s`` = steps per epoch (training
+part after the validation split / batch size, rounded up) x the mean timed step: the time
+of one epoch's steps, extrapolated when fewer steps were timed (``--steps``; ``--epoch``
+times a whole epoch's worth). The validation pass is not included. Peak memory: VmHWM of a
+fresh process per line that builds the line and runs a few steps (``peak_rss_mb``).
 
 The data is never downloaded here (a benchmark times; it does not fetch tens of megabytes
 first): missing files are one error line that says how to get them.
@@ -22,22 +29,42 @@ first): missing files are one error line that says how to get them.
 from __future__ import annotations
 
 import contextlib
+import math
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
 
 from cnnlab.cli import benchmark
+from cnnlab.cli.bench_plain_torch import plain_torch_steps, shift_flip_options
 from cnnlab.data.locate import SYSTEM_DIRS, cache_dir, search_dirs
+from cnnlab.interop.torch import to_torch
 from cnnlab.train.loop.engines import make_engine
+from cnnlab.train.loop.engines.torch_engine import TorchEngine
 from cnnlab.train.loop.fit import TrainBatches, augmented
 from cnnlab.train.runs.config import TrainConfig, describe_model
 from cnnlab.train.runs.recipes import recipe
 from cnnlab.train.runs.run import RunData, build_run_parts, load_run_data
 
-#: Untimed steps per engine before the rounds.
+#: Untimed steps per line before the rounds.
 WARMUP = 3
+#: Bench-only recipes: the fashion recipe (data, batch, optimizer, augmentation) with another model.
+BENCH_RECIPES: dict[str, dict[str, Any]] = {"resnet": {"model": "resnet", "model_args": {}}}
+#: Line name -> how it trains: an engine's options, or the plain PyTorch script.
+LINES: dict[str, dict[str, Any]] = {
+    "numpy": {"backend": "numpy"},
+    "numpy-serial": {"backend": "numpy", "overlap": False},
+    "torch": {"backend": "torch"},
+    "torch-nchw": {"backend": "torch", "layout": "nchw"},
+    "torch-serial": {"backend": "torch", "overlap": False},
+    "torch-compile": {"backend": "torch", "compile_model": True},
+    "plain": {"backend": "plain"},
+}
+DEFAULT_LINES = ("numpy", "torch", "plain")
 
 
 def recipe_config(name: str, data_dir: str | None = None) -> TrainConfig:
@@ -47,7 +74,10 @@ def recipe_config(name: str, data_dir: str | None = None) -> TrainConfig:
         ValueError: an unknown recipe (the message lists the valid names), or a ``data_dir``
             that is not an existing folder.
     """
-    values = recipe(name)
+    if name in BENCH_RECIPES:
+        values = recipe("fashion") | BENCH_RECIPES[name]
+    else:
+        values = recipe(name)
     if data_dir is not None:
         values["data_dir"] = data_dir
     config = TrainConfig.from_dict(values)
@@ -79,66 +109,97 @@ def missing_data_message(name: str, config: TrainConfig) -> str:
 
 
 class RecipeStep:
-    """One engine training on a recipe's data; each call is one real training step.
+    """One line training on a recipe's data; each call is one real training step.
 
     Args:
         config: the recipe's config (model, batch size, optimizer, augmentation, seed).
-        data: its data, loaded once for every engine (``load_recipe_data``).
-        backend: "numpy" or "torch" (``cnnlab train --backend``), on the CPU.
+        data: its data, loaded once for every line (``load_recipe_data``).
+        line: a name from ``LINES``, e.g. "numpy", "torch", "plain".
 
     Attributes:
-        label: "numpy" or "torch", the engine's name in the table.
+        label: the line's name in the table.
         train_size: images in the recipe's training part (after the validation split).
         steps_per_epoch: batches in one epoch of it.
     """
 
-    def __init__(self, config: TrainConfig, data: RunData, backend: str) -> None:
+    def __init__(self, config: TrainConfig, data: RunData, line: str) -> None:
+        options = dict(LINES[line])
+        backend = options.pop("backend")
+        overlap = options.pop("overlap", True)
         parts = build_run_parts(config, data)  # a fresh model with the recipe's seeded weights
         batches = TrainBatches(
             data.x_train, data.y_train, config.batch_size, seed=config.seed, val_split=config.val_split
         )
-        self.engine = make_engine(
-            backend,
+        self.label = self.backend = line
+        self.train_size = len(batches.loader.x)
+        self.steps_per_epoch = len(batches.loader)
+        self.engine: Any = None
+        if backend == "plain":
+            max_shift, fill, flip_p = shift_flip_options(parts.transform)
+            self._batches: Generator[Any, None, None] = plain_torch_steps(
+                to_torch(parts.model).float(),
+                batches.loader.x,
+                batches.loader.y,
+                batch_size=config.batch_size,
+                lr=config.lr,
+                max_shift=max_shift,
+                fill=fill,
+                flip_p=flip_p,
+                seed=config.seed,
+            )
+            return
+        model, loss, optimizer, seed, batch = (
             parts.model,
             parts.loss,
             parts.optimizer,
-            seed=config.seed,
-            device="cpu",
-            batch_size=config.batch_size,
+            config.seed,
+            config.batch_size,
         )
-        self.backend = self.label = backend
-        self.train_size = len(batches.loader.x)
-        self.steps_per_epoch = len(batches.loader)
+        if backend == "torch":
+            self.engine = TorchEngine(
+                model, loss, optimizer, seed=seed, device="cpu", batch_size=batch, **options
+            )
+        else:
+            self.engine = make_engine(
+                backend, model, loss, optimizer, seed=seed, device="cpu", batch_size=batch
+            )
         self.engine.begin()
-        self._batches = self._epochs(batches, parts.transform, float(parts.optimizer.lr))
+        self._batches = self._epochs(batches, parts.transform, float(parts.optimizer.lr), overlap)
 
-    def _epochs(self, batches: Any, transform: Any, lr: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _epochs(
+        self, batches: Any, transform: Any, lr: float, overlap: bool
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
         """The augmented batches of epoch after epoch, each epoch begun as ``fit`` begins it."""
         epoch = 0
         while True:
             epoch += 1
             self.engine.begin_epoch(epoch, lr)
-            yield from augmented(batches.loader, transform, batches.rngs["augment"])
+            yield from augmented(batches.loader, transform, batches.rngs["augment"], overlap=overlap)
 
     def __call__(self) -> None:
+        if self.engine is None:
+            next(self._batches)  # the plain script's next step
+            return
         xb, yb = next(self._batches)  # (B, C, H, W) augmented, (B,)
         self.engine.train_step(xb, yb)
 
     def close(self) -> None:
         """End training as ``fit`` does (the NumPy engine restores the first layer's flag)."""
-        self.engine.end(True)
+        if self.engine is not None:
+            self.engine.end(True)
+        self._batches.close()  # stops a prefetching thread
 
 
-def engines(print_fn: Callable[[str], None]) -> list[str]:
-    """The backends to time: the NumPy engine, then torch if installed."""
-    found = ["numpy"]
+def lines_to_time(lines: tuple[str, ...], print_fn: Callable[[str], None]) -> list[str]:
+    """``lines`` without those that need torch when it is not installed (one line says so)."""
     try:
         import torch  # noqa: F401
     except ImportError:
-        print_fn("torch not installed: no torch engine, no ratios (pip install 'cnnlab[torch]')")
-    else:
-        found.append("torch")
-    return found
+        kept = [line for line in lines if LINES[line]["backend"] == "numpy"]
+        if len(kept) < len(lines):
+            print_fn("torch not installed: no torch lines, no ratios (pip install 'cnnlab[torch]')")
+        return kept
+    return list(lines)
 
 
 def run_recipe(
@@ -148,48 +209,85 @@ def run_recipe(
     data_dir: str | None = None,
     cpu_clock: bool = False,
     print_fn: Callable[[str], None] = print,
+    lines: tuple[str, ...] = DEFAULT_LINES,
+    whole_epoch: bool = False,
+    memory: bool = True,
 ) -> list[dict[str, Any]]:
-    """Time ``steps`` x ``rounds`` real training steps of recipe ``name`` per engine; print the table.
+    """Time real training steps of recipe ``name`` for each of ``lines``; print the table.
 
-    ``cpu_clock``: every engine on ONE thread (BLAS, torch), timed by the CPU time of
-    the process (as ``cnnlab bench --cpu-clock``). Returns one row per engine (see ``format_rows``).
+    ``steps`` x ``rounds`` steps are timed per line (``whole_epoch``: ``steps`` is set so
+    that they add up to one epoch). ``cpu_clock``: every line on ONE thread (BLAS, torch),
+    timed by the CPU time of the process (as ``cnnlab bench --cpu-clock``). ``memory``: the
+    peak resident memory of each line, from a fresh process per line. Returns one row per
+    line (see ``format_rows``).
     """
     config = recipe_config(name, data_dir)
     data = load_recipe_data(name, config)
-    chosen = engines(print_fn)
+    chosen = lines_to_time(lines, print_fn)
     with contextlib.ExitStack() as stack:
         clock: Callable[[], float] = time.perf_counter
         if cpu_clock:
             stack.enter_context(benchmark.one_thread())
             stack.enter_context(_torch_threads(1))
             clock = time.process_time
-        steppers = [RecipeStep(config, data, backend) for backend in chosen]
+        steppers = [RecipeStep(config, data, line) for line in chosen]
+        if whole_epoch:
+            steps = math.ceil(steppers[0].steps_per_epoch / rounds)
         try:
             _print_header(name, config, data, steppers, rounds, steps, cpu_clock, print_fn)
+            samples: dict[str, list[float]] = {}
             times = benchmark.time_interleaved(
-                {s.label: s for s in steppers}, rounds, steps, warmup=WARMUP, clock=clock
+                {s.label: s for s in steppers}, rounds, steps, warmup=WARMUP, clock=clock, samples=samples
             )
         finally:
             for stepper in steppers:
                 stepper.close()
-    torch_s = times.get("torch")
+    plain_s = times.get("plain")
     rows = []
     for stepper in steppers:
-        sec = times[stepper.label]
+        sec, timed = times[stepper.label], samples[stepper.label]
+        mean = math.fsum(timed) / len(timed)
         rows.append(
             {
                 "recipe": name,
-                "engine": stepper.backend,
+                "engine": stepper.label,
                 "batch_size": config.batch_size,
                 "ms": sec * 1e3,
+                "mean_ms": mean * 1e3,
                 "steps_per_s": 1 / sec,
                 "steps_per_epoch": stepper.steps_per_epoch,
-                "epoch_s": stepper.steps_per_epoch * sec,
-                "ratio_vs_torch": sec / torch_s if torch_s else float("nan"),
+                "timed_steps": len(timed),
+                "epoch_s": stepper.steps_per_epoch * mean,
+                "ratio_vs_plain": sec / plain_s if plain_s else float("nan"),
+                "peak_rss_mb": peak_rss_mb(name, stepper.label, data_dir) if memory else float("nan"),
             }
         )
     print_fn(format_rows(rows))
     return rows
+
+
+def peak_rss_mb(name: str, line: str, data_dir: str | None = None, steps: int = WARMUP) -> float:
+    """Peak resident memory (MiB) of a fresh process that builds ``line`` and runs ``steps`` steps.
+
+    VmHWM from /proc (ru_maxrss where there is none; on Linux it survives fork+exec, so the
+    child would report the parent's peak): the data, the model, the optimizer, the batches.
+    """
+    code = (
+        "import resource\n"
+        "from cnnlab.process import tune_process; tune_process()  # as the parent runs\n"
+        "from cnnlab.cli.bench_recipe import RecipeStep, load_recipe_data, recipe_config\n"
+        f"config = recipe_config({name!r}, {data_dir!r})\n"
+        f"step = RecipeStep(config, load_recipe_data({name!r}, config), {line!r})\n"
+        f"for _ in range({steps}): step()\n"
+        "step.close()\n"
+        "try:\n"
+        "    row = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "    print(int(row.split()[1]))\n"
+        "except (OSError, IndexError):\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
 @contextlib.contextmanager
@@ -219,7 +317,7 @@ def _print_header(
     print_fn: Callable[[str], None],
 ) -> None:
     c, h, w = data.image_shape
-    first = steppers[0]  # every engine trains on the same split
+    first = steppers[0]  # every line trains on the same split
     print_fn(
         f"recipe {name}: {describe_model(config)} on {config.data} {c}x{h}x{w}, batch {config.batch_size}, "
         f"{config.optimizer} lr {config.lr:g}, augment {config.augment}"
@@ -234,30 +332,46 @@ def _print_header(
         torch_version = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         torch_version = "not installed"
-    print_fn(f"machine: {benchmark.cores()} cores; BLAS: {benchmark.blas_info()}")
+    print_fn(f"machine: {benchmark.cores()} cores, load average {_load()}; BLAS: {benchmark.blas_info()}")
     print_fn(f"numpy {np.__version__}, torch {torch_version}")
     print_fn(benchmark.env_line())
-    clock = "CPU time of the process, every engine on 1 thread (--cpu-clock)" if cpu_clock else "wall clock"
+    clock = "CPU time of the process, every line on 1 thread (--cpu-clock)" if cpu_clock else "wall clock"
+    timed = rounds * steps
+    extrapolated = (
+        f"the whole epoch timed ({timed} steps)"
+        if timed >= first.steps_per_epoch
+        else f"EXTRAPOLATED from {timed} of {first.steps_per_epoch} steps"
+    )
     print_fn(
-        f"timed: {rounds} interleaved rounds x {steps} steps per engine after {WARMUP} warm-up steps; "
-        f"median step, {clock}; epoch s = steps per epoch x ms/step (no validation pass)"
+        f"timed: {rounds} interleaved rounds x {steps} steps per line after {WARMUP} warm-up steps, {clock}; "
+        f"ms/step: median; epoch s = steps per epoch x mean step, {extrapolated}; no validation pass; "
+        "x plain: median step / the plain PyTorch script's; peak MiB: VmHWM of a fresh process per line"
     )
 
 
+def _load() -> str:
+    """The 1-minute load average (the machine's other work), or "unknown"."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (OSError, AttributeError):
+        return "unknown"
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The table of ``run_recipe``'s rows: engine, ms/step, steps/s, epoch s, x torch.
+    """The table of ``run_recipe``'s rows: line, ms/step, epoch s, x plain, peak MiB.
 
     Example:
-        >>> row = {"engine": "torch", "ms": 40.0, "steps_per_s": 25.0, "epoch_s": 16.88,
-        ...        "ratio_vs_torch": 1.0}
+        >>> row = {"engine": "torch", "ms": 40.0, "epoch_s": 16.88, "ratio_vs_plain": 0.75,
+        ...        "peak_rss_mb": 612.0}
         >>> print(format_rows([row]).splitlines()[-1])
-        torch         40.0    25.00     16.9     1.00
+        torch               40.0     16.9     0.75     612
     """
-    head = f"{'engine':<8}{'ms/step':>10}{'steps/s':>9}{'epoch s':>9}{'x torch':>9}"
+    head = f"{'line':<14}{'ms/step':>10}{'epoch s':>9}{'x plain':>9}{'peak MiB':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
+        mib = r["peak_rss_mb"]
         lines.append(
-            f"{r['engine']:<8}{r['ms']:>10.1f}{r['steps_per_s']:>9.2f}"
-            f"{r['epoch_s']:>9.1f}{r['ratio_vs_torch']:>9.2f}"
+            f"{r['engine']:<14}{r['ms']:>10.1f}{r['epoch_s']:>9.1f}{r['ratio_vs_plain']:>9.2f}"
+            f"{'-' if math.isnan(mib) else f'{mib:.0f}':>9}"
         )
     return "\n".join(lines)

@@ -146,12 +146,17 @@ def time_interleaved(
     warmup: int = 3,
     pause: float = 0.05,
     clock: Callable[[], float] = time.perf_counter,
+    samples: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
-    """Median seconds per step of each callable, timed in interleaved rounds (wall clock by default)."""
+    """Median seconds per step of each callable, timed in interleaved rounds (wall clock by default).
+
+    ``samples``: if given, filled with every timed step's seconds, per name.
+    """
     for step in steps.values():
         for _ in range(warmup):
             step()
-    samples: dict[str, list[float]] = {name: [] for name in steps}
+    samples = {} if samples is None else samples
+    samples.update({name: [] for name in steps})
     names = list(steps)
     for r in range(rounds):
         # Each round starts at another library, so none always runs right after the same
