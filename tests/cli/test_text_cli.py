@@ -179,3 +179,17 @@ def test_dashboard_with_text_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
         capsys, "train", "--data", f"text:{data}", "--dashboard", "--out", str(tmp_path / "run")
     )
     assert code == 1 and "--dashboard does not serve text runs yet" in err and not (tmp_path / "run").exists()
+
+
+def test_evaluate_on_other_text_data_with_some_of_the_classes(
+    text_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "more.csv"
+    rows = [f'"a lovely,\nwonderful film {i}",pos' for i in range(5)]  # quoted commas and newlines
+    table.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    code, out, _ = cli(
+        capsys, "evaluate", str(text_run), "--data", f"text:{table}?test_fraction=0.5", "--json"
+    )
+    metrics = json.loads(out)
+    assert code == 0 and metrics["num_examples"] == 3  # ceil(0.5 * 5) texts of the one class
+    assert metrics["confusion_matrix"][0] == [0, 0]  # neg: no texts, the model's classes kept
