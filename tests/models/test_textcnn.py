@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cnnlab.explain.text_cam import text_grad_cam
+from cnnlab.interop import to_onnx, to_torch
 from cnnlab.io import load, save
 from cnnlab.models.textcnn import textcnn
 from cnnlab.models.word_vectors import read_word_vectors
@@ -116,3 +117,16 @@ def test_grad_cam_points_at_the_deciding_token() -> None:
     assert weights.tolist() == [0.0, 0.0, 1.0, 0.0]
     assert model.training  # restored
     assert not text_grad_cam(model, ids, target=1, length=4).any()  # class 1 is against token 7
+
+
+def test_to_torch_and_onnx_reproduce_textcnn(torch: Any, tmp_path: Path) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model = textcnn(30, 12, 3, rng=0, embedding_dim=8, maps=4).eval()
+    x = np.random.default_rng(0).integers(0, 30, size=(5, 12))
+    module = to_torch(model.astype(np.float64)).eval()
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), model.predict(x), atol=1e-12)
+    model = model.astype(np.float32)
+    path = to_onnx(model, tmp_path / "textcnn.onnx", (12,), dynamo=False)
+    session = onnxruntime.InferenceSession(str(path))
+    (y,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(y, model.predict(x), rtol=0, atol=1e-5)
