@@ -246,3 +246,39 @@ def test_peak_rss_of_a_line_comes_from_a_fresh_process(tiny_fashion: Path) -> No
     from cnnlab.cli.bench_recipe import peak_rss_mb
 
     assert 20 < peak_rss_mb("fashion", "numpy", str(tiny_fashion)) < 4000
+
+
+def test_the_compile_line_runs_the_compiled_module_and_says_how_long_compiling_took(
+    torch: Any, tiny_fashion: Path, monkeypatch: Any
+) -> None:
+    import time
+
+    from cnnlab.cli.bench_recipe import WARMUP, run_recipe
+
+    calls: list[int] = []
+
+    class Compiled:  # torch.compile's stand-in: the first call "compiles" for 50 ms
+        def __init__(self, module: Any) -> None:
+            self.module = module
+
+        def __call__(self, x: Any) -> Any:
+            if not calls:
+                time.sleep(0.05)
+            calls.append(len(x))
+            return self.module(x)
+
+        def train(self, mode: bool = True) -> Any:
+            return self.module.train(mode)
+
+    monkeypatch.setattr(torch, "compile", Compiled)
+    lines: list[str] = []
+    rows = run_recipe(
+        "fashion", steps=1, rounds=1, data_dir=str(tiny_fashion), print_fn=lines.append,
+        lines=("torch-compile",), memory=False,
+    )  # fmt: skip
+    assert len(calls) == WARMUP + 1
+    assert rows[0]["compile_s"] >= 0.05
+    assert (
+        lines[-1]
+        == f"torch-compile: torch.compile took {rows[0]['compile_s']:.1f} s in the warm-up (not timed)"
+    )

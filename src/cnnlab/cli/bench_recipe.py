@@ -134,6 +134,7 @@ class RecipeStep:
         self.train_size = len(batches.loader.x)
         self.steps_per_epoch = len(batches.loader)
         self.engine: Any = None
+        self._compiled = 0.0  # compile seconds of the finished epochs
         if backend == "plain":
             max_shift, fill, flip_p = shift_flip_options(parts.transform)
             self._batches: Generator[Any, None, None] = plain_torch_steps(
@@ -173,6 +174,7 @@ class RecipeStep:
         epoch = 0
         while True:
             epoch += 1
+            self._compiled += float(getattr(self.engine, "compile_seconds", 0.0))  # reset by begin_epoch
             self.engine.begin_epoch(epoch, lr)
             yield from augmented(batches.loader, transform, batches.rngs["augment"], overlap=overlap)
 
@@ -182,6 +184,11 @@ class RecipeStep:
             return
         xb, yb = next(self._batches)  # (B, C, H, W) augmented, (B,)
         self.engine.train_step(xb, yb)
+
+    @property
+    def compile_seconds(self) -> float:
+        """Seconds ``torch.compile`` took so far (0 for the other lines)."""
+        return self._compiled + float(getattr(self.engine, "compile_seconds", 0.0))
 
     def close(self) -> None:
         """End training as ``fit`` does (the NumPy engine restores the first layer's flag)."""
@@ -260,9 +267,15 @@ def run_recipe(
                 "epoch_s": stepper.steps_per_epoch * mean,
                 "ratio_vs_plain": sec / plain_s if plain_s else float("nan"),
                 "peak_rss_mb": peak_rss_mb(name, stepper.label, data_dir) if memory else float("nan"),
+                "compile_s": stepper.compile_seconds,
             }
         )
     print_fn(format_rows(rows))
+    for row in rows:
+        if row["compile_s"]:
+            print_fn(
+                f"{row['engine']}: torch.compile took {row['compile_s']:.1f} s in the warm-up (not timed)"
+            )
     return rows
 
 
