@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,16 @@ def test_evaluate_on_other_text_data_with_some_of_the_classes(
     metrics = json.loads(out)
     assert code == 0 and metrics["num_examples"] == 3  # ceil(0.5 * 5) texts of the one class
     assert metrics["confusion_matrix"][0] == [0, 0]  # neg: no texts, the model's classes kept
+
+
+def test_show_cam_text_with_brackets_and_without_rich(
+    text_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sentence = "[bold]terrible[/bold] film [/]"
+    code, out, _ = cli(capsys, "show", str(text_run), sentence, "--cam")
+    assert code == 0 and "[ bold ] terrible [ / bold ] film [ / ]" in out  # not read as rich markup
+    monkeypatch.setitem(sys.modules, "rich.console", None)  # import fails: plain text
+    code, out, _ = cli(capsys, "show", str(text_run), "a terrible film", "--cam")
+    assert code == 0 and "[[terrible]]" in out
+    code, _, err = cli(capsys, "show", str(text_run), "a film", "--cam-layer", "1")
+    assert code == 1 and "--cam-layer is for image models" in err

@@ -187,24 +187,47 @@ def highlighted(tokens: list[str], weights: np.ndarray) -> Any:
     return out
 
 
-def show(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def marked(tokens: list[str], weights: np.ndarray) -> str:
+    """Without rich: the tokens with those of weight >= 0.5 in [[ ]].
 
+    Example:
+        >>> marked(["a", "good", "film"], np.array([0.1, 1.0, 0.4]))
+        'a [[good]] film'
+    """
+    return " ".join(f"[[{t}]]" if w >= 0.5 else t for t, w in zip(tokens, weights, strict=False))
+
+
+def show(args: argparse.Namespace) -> int:
+    if args.cam_layer is not None:
+        raise ValueError(
+            "--cam-layer is for image models: a text model's Grad-CAM combines all its Conv1D branches "
+            "(use --cam)"
+        )
     model, extra, encoder = load_text_model(args.model)
     text = args.image  # the image command's positional argument: here, one sentence
     classes = [str(c) for c in extra.get("classes") or []]
     probs = probabilities(model, encoder, [text])[0]
     classes = classes or [str(i) for i in range(len(probs))]
     print(f"{_short(text)!r}: {_top(probs, classes, args.top_k)}")
-    if not (args.cam or args.cam_layer is not None):
+    if not args.cam:
         return 0
     tokens = encoder.tokens([text])[0][: encoder.length]
     ids, lengths = encoder.encode([text])
-    console = Console(highlight=False, soft_wrap=True)
+    try:
+        from rich.console import Console  # optional: the `train` extra
+
+        console: Any = Console(highlight=False, markup=False, soft_wrap=True)
+    except ImportError:
+        console = None
     for c in np.argsort(-probs, kind="stable")[:2]:
         weights = text_grad_cam(model, ids, int(c), int(lengths[0]))
-        console.print(f"Grad-CAM for {classes[c]} ({probs[c]:.1%}):", style="bold")
-        console.print(highlighted(tokens, weights))
+        print(f"Grad-CAM for {classes[c]} ({probs[c]:.1%}):", flush=True)
+        if console is not None:
+            console.print(highlighted(tokens, weights))
+        else:
+            print(marked(tokens, weights))
         ranked = sorted(range(len(tokens)), key=lambda i: -weights[i])[:5]
-        console.print("  words that decided: " + ", ".join(f"{tokens[i]} {weights[i]:.2f}" for i in ranked))
+        print(
+            "  words that decided: " + ", ".join(f"{tokens[i]} {weights[i]:.2f}" for i in ranked), flush=True
+        )
     return 0
