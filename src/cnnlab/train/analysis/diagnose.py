@@ -164,129 +164,188 @@ def diagnose(
     if not rows:
         raise ValueError("diagnose: the history is empty (no epoch finished)")
     cfg = _config_dict(config)
-    K = num_classes or _classes_of(cfg)
-    tl, ta = _column(rows, "train_loss"), _column(rows, "train_accuracy")
-    vl, va = _column(rows, "val_loss"), _column(rows, "val_accuracy")
-    n = len(rows)
-    k = max(1, min(3, n - 1))
-    has_val = not all(math.isnan(v) for v in vl)
-    ev: dict[str, Any] = {"epochs": n, "final_train_loss": tl[-1], "final_train_accuracy": ta[-1]}
-    if has_val:
-        finite_vl = [v if math.isfinite(v) else math.inf for v in vl]
-        best = min(range(n), key=lambda i: finite_vl[i])
-        ev |= {
-            "final_val_loss": vl[-1],
-            "final_val_accuracy": va[-1],
-            "best_epoch": best + 1,
-            "best_val_loss": vl[best],
-            "accuracy_gap": ta[-1] - va[-1],
-            "loss_ratio_val_train": vl[-1] / max(tl[-1], 1e-12),
-        }
-    ev |= {"train_loss_trend_per_epoch": _trend(tl, k)}
-    if has_val:
-        ev["val_loss_trend_per_epoch"] = _trend(vl, k)
-    # Chance level; with K unknown, the blow-up test assumes at most 1000 classes.
-    chance_loss = math.log(K) if K and K > 1 else math.log(1000)
-    if K and K > 1:
-        ev |= {"num_classes": K, "chance_loss": chance_loss, "chance_accuracy": 1 / K}
+    curves = _Curves.of(rows, cfg, num_classes or _classes_of(cfg))
     path = Path(config_path) if config_path is not None else None
+    for rule in (_diverging_or_at_chance, _too_few_epochs, _overfitting, _still_falling, _underfitting):
+        found = rule(curves)
+        if found is not None:
+            name, reasons, suggestions = found
+            break
+    else:
+        name, reasons = "good_fit", ["validation follows training closely and both have settled"]
+        suggestions = _advice.good_fit(cfg)
+    lines, commands = _advice.advise(suggestions, cfg, path)
+    return Diagnosis(name, curves.ev, reasons, lines, commands)
 
-    def verdict(name: str, reasons: list[str], suggestions: list[_advice.Suggestion]) -> Diagnosis:
-        lines, commands = _advice.advise(suggestions, cfg, path)
-        return Diagnosis(name, ev, reasons, lines, commands)
 
-    def diverging(reason: str, *extra: _advice.Suggestion) -> Diagnosis:
-        return verdict("diverging", [reason], [*_advice.diverging(cfg), *extra])
+#: A verdict's name, its reasons and the suggestions behind its advice.
+_Found = tuple[str, list[str], list[_advice.Suggestion]]
 
-    # 1. diverging
-    losses = tl + (vl if has_val else [])
-    if any(not math.isfinite(v) for v in losses):
-        return diverging("a loss became NaN or infinite")
+
+@dataclass
+class _Curves:
+    """The columns of a history and the evidence drawn from them (``Diagnosis.evidence``)."""
+
+    tl: list[float]  # train loss per epoch
+    ta: list[float]  # train accuracy
+    vl: list[float]  # val loss (NaN without validation)
+    va: list[float]  # val accuracy
+    has_val: bool
+    K: int | None  # classes
+    chance_loss: float  # ln K (ln 1000 with K unknown: the blow-up test's bound)
+    cfg: dict[str, Any] | None
+    ev: dict[str, Any]
+
+    @property
+    def n(self) -> int:
+        return len(self.tl)
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]], cfg: dict[str, Any] | None, K: int | None) -> _Curves:
+        tl, ta = _column(rows, "train_loss"), _column(rows, "train_accuracy")
+        vl, va = _column(rows, "val_loss"), _column(rows, "val_accuracy")
+        n = len(rows)
+        k = max(1, min(3, n - 1))
+        has_val = not all(math.isnan(v) for v in vl)
+        ev: dict[str, Any] = {"epochs": n, "final_train_loss": tl[-1], "final_train_accuracy": ta[-1]}
+        if has_val:
+            finite_vl = [v if math.isfinite(v) else math.inf for v in vl]
+            best = min(range(n), key=lambda i: finite_vl[i])
+            ev |= {
+                "final_val_loss": vl[-1],
+                "final_val_accuracy": va[-1],
+                "best_epoch": best + 1,
+                "best_val_loss": vl[best],
+                "accuracy_gap": ta[-1] - va[-1],
+                "loss_ratio_val_train": vl[-1] / max(tl[-1], 1e-12),
+            }
+        ev |= {"train_loss_trend_per_epoch": _trend(tl, k)}
+        if has_val:
+            ev["val_loss_trend_per_epoch"] = _trend(vl, k)
+        # Chance level; with K unknown, the blow-up test assumes at most 1000 classes.
+        chance_loss = math.log(K) if K and K > 1 else math.log(1000)
+        if K and K > 1:
+            ev |= {"num_classes": K, "chance_loss": chance_loss, "chance_accuracy": 1 / K}
+        return cls(tl, ta, vl, va, has_val, K, chance_loss, cfg, ev)
+
+
+def _diverging(c: _Curves, reason: str, *extra: _advice.Suggestion) -> _Found:
+    return "diverging", [reason], [*_advice.diverging(c.cfg), *extra]
+
+
+def _diverging_or_at_chance(c: _Curves) -> _Found | None:
+    """1. A loss NaN/inf or blown up, ending above its start, oscillating; or still at chance."""
+    tl, n, K = c.tl, c.n, c.K
+    if any(not math.isfinite(v) for v in tl + (c.vl if c.has_val else [])):
+        return _diverging(c, "a loss became NaN or infinite")
     worst = max(range(n), key=lambda i: tl[i])
-    if tl[worst] > 10 * chance_loss:
-        level = f"the chance level ln {K} = {chance_loss:.3f}" if "num_classes" in ev else "any sane loss"
-        return diverging(
+    if tl[worst] > 10 * c.chance_loss:
+        level = f"the chance level ln {K} = {c.chance_loss:.3f}" if "num_classes" in c.ev else "any sane loss"
+        return _diverging(
+            c,
             f"the training loss blew up to {tl[worst]:.4g} in epoch {worst + 1}, "
-            f"{tl[worst] / chance_loss:.4g}x {level}"
+            f"{tl[worst] / c.chance_loss:.4g}x {level}",
         )
     if n >= _MIN_EPOCHS and tl[-1] > tl[0]:
-        return diverging(f"the training loss ended above its start ({tl[-1]:.4g} > {tl[0]:.4g})")
+        return _diverging(c, f"the training loss ended above its start ({tl[-1]:.4g} > {tl[0]:.4g})")
     rises = [tl[i + 1] > tl[i] for i in range(n - 1)]
     big_rise = any(tl[i + 1] > 1.05 * tl[i] for i in range(n - 1))
     if n >= 5 and sum(rises) >= 0.4 * (n - 1) and big_rise:
-        return diverging(f"the training loss rose in {sum(rises)} of {n - 1} epochs (oscillating)")
-    if K and K > 1 and _at_chance(ta, va if has_val else None, K):
+        return _diverging(c, f"the training loss rose in {sum(rises)} of {n - 1} epochs (oscillating)")
+    if K and K > 1 and _at_chance(c.ta, c.va if c.has_val else None, K):
         # Accuracy above chance + 5 points is learning, whatever the loss (issue 23 item 3:
         # 26% after one lenet5 epoch was called "learned nothing" for a loss near ln 10).
-        what = _chance_words(tl[-1], ta[-1], va[-1] if has_val else None, K)
-        rose = tl[worst] > 1.5 * chance_loss
-        lr_low = cfg is not None and _advice.lr_below_range(cfg)
-        if not rose and lr_low:
-            return verdict(
+        what = _chance_words(tl[-1], c.ta[-1], c.va[-1] if c.has_val else None, K)
+        rose = tl[worst] > 1.5 * c.chance_loss
+        cfg = c.cfg
+        if not rose and cfg is not None and _advice.lr_below_range(cfg):
+            return (
                 "undertrained",
-                [f"{what}: with a learning rate of {cfg['lr']:.3g} the network has barely moved"],  # type: ignore[index]
+                [f"{what}: with a learning rate of {cfg['lr']:.3g} the network has barely moved"],
                 _advice.lr_suggestions(cfg, lower=False),
             )
         if rose:
             what += f", after the training loss rose to {tl[worst]:.4g} in epoch {worst + 1}"
-            return diverging(f"{what}: the network has learned nothing")
+            return _diverging(c, f"{what}: the network has learned nothing")
         if n >= _MIN_EPOCHS:
             # never above chance: a too-high rate that killed the units at once, or bad labels
             check = _advice.Suggestion(
                 "If a lower rate does not help, check that the labels match the images."
             )
-            return diverging(f"{what}: the network has learned nothing", check)
-    # 2. fewer than 3 epochs (and no blow-up): too early to call anything else
-    if n < _MIN_EPOCHS and ta[-1] < 0.98:
-        return verdict(
+            return _diverging(c, f"{what}: the network has learned nothing", check)
+    return None
+
+
+def _too_few_epochs(c: _Curves) -> _Found | None:
+    """2. Fewer than 3 epochs (and no blow-up): too early to call anything else."""
+    if c.n < _MIN_EPOCHS and c.ta[-1] < 0.98:
+        too_few = f"only {c.n} epoch(s) ran (fewer than {_MIN_EPOCHS})"
+        return (
             "undertrained",
-            [f"only {n} epoch(s) ran (fewer than {_MIN_EPOCHS}): too few to see where the curves are going"],
-            _advice.undertrained(cfg, still_falling=False),
+            [f"{too_few}: too few to see where the curves are going"],
+            _advice.undertrained(c.cfg, still_falling=False),
         )
-    # 3. overfitting
-    if has_val:
-        best = ev["best_epoch"] - 1
-        if best < n - 1 and vl[-1] > 1.10 * vl[best] and tl[-1] < tl[best]:
-            return verdict(
-                "overfitting",
-                [
-                    f"validation loss rose from {vl[best]:.4g} (epoch {best + 1}) to {vl[-1]:.4g} "
-                    "while the training loss kept falling"
-                ],
-                _advice.overfitting(cfg),
-            )
-        if ev["accuracy_gap"] > 0.10:
-            return verdict(
-                "overfitting",
-                [f"training accuracy exceeds validation accuracy by {100 * ev['accuracy_gap']:.1f} points"],
-                _advice.overfitting(cfg),
-            )
-    # 4. undertrained
+    return None
+
+
+def _overfitting(c: _Curves) -> _Found | None:
+    """3. The validation loss rose from its best while training kept falling, or a wide gap."""
+    if not c.has_val:
+        return None
+    tl, vl, best = c.tl, c.vl, c.ev["best_epoch"] - 1
+    if best < c.n - 1 and vl[-1] > 1.10 * vl[best] and tl[-1] < tl[best]:
+        return (
+            "overfitting",
+            [
+                f"validation loss rose from {vl[best]:.4g} (epoch {best + 1}) to {vl[-1]:.4g} "
+                "while the training loss kept falling"
+            ],
+            _advice.overfitting(c.cfg),
+        )
+    if c.ev["accuracy_gap"] > 0.10:
+        return (
+            "overfitting",
+            [f"training accuracy exceeds validation accuracy by {100 * c.ev['accuracy_gap']:.1f} points"],
+            _advice.overfitting(c.cfg),
+        )
+    return None
+
+
+def _still_falling(c: _Curves) -> _Found | None:
+    """4. Both losses still falling at the end: more epochs would help."""
+    ev = c.ev
     still_train = ev["train_loss_trend_per_epoch"] < -0.01
-    still_val = (not has_val) or ev["val_loss_trend_per_epoch"] < -0.005
-    if n >= 2 and still_train and still_val and ta[-1] < 0.98:
-        return verdict(
+    still_val = (not c.has_val) or ev["val_loss_trend_per_epoch"] < -0.005
+    if c.n >= 2 and still_train and still_val and c.ta[-1] < 0.98:
+        return (
             "undertrained",
             [
                 "both losses were still falling at the end "
                 f"(train {100 * ev['train_loss_trend_per_epoch']:.1f}%/epoch"
-                + (f", val {100 * ev['val_loss_trend_per_epoch']:.1f}%/epoch)" if has_val else ")")
+                + (f", val {100 * ev['val_loss_trend_per_epoch']:.1f}%/epoch)" if c.has_val else ")")
             ],
-            _advice.undertrained(cfg, still_falling=True),
+            _advice.undertrained(c.cfg, still_falling=True),
         )
-    # 5. underfitting
-    if ta[-1] < 0.90 and (not has_val or abs(ev["accuracy_gap"]) < 0.03):
-        return verdict(
+    return None
+
+
+def _underfitting(c: _Curves) -> _Found | None:
+    """5. Low training accuracy on flat curves, validation close to it."""
+    ta, ev = c.ta, c.ev
+    if ta[-1] < 0.90 and (not c.has_val or abs(ev["accuracy_gap"]) < 0.03):
+        return (
             "underfitting",
             [
                 f"training accuracy is only {100 * ta[-1]:.1f}% and the curves have flattened"
-                + (f", with validation within {100 * abs(ev['accuracy_gap']):.1f} points" if has_val else "")
+                + (
+                    f", with validation within {100 * abs(ev['accuracy_gap']):.1f} points"
+                    if c.has_val
+                    else ""
+                )
             ],
-            _advice.underfitting(cfg),
+            _advice.underfitting(c.cfg),
         )
-    return verdict(
-        "good_fit", ["validation follows training closely and both have settled"], _advice.good_fit(cfg)
-    )
+    return None
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:
