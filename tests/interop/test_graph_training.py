@@ -24,6 +24,7 @@ from cnnlab.optim import make_optimizer
 from cnnlab.train.loop.engines.numpy_engine import NumpyEngine
 from cnnlab.train.loop.engines.torch_engine import to_tensors, torch_optimizer, train_step
 from cnnlab.train.loop.fit import fit
+from cnnlab.train.runs.memory import activation_values
 
 
 def inception_net(rng: int = 0, classes: int = 5) -> Graph:
@@ -120,3 +121,21 @@ def test_step_losses_and_weights_agree_between_engines_in_float64(torch: Any) ->
     got = {k: v.detach().numpy() for k, v in module.state_dict().items()}
     for key, value in graph.state_dict().items():
         np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-9, err_msg=key)
+
+
+def test_the_memory_estimate_walks_the_graph() -> None:
+    graph = inception_net()
+    values, shape = activation_values(graph, (16, 1, 8, 8))
+    assert shape == (16, 5)
+    shapes = graph.shapes((16, 1, 8, 8))
+    # Every node's output once, plus the outputs inside its Sequential (but its last one).
+    inner = {
+        "b2": [(16, 4, 8, 8)] * 2,
+        "b3": [(16, 1, 8, 8)],
+        "mix": [(16, 10, 8, 8)],
+        "pool": [(16, 10, 8, 8)],
+    }
+    inner["head"] = [(16, 10), (16, 10)]
+    expected = sum(int(np.prod(s)) for n, s in shapes.items() if n != "x")
+    expected += sum(int(np.prod(s)) for sizes in inner.values() for s in sizes)
+    assert values == expected

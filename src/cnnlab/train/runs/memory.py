@@ -33,6 +33,7 @@ from cnnlab.functional import conv as conv_kernels
 from cnnlab.init import TooManyParameters, dry_build
 from cnnlab.io import MAX_PARAMETERS
 from cnnlab.layers.base import Layer
+from cnnlab.layers.graph import Graph
 from cnnlab.layers.sequential import Sequential
 
 BYTES = 4  # float32
@@ -76,6 +77,15 @@ def activation_values(layer: Layer, shape: tuple[int, ...]) -> tuple[int, tuple[
             count, shape = activation_values(child, shape)
             total += count
         return total, shape
+    if isinstance(layer, Graph):  # each node on the shapes of the tensors it reads
+        shapes = layer.shapes(shape)
+        total = 0
+        for node in layer.nodes.values():
+            ins = [shapes[n] for n in node.inputs]
+            total += (
+                activation_values(node.layer, ins[0])[0] if len(ins) == 1 else math.prod(shapes[node.name])
+            )
+        return total, shapes[layer.output_name]  # type: ignore[index]  # shapes() checked the output
     out = layer.output_shape(shape)
     inner = sum(activation_values(child, shape)[0] for child in layer.children().values())  # Residual
     return inner + math.prod(out), out
