@@ -31,7 +31,7 @@ import onnx
 from onnx import numpy_helper
 
 from cnnlab.errors import CnnlabError
-from cnnlab.interop.onnx_import import Imported, import_onnx
+from cnnlab.interop.onnx_import import CONVERTERS, OPSETS, Imported, import_onnx
 
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "onnx-conformance.md"
@@ -211,6 +211,18 @@ def table(found: list[Result]) -> str:
         "The `light_*` weights are all the constant 0.02, so the test also replaces them with seeded",
         "random weights and compares the import with onnxruntime on the final output and on every",
         "layer's output (max |err| / max |ref| <= 1e-4).",
+        "",
+        "Use: `cnnlab.interop.from_onnx(path)` returns a `Sequential` (a chain) or a `Graph`;",
+        "`cnnlab import MODEL.onnx --out RUN` writes a run folder for `predict`, `show`, `evaluate`,",
+        f"`summary` and `export`. Opsets {OPSETS.start} to {OPSETS.stop - 1}. Operators mapped to cnnlab",
+        "layers (or folded into one: `Pad` into the next Conv/AveragePool, `Mul`/`Add` by per-channel",
+        "constants into the BatchNormalization/Conv/Gemm before them, `Reshape`-`Transpose`-`Reshape`",
+        "into ChannelShuffle):",
+        "",
+        ", ".join(f"`{op}`" for op in sorted(CONVERTERS)) + ".",
+        "",
+        "Everything else is refused before anything is built, in one message that lists every",
+        "unsupported operator or attribute with the nodes where it occurs.",
         "",
     ]
     for kind in ("pytorch-converted", "light"):

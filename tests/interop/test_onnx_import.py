@@ -142,12 +142,19 @@ def test_batchnorm_then_channel_scale_and_shift(onnxruntime: Any, opset: int) ->
         ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}, 7),
         ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, 11),  # count_include_pad=0
         ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}, 19),
-        ("AveragePool", {"kernel_shape": [8, 8], "pads": [0, 0, 1, 1]}, 9),  # inception_v1: the global mean
+        ("AveragePool", {"kernel_shape": [8, 8], "pads": [0, 0, 1, 1]}, 9),  # inception_v1's last pool
+        (
+            "AveragePool",
+            {"kernel_shape": [3, 2], "pads": [2, 0, 1, 1], "count_include_pad": 1, "ceil_mode": 1},
+            19,
+        ),
+        ("MaxPool", {"kernel_shape": [3], "strides": [2], "pads": [0, 1]}, 9),  # 1-D: as ceil_mode
         ("GlobalAveragePool", {}, 13),
     ],
 )
 def test_pooling(onnxruntime: Any, op: str, attrs: dict[str, Any], opset: int) -> None:
-    matches_onnxruntime(onnxruntime, model([node(op, ["x"], **attrs)], (2, 3, 7, 7), opset), (2, 3, 7, 7))
+    shape = (2, 3, 7) if len(attrs.get("kernel_shape", [0, 0])) == 1 else (2, 3, 7, 7)
+    matches_onnxruntime(onnxruntime, model([node(op, ["x"], **attrs)], shape, opset), shape)
 
 
 @pytest.mark.parametrize("opset", [7, 11, 18])

@@ -4,7 +4,8 @@
 ``alpha``, ``beta``), ``MatMul`` by a constant, ``BatchNormalization`` (inference),
 ``MaxPool``/``AveragePool`` (pads, ``ceil_mode``, ``count_include_pad``),
 ``GlobalAveragePool`` and ``ReduceMean`` over H and W. A zero ``Pad`` before a Conv or an
-AveragePool is folded into its padding; Caffe's asymmetric pool pads become ``ceil_mode``
+AveragePool is folded into its padding. 2-D pools take ONNX's four pads as they are (Caffe's
+asymmetric pads in AlexNet and Inception); a 1-D pool's extra end pad becomes ``ceil_mode``
 where the windows are the same. Each returns a ``Plan`` or raises ``Unsupported``
 (``cnnlab.interop.onnx_plan``).
 
@@ -202,45 +203,32 @@ def pool(ctx: Context, node: Any, attrs: dict[str, Any]) -> Plan:
     begin, end = pads
     ceil_mode = bool(attrs.get("ceil_mode", 0))
     include = bool(attrs.get("count_include_pad", 0)) or (not is_max and x in ctx.pads)
-    if not is_max and not include and n == 2 and _one_window(ctx.shape(x), k, s, begin, end):
-        ctx.squeezed.add(node.output[0])  # one window over the whole map: the global average
-        return Plan(node.name, GlobalAvgPool2D, {}, {}, [unpadded(ctx, x)])
-    if begin != end:
-        begin, ceil_mode = _asymmetric_as_ceil(
-            ctx.shape(x), k, s, begin, end, ceil_mode, is_max or not include
-        )
-    if any(p > ki // 2 for p, ki in zip(begin, k, strict=True)):
-        raise Unsupported(f"pads {begin} larger than half the kernel {k} (cnnlab follows PyTorch's rule)")
-    if n == 1:
-        cls: type[Layer] = MaxPool1D if is_max else AvgPool1D
-        args: dict[str, Any] = {
-            "kernel_size": k[0],
-            "stride": s[0],
-            "padding": begin[0],
-            "ceil_mode": ceil_mode,
-        }
+    if n == 2 and begin != end:  # ONNX's four pads (top, left, bottom, right), as MaxPool2D takes them
+        if any(p >= ki for p, ki in zip(begin + end, k + k, strict=True)):
+            raise Unsupported(f"pads begin={begin} end={end}: each must be smaller than the kernel {k}")
+        padding: Any = (*begin, *end)
     else:
-        cls = MaxPool2D if is_max else AvgPool2D
-        args = {"kernel_size": pair_or_int(k), "stride": pair_or_int(s), "padding": pair_or_int(begin)}
-        args["ceil_mode"] = ceil_mode
+        if begin != end:  # 1-D: Caffe's extra end pad as ceil_mode, where the windows are the same
+            begin, ceil_mode = _asymmetric_as_ceil(
+                ctx.shape(x), k, s, begin, end, ceil_mode, is_max or not include
+            )
+        if any(p > ki // 2 for p, ki in zip(begin, k, strict=True)):
+            raise Unsupported(f"pads {begin} larger than half the kernel {k} (cnnlab follows PyTorch's rule)")
+        padding = pair_or_int(begin) if n == 2 else begin[0]
+    cls: type[Layer] = (
+        (MaxPool2D if is_max else AvgPool2D) if n == 2 else (MaxPool1D if is_max else AvgPool1D)
+    )
+    args: dict[str, Any] = {"kernel_size": pair_or_int(k), "stride": pair_or_int(s), "padding": padding}
+    args["ceil_mode"] = ceil_mode
     if not is_max:
         args["count_include_pad"] = include
     return Plan(node.name, cls, args, {}, [unpadded(ctx, x)])
 
 
-def _one_window(shape: Shape | None, k: list[int], s: list[int], begin: list[int], end: list[int]) -> bool:
-    """Whether the pool has one output per axis whose window covers the whole (static) input."""
-    spatial = static_sizes(shape, len(k))
-    return spatial is not None and all(
-        0 <= v + b + e - ki < si and ki - b >= v  # one window, and it reaches the last row
-        for v, ki, si, b, e in zip(spatial, k, s, begin, end, strict=True)
-    )
-
-
 def _asymmetric_as_ceil(
     shape: Shape | None, k: list[int], s: list[int], begin: list[int], end: list[int], ceil: bool, exact: bool
 ) -> tuple[list[int], bool]:
-    """Extra end pads as ``ceil_mode`` (the same windows) where that is exact; else Unsupported.
+    """1-D pools: extra end pads as ``ceil_mode`` (the same windows) where exact; else Unsupported.
 
     With begin <= end, padding the end with -inf (max) or with uncounted zeros (average,
     count_include_pad=0) gives the windows of ceil_mode at the begin pads when both produce
