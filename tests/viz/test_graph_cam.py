@@ -18,7 +18,7 @@ from cnnlab.layers.merge import Add, Concat
 from cnnlab.layers.pooling import GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.sequential import Sequential
-from cnnlab.models.probe import feature_maps
+from cnnlab.models.probe import feature_maps, penultimate_features
 from cnnlab.viz.gradcam import grad_cam, graph_default_node, saliency
 
 
@@ -131,3 +131,12 @@ def test_graph_keep_returns_the_summed_gradient_of_a_fanned_out_node() -> None:
     mix = graph["mix"]
     mix.forward(kept["cat"])
     np.testing.assert_allclose(grads["cat"], grads["mix"] + mix.backward(grads["mix"]), rtol=0, atol=1e-12)
+
+
+def test_penultimate_features_of_a_graph_are_what_its_classifier_reads() -> None:
+    graph = inception_net()
+    x = np.random.default_rng(5).normal(size=(5, 2, 8, 8))
+    feats = penultimate_features(graph, x, batch_size=2)  # the head: GlobalAvgPool2D, Flatten, Dense
+    _, kept = graph.eval().forward_keep(x, keep=["pool"])
+    np.testing.assert_allclose(feats, kept["pool"].mean(axis=(2, 3)), rtol=0, atol=1e-12)
+    assert feats.shape == (5, 10)

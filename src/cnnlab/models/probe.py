@@ -85,19 +85,35 @@ def penultimate_features(model: Any, x: np.ndarray, batch_size: int = 256) -> np
     This is the representation the network learned ("automatic feature extraction"): the
     classifier is only a linear map on it.
 
+    In a ``Graph``: the input of the last node with parameters, run through that node's
+    layers before its last layer with parameters when the node is a ``Sequential`` (a
+    ``GlobalAvgPool2D, Flatten, Dense`` head gives the pooled features).
+
     Returns:
         ``(N, F)`` features (flattened when the layer's input has more axes).
     """
-    layers = _layers(model)
+    if isinstance(model, Graph):
+        name, layers = _graph_features(model)
+    else:
+        name, layers = None, _layers(model)
     last = max((i for i, layer in enumerate(layers) if layer.parameters()), default=len(layers))
     outs = []
     with _eval(model):
         for start in range(0, len(x), batch_size):
             h = x[start : start + batch_size]
+            if name is not None:  # the tensor the Graph's last node with parameters reads
+                h = model.forward_keep(h, keep=[name])[1][name]
             for layer in layers[:last]:
                 h = layer.forward(h)
             outs.append(h.reshape(len(h), -1))  # (B, F)
     return np.concatenate(outs) if outs else np.empty((0, 0), dtype=np.float32)
+
+
+def _graph_features(model: Graph) -> tuple[str, list[Any]]:
+    """The tensor the last node with parameters reads (its first input), and that node's layers."""
+    nodes = [node for node in model.nodes.values() if node.layer.parameters()]
+    node = nodes[-1] if nodes else model.nodes[model.output_name]  # type: ignore[index]
+    return node.inputs[0], _layers(node.layer)
 
 
 def _layers(model: Any) -> list[Any]:
