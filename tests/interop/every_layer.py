@@ -42,6 +42,9 @@ EXAMPLE_ARGS: dict[str, Any] = {
     "kernel_size": 3,
     "size": 3,  # LocalResponseNorm
     "groups": 2,  # ChannelShuffle
+    "output_size": (3, 2),  # AdaptiveAvgPool2D
+    "start": 1,  # ChannelSlice
+    "stop": 3,
     "block": lambda: Sequential(Conv2D(4, 4, 3, padding=1, rng=5), Tanh()),
 }
 

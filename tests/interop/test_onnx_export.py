@@ -12,6 +12,10 @@ from every_layer import EVERY_LAYER_INPUT, build_every_layer_model
 from cnnlab.interop.onnx import to_onnx
 from cnnlab.layers.base import Layer
 from cnnlab.models import MODELS, build_model
+from cnnlab.models.classic import CLASSIC
+
+#: The small zoo models; the classic ImageNet architectures: tests/models/test_classic_zoo.py.
+SMALL_MODELS = [name for name in MODELS if name not in CLASSIC]
 
 ZOO_INPUT = {
     "lenet5": (1, 8, 8),
@@ -43,7 +47,7 @@ def check_onnx(ort: Any, model: Layer, path: Path, input_shape: tuple[int, ...])
         np.testing.assert_allclose(y, model.predict(x), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", SMALL_MODELS)
 def test_zoo_models_run_in_onnxruntime(onnxruntime: Any, torch: Any, tmp_path: Path, name: str) -> None:
     C, H, W = ZOO_INPUT[name]
     kwargs = {"width": 4} if name in ("vgg", "resnet") else {}

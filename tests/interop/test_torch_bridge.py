@@ -17,6 +17,10 @@ from cnnlab.layers.base import Layer
 from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models import MODELS, build_model
+from cnnlab.models.classic import CLASSIC
+
+#: The small zoo models; the classic ImageNet architectures: tests/models/test_classic_zoo.py.
+SMALL_MODELS = [name for name in MODELS if name not in CLASSIC]
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 ZOO_INPUT = {
@@ -80,7 +84,7 @@ def randomize(torch: Any, module: Any) -> None:
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", SMALL_MODELS)
 def test_zoo_to_torch(torch: Any, name: str, dtype: Any, mode: str) -> None:
     model = zoo_model(name, dtype).train(mode == "train")
     check_parity(torch, model, to_torch(model), ZOO_INPUT[name], dtype)
@@ -88,7 +92,7 @@ def test_zoo_to_torch(torch: Any, name: str, dtype: Any, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", SMALL_MODELS)
 def test_zoo_from_torch(torch: Any, name: str, dtype: Any, mode: str) -> None:
     module = to_torch(zoo_model(name, dtype, rng=1))
     randomize(torch, module)

@@ -165,6 +165,7 @@ def _model_from_config(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     _, channels, height, width = splits.train.x.shape  # (N, C, H, W)
     name, k = str(config.get("model", "small_bn")), len(splits.classes)
     rng = np.random.default_rng(0)  # the weights are replaced by the checkpoint's
+    model: Any  # a Sequential, or a Graph (the classic zoo architectures)
     if os.path.splitext(name)[1].lower() in (".yaml", ".yml", ".json"):
         model = model_from_file(name, channels, (height, width), k, rng=rng)
     else:

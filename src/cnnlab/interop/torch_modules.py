@@ -20,6 +20,7 @@
   ``nn.ModuleDict`` of the node modules (so the state_dict keys are cnnlab's,
   ``"stem.weight"``, ``"b2.0.weight"``) whose ``forward`` runs them in order, feeding each
   the tensors its node reads; ``Concat`` is ``torch.cat``, ``Add`` the sum ``x0 + x1 + ...``.
+- ``ChannelSlice``: ``x[:, start:stop]``, ShuffleNetV2's channel split (issue 26).
 
 PyTorch is optional, so the classes are built on first use by ``torch_modules()`` (importing
 ``cnnlab.interop`` never imports torch). The layer table names them by path
@@ -225,6 +226,19 @@ def torch_modules() -> SimpleNamespace:
                 x = x + other
             return x
 
+    class ChannelSlice(nn.Module):
+        """Channels ``start`` to ``stop`` of the input, ``x[:, start:stop]`` (cnnlab's ChannelSlice)."""
+
+        def __init__(self, start, stop):
+            super().__init__()
+            self.start, self.stop = start, stop
+
+        def forward(self, x):
+            return x[:, self.start : self.stop]
+
+        def extra_repr(self):
+            return f"start={self.start}, stop={self.stop}"
+
     class GraphModule(nn.ModuleDict):
         """Modules wired as a graph: each node applies its module to the tensors it reads.
 
@@ -258,4 +272,5 @@ def torch_modules() -> SimpleNamespace:
         ChannelsFirstEmbedding=ChannelsFirstEmbedding,
         PaddedMaxPool2d=PaddedMaxPool2d,
         PaddedAvgPool2d=PaddedAvgPool2d,
+        ChannelSlice=ChannelSlice,
     )

@@ -21,10 +21,12 @@ from cnnlab.layers.batchnorm import BatchNorm2D
 from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
+from cnnlab.layers.graph import Graph
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
+from cnnlab.models.classic import CLASSIC
 
 Size = int | tuple[int, int]
 ACTIVATIONS: dict[str, Callable[[], Layer]] = {
@@ -292,12 +294,13 @@ def resnet(
     return Sequential(*layers, Dense(channels, num_classes, rng=rng))
 
 
-MODELS: dict[str, Callable[..., Sequential]] = {
+MODELS: dict[str, Callable[..., Sequential | Graph]] = {
     "lenet5": lenet5,
     "small": small,
     "small_bn": small_bn,
     "vgg": vgg,
     "resnet": resnet,
+    **CLASSIC,  # alexnet, vgg11, ..., shufflenet_v2_x1_0: torchvision's layouts and keys (Graphs)
 }
 
 #: The arguments every zoo model takes first; the rest of its signature are its options.
@@ -326,7 +329,7 @@ def build_model(
     num_classes: int = 10,
     rng: RngLike = None,
     **kwargs: Any,
-) -> Sequential:
+) -> Sequential | Graph:
     """Build zoo model ``name`` (a key of ``MODELS``); ``kwargs`` go to its function.
 
     Example:

@@ -1,0 +1,217 @@
+"""The classic zoo architectures against torchvision's own definitions (the oracle).
+
+Each case builds the cnnlab model and torchvision's at the same (small) input size and class
+count, checks that the state_dict keys are torchvision's (so its weights load one to one),
+copies torchvision's random weights (BatchNorm's affine parameters and running statistics
+randomized too) and compares in float64: the output, dL/dx and every parameter gradient in
+training mode (batch statistics; dropout 0 on both sides), the updated running statistics,
+and the output in eval mode (running statistics). Tolerance 1e-9
+relative to the largest value of each reference tensor.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cnnlab.init import dry_build
+from cnnlab.models.classic.alexnet_vgg import alexnet, vgg11, vgg16
+from cnnlab.models.classic.densenet import densenet121
+from cnnlab.models.classic.googlenet import googlenet
+from cnnlab.models.classic.mobilenet import mobilenet_v2
+from cnnlab.models.classic.resnet import resnet18, resnet50
+from cnnlab.models.classic.shufflenet import shufflenet_v2_x1_0
+from cnnlab.models.classic.squeezenet import squeezenet1_1
+from torchvision_oracle import import_torchvision
+
+TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[..., Any]  # the cnnlab builder
+    oracle: Callable[[Any, int, dict[str, Any]], Any]  # (torchvision.models, classes, options) -> module
+    size: int  # the input's H = W in the test
+    options: dict[str, Any] = field(default_factory=dict)  # training-mode options of both (dropout 0)
+
+
+def small_classifier(torch: Any, module: Any, hidden: int, num_classes: int) -> Any:
+    """torchvision's AlexNet/VGG with the hidden dense layers ``hidden`` wide instead of 4096."""
+    dense = [i for i, m in enumerate(module.classifier) if isinstance(m, torch.nn.Linear)]
+    sizes = [module.classifier[dense[0]].in_features, hidden, hidden, num_classes]
+    for i, (a, b) in zip(dense, itertools.pairwise(sizes), strict=True):
+        module.classifier[i] = torch.nn.Linear(a, b)
+    return module
+
+
+def hidden_64(make: Callable[..., Any]) -> Callable[[Any, int, dict[str, Any]], Any]:
+    def oracle(tv: Any, n: int, o: dict[str, Any]) -> Any:
+        import torch
+
+        return small_classifier(torch, make(tv, n, o), o["hidden"], n)
+
+    return oracle
+
+
+CASES: dict[str, Case] = {
+    # AlexNet and VGG with 64-wide hidden dense layers (4096 in float64 is 1 GB of weights;
+    # the full-size keys and shapes are checked below without allocating them).
+    "alexnet": Case(
+        alexnet,
+        hidden_64(lambda tv, n, o: tv.alexnet(num_classes=n, dropout=o["dropout"])),
+        64,
+        {"dropout": 0.0, "hidden": 64},
+    ),
+    "vgg11": Case(
+        vgg11,
+        hidden_64(lambda tv, n, o: tv.vgg11(num_classes=n, dropout=o["dropout"])),
+        32,
+        {"dropout": 0.0, "hidden": 64},
+    ),
+    "vgg16": Case(
+        vgg16,
+        hidden_64(lambda tv, n, o: tv.vgg16(num_classes=n, dropout=o["dropout"])),
+        32,
+        {"dropout": 0.0, "hidden": 64},
+    ),
+    "vgg11_bn": Case(
+        vgg11,
+        hidden_64(lambda tv, n, o: tv.vgg11_bn(num_classes=n, dropout=o["dropout"])),
+        32,
+        {"dropout": 0.0, "hidden": 64, "batch_norm": True},
+    ),
+    "resnet18": Case(resnet18, lambda tv, n, o: tv.resnet18(num_classes=n), 32),
+    # 64 (ResNet-50, DenseNet, MobileNetV2, ShuffleNet): at 32 the last stage's BatchNorm sees 2 values per
+    # channel (1x1 maps, batch 2) and its gradient amplifies rounding (ResNet-50: 4e-5 relative
+    # there, 5e-13 at 64).
+    "resnet50": Case(resnet50, lambda tv, n, o: tv.resnet50(num_classes=n), 64),
+    "googlenet": Case(
+        googlenet,
+        lambda tv, n, o: tv.GoogLeNet(n, aux_logits=False, transform_input=False, init_weights=True, **o),
+        32,
+        {"dropout": 0.0},
+    ),
+    "densenet121": Case(densenet121, lambda tv, n, o: tv.densenet121(num_classes=n), 64),
+    "squeezenet1_1": Case(
+        squeezenet1_1, lambda tv, n, o: tv.squeezenet1_1(num_classes=n, **o), 32, {"dropout": 0.0}
+    ),
+    "mobilenet_v2": Case(
+        mobilenet_v2, lambda tv, n, o: tv.mobilenet_v2(num_classes=n, **o), 64, {"dropout": 0.0}
+    ),
+    "shufflenet_v2_x1_0": Case(shufflenet_v2_x1_0, lambda tv, n, o: tv.shufflenet_v2_x1_0(num_classes=n), 64),
+}
+
+
+def randomize(torch: Any, module: Any, rng: np.random.Generator) -> None:
+    """BN weight, bias, running mean and variance drawn at random (not 1, 0, 0, 1), and the
+    conv and dense biases (torchvision's inits set most to 0)."""
+    for sub in module.modules():
+        if isinstance(sub, (torch.nn.Conv2d, torch.nn.Linear)) and sub.bias is not None:
+            with torch.no_grad():
+                sub.bias.copy_(torch.tensor(rng.normal(0, 0.1, sub.bias.shape)))
+        if isinstance(sub, torch.nn.BatchNorm2d):
+            c = sub.num_features
+            with torch.no_grad():
+                sub.weight.copy_(torch.tensor(rng.uniform(0.5, 1.5, c)))
+                sub.bias.copy_(torch.tensor(rng.normal(0, 0.1, c)))
+                sub.running_mean.copy_(torch.tensor(rng.normal(0, 0.1, c)))
+                sub.running_var.copy_(torch.tensor(rng.uniform(0.5, 1.5, c)))
+
+
+def close(name: str, ours: np.ndarray, ref: np.ndarray) -> float:
+    """Assert ``ours`` equals ``ref`` to TOL relative to max |ref|; return the relative error.
+
+    The scale is at least 1e-3: a gradient that is 0 in exact arithmetic (a conv bias before
+    BatchNorm in training mode) is rounding noise of ~1e-17 in both frameworks.
+    """
+    assert ours.shape == ref.shape, f"{name}: shape {ours.shape} != torchvision's {ref.shape}"
+    scale = max(float(np.abs(ref).max()), 1e-3)
+    err = float(np.abs(ours - ref).max()) / scale
+    assert err <= TOL, f"{name}: max |error| / max |ref| = {err:.2e} > {TOL}"
+    return err
+
+
+def pair_models(torch: Any, name: str, num_classes: int = 5, **options: Any) -> tuple[Any, Any]:
+    """cnnlab's and torchvision's model, both float64, with torchvision's random weights in both."""
+    tv = import_torchvision()
+    case = CASES[name]
+    torch.manual_seed(0)
+    theirs = case.oracle(tv.models, num_classes, options).double()
+    randomize(torch, theirs, np.random.default_rng(1))
+    ours = case.build(3, case.size, num_classes, 0, **options).astype(np.float64)
+    expected = [k for k in theirs.state_dict() if not k.endswith("num_batches_tracked")]
+    assert list(ours.state_dict()) == expected  # the same keys, in the same order
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    return ours, theirs
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_torchvision_in_float64(torch, name):
+    ours, theirs = pair_models(torch, name, **CASES[name].options)
+    size = CASES[name].size
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 3, size, size))
+    # Training mode: batch statistics; forward, dL/dx, every parameter gradient, running stats.
+    ours.train()
+    theirs.train()
+    y = ours.forward(x)
+    x_t = torch.tensor(x, requires_grad=True)
+    y_t = theirs(x_t)
+    close("forward (train)", y, y_t.detach().numpy())
+    dy = rng.normal(size=y.shape)
+    dx = ours.backward(dy)
+    y_t.backward(torch.tensor(dy))
+    close("dL/dx", dx, x_t.grad.numpy())
+    grads = {p.path: p.grad for p in ours.parameters()}
+    for key, param in theirs.named_parameters():
+        close(f"dL/d{key}", grads[key], param.grad.numpy())
+    state = ours.state_dict()
+    for key, value in theirs.state_dict().items():
+        if "running" in key:
+            close(key, state[key], value.numpy())
+    # Eval mode: the running statistics.
+    ours.eval()
+    theirs.eval()
+    with torch.no_grad():
+        ref = theirs(torch.tensor(x)).numpy()
+    close("forward (eval)", ours.forward(x), ref)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_full_size_keys_and_shapes_are_torchvisions(torch, name):
+    """At torchvision's defaults (1000 classes, 4096-wide classifiers), built without weights:
+    cnnlab's initializers hand out zero views in ``dry_build``, torch's modules live on "meta"."""
+    tv = import_torchvision()
+    case = CASES[name]
+    options = {k: v for k, v in case.options.items() if k not in ("dropout", "hidden")}
+    defaults = {k: v for k, v in {"dropout": 0.5, "hidden": 4096}.items() if k in case.options}
+    with torch.device("meta"):
+        theirs = case.oracle(tv.models, 1000, {**case.options, **defaults})
+    with dry_build(limit=200_000_000):
+        ours = case.build(3, 224, 1000, 0, **options)
+    shapes = {
+        p + k: v.shape
+        for p, layer in ours.named_layers()
+        for k, v in {**layer.params, **layer.buffers}.items()
+    }
+    expected = {
+        k: tuple(v.shape) for k, v in theirs.state_dict().items() if not k.endswith("num_batches_tracked")
+    }
+    assert shapes == expected
+    assert ours.output_shape((1, 3, 224, 224)) == (1, 1000)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_any_class_count_and_channels(name):
+    case = CASES[name]
+    options = {k: v for k, v in case.options.items() if k != "dropout"}
+    net = case.build(1, (case.size, case.size + 8), 7, 0, **options)
+    x = np.random.default_rng(0).normal(size=(2, 1, case.size, case.size + 8)).astype(np.float32)
+    y = net.forward(x)
+    assert y.shape == (2, 7) and y.dtype == np.float32
+    assert net.backward(np.ones_like(y)).shape == x.shape
