@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+import cnnlab
+from cnnlab.cli.main import main
 from cnnlab.errors import ShapeError
 from cnnlab.interop.torch import to_torch
 from cnnlab.layers.activations import ReLU
@@ -140,3 +142,21 @@ def test_penultimate_features_of_a_graph_are_what_its_classifier_reads() -> None
     _, kept = graph.eval().forward_keep(x, keep=["pool"])
     np.testing.assert_allclose(feats, kept["pool"].mean(axis=(2, 3)), rtol=0, atol=1e-12)
     assert feats.shape == (5, 10)
+
+
+def test_cnnlab_show_draws_the_cam_of_a_named_node(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    Image = pytest.importorskip("PIL.Image")
+    g = Graph("x")
+    g.add("a", Conv2D(1, 3, 3, padding=1, rng=0), "x")
+    g.add("b", Conv2D(1, 2, 1, rng=1), "x")
+    g.add("cat", Concat(), ["a", "b"])
+    g.output(g.add("head", Sequential(GlobalAvgPool2D(), Dense(5, 3, rng=2)), "cat"))
+    path = cnnlab.save(g, tmp_path / "graph.npz", extra={"input_shape": [1, 8, 8]})
+    image = tmp_path / "img.png"
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(image)
+    assert main(["show", str(path), str(image), "--cam-layer", "cat", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "img_gradcam.png").exists() and (tmp_path / "img_feature_maps.png").exists()
+    assert main(["show", str(path), str(image), "--cam", "--out", str(tmp_path)]) == 0  # the default node
+    capsys.readouterr()
+    assert main(["show", str(path), str(image), "--cam-layer", "nope", "--out", str(tmp_path)]) != 0
+    assert "`layer` must be a node name of the Graph (a, b, cat, head)" in capsys.readouterr().err

@@ -16,10 +16,11 @@ import numpy as np
 
 from cnnlab.cli.common import class_names, load_image, model_input_shape, positive_int
 from cnnlab.functional.activations import softmax
+from cnnlab.layers.graph import Graph
 from cnnlab.models.probe import feature_maps, layer_label
 from cnnlab.train.runs.trained_model import load_model, normalize
 from cnnlab.viz.cam_plots import plot_cam
-from cnnlab.viz.gradcam import default_layer, grad_cam, saliency
+from cnnlab.viz.gradcam import default_layer, grad_cam, graph_default_node, saliency
 from cnnlab.viz.images import plot_feature_maps
 from cnnlab.viz.prediction import plot_prediction
 
@@ -37,10 +38,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--cam-layer",
-        type=int,
+        type=_layer_arg,
         default=None,
         metavar="N",
-        help="index of the layer for Grad-CAM (implies --cam; default: the last conv/pool output over 1x1)",
+        help="index of the layer for Grad-CAM, or a node name for a graph model (implies --cam; "
+        "default: the last conv/pool output over 1x1)",
     )
     p.set_defaults(func=run)
 
@@ -73,13 +75,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layer_arg(text: str) -> int | str:
+    """``--cam-layer``: an index (``3``, ``-1``) or a Graph node name (``inception3a``)."""
+    return int(text) if text.removeprefix("-").isdigit() else text
+
+
 def _draw_cam(
     model: Any,
     x: np.ndarray,
     image: np.ndarray,
     probs: np.ndarray,
     classes: list[str],
-    layer: int | None,
+    layer: int | str | None,
     path: Path,
 ) -> Path:
     """Grad-CAM of the two most probable classes and the saliency of the first, in one PNG."""
@@ -88,11 +95,10 @@ def _draw_cam(
         (f"Grad-CAM: {classes[c]} ({probs[c]:.1%})", grad_cam(model, x, target=int(c), layer=layer)[0])
         for c in top
     ]
-    index = default_layer(model, x.shape[1:]) if layer is None else layer % len(model.layers)
-    return plot_cam(
-        image,
-        cams,
-        path,
-        saliency_map=saliency(model, x, target=int(top[0]))[0],
-        title=f"Grad-CAM at layer {layer_label(index, model.layers[index])}",
-    )
+    if isinstance(model, Graph):  # grad_cam checked the name
+        node = graph_default_node(model, x.shape[1:]) if layer is None else str(layer)
+        title = f"Grad-CAM at node {layer_label(node, model[node])}"
+    else:
+        index = default_layer(model, x.shape[1:]) if layer is None else int(layer) % len(model.layers)
+        title = f"Grad-CAM at layer {layer_label(index, model.layers[index])}"
+    return plot_cam(image, cams, path, saliency_map=saliency(model, x, target=int(top[0]))[0], title=title)
