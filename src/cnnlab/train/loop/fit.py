@@ -120,12 +120,7 @@ def fit(
     x_train, y_train = _check_pair("train_data", train_data)
     callbacks = _check_callbacks(callbacks)
     _check_optimizer_params(model, optimizer)
-    check_int("fit", "epochs", epochs)
-    check_int("fit", "batch_size", batch_size)
-    if not 0.0 <= val_split < 1.0:
-        raise arg_error("fit", "val_split", "a float in [0, 1)", val_split)
-    if val_split > 0 and val_data is not None:
-        raise arg_error("fit", "val_split", "0 when val_data is given (use one or the other)", val_split)
+    _check_sizes(epochs, batch_size, val_split, val_data)
     engine = make_engine(
         backend,
         model,
@@ -141,20 +136,8 @@ def fit(
     train_batches = TrainBatches(x_train, y_train, batch_size, seed=seed, val_split=val_split)
     loader, augment_rng = train_batches.loader, train_batches.rngs["augment"]
     val_data = train_batches.val_data if val_split > 0 else val_data
-    n_fit = len(loader.x)
-    if val_split > 0.5 and engine.is_main:  # e.g. --val-split 0.9 meant as 0.09 or as "90% for training"
-        warnings.warn(
-            f"fit: val_split={val_split} holds out {len(x_train) - n_fit} of the {len(x_train)} examples for "
-            f"validation and trains on {n_fit}; 0.1-0.2 is usual",
-            stacklevel=2,
-        )
-    if batch_size > n_fit >= 256 and engine.is_main:  # a slip (--batch-size 12800), not a tiny set
-        warnings.warn(
-            f"fit: batch_size={batch_size} is more than the {n_fit} training examples: every epoch "
-            f"is one optimizer step ({epochs} in all), too few to learn much; a batch of 32-256 "
-            f"takes {math.ceil(n_fit / 256)}-{math.ceil(n_fit / 32)} steps per epoch",
-            stacklevel=2,
-        )
+    if engine.is_main:
+        _warn_unusual_sizes(len(x_train), len(loader.x), val_split, batch_size, epochs)
     x_val, y_val = _check_pair("val_data", val_data) if val_data is not None else (None, None)
 
     # Every random stream, by name: what a checkpoint saves and a resume restores.
@@ -185,56 +168,26 @@ def fit(
             engine.begin_epoch(epoch, lr)
             start = time.perf_counter()
             progress.start_epoch(epoch, len(loader))
-
-            # ---- train ----
-            # Where the run started, for the divergence rule: epoch 1's mean loss once the
-            # History has it (so a resumed run decides alike), else the first batch's loss.
-            start_loss = history.rows[0]["train_loss"] if history.rows else None
-            seen, loss_sum, correct = 0, 0.0, 0.0
-            for batch, (xb, yb) in enumerate(augmented(loader, transform, augment_rng, overlap=overlap)):
-                batch_loss, batch_correct = engine.train_step(xb, yb)
-                if not math.isfinite(batch_loss):
-                    model.load_state_dict(last_good)
-                    raise nan_diverged(batch_loss, epoch, batch, lr, history)
-                if start_loss is None:
-                    start_loss = batch_loss
-                seen += len(xb)
-                loss_sum += batch_loss * len(xb)
-                correct += batch_correct
-                progress.update(
-                    loss_sum / seen, correct / seen, seen / max(time.perf_counter() - start, 1e-9)
-                )
-                for cb in callbacks:
-                    cb.on_batch_end(batch, {"batch": batch, "loss": batch_loss, "size": len(xb)}, ctx)
-            train_seconds = time.perf_counter() - start
-            train_loss = loss_sum / seen
-            reference = loss_reference(num_classes, start_loss if start_loss is not None else math.inf)
-            if train_loss > DIVERGENCE_FACTOR * reference:  # finite, but far above its start
-                model.load_state_dict(last_good)
-                raise rise_diverged(train_loss, reference, epoch, lr, history)
-
-            # ---- validate ----
+            batches = augmented(loader, transform, augment_rng, overlap=overlap)
+            step = _EpochStep(engine, model, callbacks, ctx, progress, last_good, num_classes)
+            train_loss, train_accuracy, speed = step.train(batches, epoch, lr, start)
             val_loss, val_accuracy = math.nan, math.nan
             if x_val is not None and y_val is not None:
                 val_loss, val_accuracy = engine.evaluate(x_val, y_val, batch_size)
             engine.end_epoch()  # the cnnlab model and optimizer hold the epoch's result
-
             history.append(
                 epoch=epoch,
                 train_loss=train_loss,
-                train_accuracy=correct / seen,
+                train_accuracy=train_accuracy,
                 val_loss=val_loss,
                 val_accuracy=val_accuracy,
                 lr=lr,
                 seconds=time.perf_counter() - start,
             )
             row = history.last
-            progress.end_epoch(row, seen / max(train_seconds, 1e-9), engine.epoch_note())
-            if schedule is not None:
-                _step_schedule(schedule, row["train_loss"] if math.isnan(val_loss) else val_loss)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, row, ctx)
-            engine.share_decisions(ctx)  # under torchrun: rank 0's stop and lr, everywhere
+            progress.end_epoch(row, speed, engine.epoch_note())
+            metric = row["train_loss"] if math.isnan(val_loss) else val_loss  # for ReduceLROnPlateau
+            _end_epoch(epoch, row, metric, schedule, callbacks, ctx, engine)
             last_good = model.state_dict()
             if checkpoint_fn is not None and engine.is_main:
                 state = capture_state(
@@ -253,6 +206,105 @@ def fit(
     for cb in callbacks:
         cb.on_train_end(ctx)
     return history
+
+
+def _check_sizes(epochs: int, batch_size: int, val_split: float, val_data: Any) -> None:
+    """``fit``'s counts and its validation options, each named when wrong."""
+    check_int("fit", "epochs", epochs)
+    check_int("fit", "batch_size", batch_size)
+    if not 0.0 <= val_split < 1.0:
+        raise arg_error("fit", "val_split", "a float in [0, 1)", val_split)
+    if val_split > 0 and val_data is not None:
+        raise arg_error("fit", "val_split", "0 when val_data is given (use one or the other)", val_split)
+
+
+def _warn_unusual_sizes(n_all: int, n_fit: int, val_split: float, batch_size: int, epochs: int) -> None:
+    """Warn (at ``fit``'s caller) about a split or a batch that is legal but likely a slip."""
+    if val_split > 0.5:  # e.g. --val-split 0.9 meant as 0.09 or as "90% for training"
+        warnings.warn(
+            f"fit: val_split={val_split} holds out {n_all - n_fit} of the {n_all} examples for "
+            f"validation and trains on {n_fit}; 0.1-0.2 is usual",
+            stacklevel=3,
+        )
+    if batch_size > n_fit >= 256:  # a slip (--batch-size 12800), not a tiny set
+        warnings.warn(
+            f"fit: batch_size={batch_size} is more than the {n_fit} training examples: every epoch "
+            f"is one optimizer step ({epochs} in all), too few to learn much; a batch of 32-256 "
+            f"takes {math.ceil(n_fit / 256)}-{math.ceil(n_fit / 32)} steps per epoch",
+            stacklevel=3,
+        )
+
+
+class _EpochStep:
+    """One epoch's training pass of ``fit``, with the divergence rules on its losses."""
+
+    def __init__(
+        self,
+        engine: Any,
+        model: Any,
+        callbacks: list[Any],
+        ctx: TrainContext,
+        progress: Any,
+        last_good: dict[str, np.ndarray],
+        num_classes: int,
+    ) -> None:
+        self.engine, self.model, self.callbacks, self.ctx = engine, model, callbacks, ctx
+        self.progress, self.last_good, self.num_classes = progress, last_good, num_classes
+
+    def train(
+        self, batches: Iterable[tuple[np.ndarray, np.ndarray]], epoch: int, lr: float, start: float
+    ) -> tuple[float, float, float]:
+        """``(mean train loss, train accuracy, images/s)`` of the epoch.
+
+        Raises:
+            TrainingDiverged: a batch loss is NaN/inf, or the mean loss rose far above its
+                start; the weights of ``last_good`` are restored first.
+        """
+        history = self.ctx.history
+        # Where the run started, for the divergence rule: epoch 1's mean loss once the
+        # History has it (so a resumed run decides alike), else the first batch's loss.
+        start_loss = history.rows[0]["train_loss"] if history.rows else None
+        seen, loss_sum, correct = 0, 0.0, 0.0
+        for batch, (xb, yb) in enumerate(batches):
+            batch_loss, batch_correct = self.engine.train_step(xb, yb)
+            if not math.isfinite(batch_loss):
+                self.model.load_state_dict(self.last_good)
+                raise nan_diverged(batch_loss, epoch, batch, lr, history)
+            if start_loss is None:
+                start_loss = batch_loss
+            seen += len(xb)
+            loss_sum += batch_loss * len(xb)
+            correct += batch_correct
+            self.progress.update(
+                loss_sum / seen, correct / seen, seen / max(time.perf_counter() - start, 1e-9)
+            )
+            for cb in self.callbacks:
+                cb.on_batch_end(batch, {"batch": batch, "loss": batch_loss, "size": len(xb)}, self.ctx)
+        train_seconds = time.perf_counter() - start
+        train_loss = loss_sum / seen
+        reference = loss_reference(self.num_classes, start_loss if start_loss is not None else math.inf)
+        if train_loss > DIVERGENCE_FACTOR * reference:  # finite, but far above its start
+            self.model.load_state_dict(self.last_good)
+            raise rise_diverged(train_loss, reference, epoch, lr, history)
+        return train_loss, correct / seen, seen / max(train_seconds, 1e-9)
+
+
+def _end_epoch(
+    epoch: int,
+    row: dict[str, Any],
+    metric: float,
+    schedule: Any,
+    callbacks: list[Any],
+    ctx: TrainContext,
+    engine: Any,
+) -> None:
+    """After an epoch's row is recorded: the schedule steps, the callbacks see the row, and
+    under torchrun every process takes rank 0's decisions (stop, lr)."""
+    if schedule is not None:
+        _step_schedule(schedule, metric)
+    for cb in callbacks:
+        cb.on_epoch_end(epoch, row, ctx)
+    engine.share_decisions(ctx)  # under torchrun: rank 0's stop and lr, everywhere
 
 
 class TrainBatches:
