@@ -25,7 +25,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlab.cli.benchmark import time_interleaved
-from cnnlab.functional.conv1d import Conv1DWorkspace, conv1d_backward, conv1d_forward
+from cnnlab.functional.conv import ConvWorkspace
+from cnnlab.functional.conv1d import conv1d_backward_saved, conv1d_forward_saving
 from cnnlab.functional.embedding import (
     embedding_backward,
     embedding_backward_add_at,
@@ -91,11 +92,11 @@ def bench_conv1d(args: argparse.Namespace) -> None:
     for K in (3, 4, 5):
         w = (rng.standard_normal((O, C, K)) * 0.05).astype(np.float32)
         b = np.zeros(O, np.float32)
-        ws = Conv1DWorkspace()
+        ws = ConvWorkspace()
 
-        def cnnlab_step(w: np.ndarray = w, b: np.ndarray = b, ws: Conv1DWorkspace = ws) -> None:
-            y = conv1d_forward(x, w, b, workspace=ws)
-            conv1d_backward(y, x, w, workspace=ws)
+        def cnnlab_step(w: np.ndarray = w, b: np.ndarray = b, ws: ConvWorkspace = ws) -> None:
+            y, saved = conv1d_forward_saving(x, w, b, workspace=ws)
+            conv1d_backward_saved(y, saved, w)
 
         steps = {"cnnlab (2-D kernel)": cnnlab_step, "direct 1-D": lambda w=w, b=b: conv1d_direct(x, w, b)}
         if torch is not None:

@@ -226,13 +226,14 @@ def test_conv_1x1_fast_path_equals_loop_and_torch(rng, torch, stride, layout, bi
     x = _cnhw(x) if layout == "cnhw" else x
     w, b = rng.standard_normal((5, 4, 1, 1)), rng.standard_normal(5)
     ws = fconv.ConvWorkspace()
-    y = fconv.conv2d_forward(x, w, b if bias else None, (0, 0, 0, 0), stride, (1, 1), ws)
+    y, saved = fconv.conv2d_forward_saving(x, w, b if bias else None, (0, 0, 0, 0), stride, (1, 1), ws)
+    assert saved.cols is not None  # the input pixels the 1x1 kernel read, kept for backward
     np.testing.assert_allclose(
         y, conv2d_forward_loop(x, w, b if bias else None, (0, 0, 0, 0), stride), atol=1e-12
     )
     dy = rng.standard_normal(y.shape)
-    dx, dW, db = fconv.conv2d_backward(dy, x, w, (0, 0, 0, 0), stride, (1, 1), True, ws)
-    assert ws.cols_1x1 is None  # the cached columns are released after backward
+    dx, dW, db = fconv.conv2d_backward_saved(dy, saved, w, True)
+    assert saved.cols is None  # the kept columns are released after backward
     xt, wt = torch.tensor(np.asarray(x), requires_grad=True), torch.tensor(w, requires_grad=True)
     bt = torch.tensor(b, requires_grad=True) if bias else None
     yt = torch.nn.functional.conv2d(xt, wt, bt, stride=stride)
@@ -296,3 +297,35 @@ def test_batchnorm2d_matches_torch_in_both_layouts(rng, torch, monkeypatch, layo
 def test_weight_grad_gemm_equals_plain_product_in_both_orientations(rng, K):
     dy2, cols = rng.standard_normal((8, 50)), rng.standard_normal((K, 50))
     np.testing.assert_allclose(fconv.weight_grad_gemm(dy2, cols), dy2 @ cols.T, atol=1e-12)
+
+
+# ---- forward -> backward state: one SavedConv per call (issue 24) --------------------------------
+def test_saved_conv_reuses_forward_columns_only_while_intact(rng):
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    dy = rng.standard_normal((2, 4, 6, 6))
+    expected = fconv.conv2d_backward(dy, x, w, (1, 1, 1, 1))
+    ws = fconv.ConvWorkspace()
+    _, saved = fconv.conv2d_forward_saving(x, w, None, (1, 1, 1, 1), (1, 1), (1, 1), ws)
+    assert saved.columns(3 * 9 + 1, w.dtype) is not None  # the whole batch in one chunk: kept
+    # Another call handed the same column buffer: the kept columns are stale, backward rebuilds them.
+    _, other = fconv.conv2d_forward_saving(x + 1, w, None, (1, 1, 1, 1), (1, 1), (1, 1), ws)
+    assert saved.columns(3 * 9 + 1, w.dtype) is None
+    for a, b in zip(fconv.conv2d_backward_saved(dy, saved, w), expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert other.columns(3 * 9 + 1, w.dtype) is None  # that backward rebuilt them in the buffer
+    # A backward consumes its call's columns (dL/dcols is written over them); a second one rebuilds.
+    _, saved = fconv.conv2d_forward_saving(x, w, None, (1, 1, 1, 1), (1, 1), (1, 1), ws)
+    first = fconv.conv2d_backward_saved(dy, saved, w)
+    assert saved.cols is None
+    for a, b, c in zip(fconv.conv2d_backward_saved(dy, saved, w), first, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=0, atol=1e-12)
+
+
+def test_workspace_holds_no_state_about_its_inputs():
+    ws = fconv.ConvWorkspace()
+    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    fconv.conv2d_forward(x, w, None, (1, 1, 1, 1), workspace=ws)
+    held = [v for v in vars(ws).values() if v is x or (isinstance(v, tuple) and any(e is x for e in v))]
+    assert held == []
+    assert not hasattr(ws, "cols_for") and not hasattr(ws, "cols_1x1")

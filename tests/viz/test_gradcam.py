@@ -9,6 +9,7 @@ import pytest
 
 import cnnlab
 from cnnlab.errors import ShapeError
+from cnnlab.functional.conv import ConvWorkspace, SavedConv
 from cnnlab.interop.torch import to_torch
 from cnnlab.models import build_model
 from cnnlab.viz import grad_cam, saliency
@@ -179,6 +180,12 @@ def assert_same(a, b):
             assert_same(va, vb)
         elif isinstance(va, np.ndarray):
             np.testing.assert_array_equal(va, vb, err_msg=key)
+        elif isinstance(va, SavedConv):  # a conv's forward -> backward state
+            assert_same(
+                {f"{key}.{k}": v for k, v in vars(va).items()}, {f"{key}.{k}": v for k, v in vars(vb).items()}
+            )
+        elif isinstance(va, ConvWorkspace):  # scratch buffers: whoever was handed them since
+            assert va.version("cols") == vb.version("cols"), key
         elif isinstance(va, tuple):
             assert len(va) == len(vb), key
             for ea, eb in zip(va, vb, strict=True):

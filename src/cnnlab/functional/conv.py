@@ -22,6 +22,11 @@ The dW product runs in the orientation OpenBLAS handles well (``weight_grad_gemm
 ``dy @ cols.T``). The copies and adds run on all cores (``split_channels``).
 Measurements: docs/performance.md.
 
+Forward -> backward: ``conv2d_forward_saving`` returns, beside y, a ``SavedConv`` (the input,
+the geometry, and the column matrix when backward may reuse it) that
+``conv2d_backward_saved`` takes: what backward needs is passed explicitly, one object per
+call. The workspace holds only reusable buffers.
+
 Memory: the column matrix is C_in*KH*KW times larger than the input. Above
 ``WORKSPACE_BUDGET_BYTES`` the batch is processed in chunks of samples; results equal the
 unchunked ones (up to float summation order in ``dW``).
@@ -29,6 +34,7 @@ unchunked ones (up to float summation order in ``dW``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,18 +59,20 @@ def set_workspace_budget(nbytes: int) -> int:
 
 
 class ConvWorkspace:
-    """Buffers one conv layer reuses between steps, keyed on name, shape, pads and dtype."""
+    """Scratch buffers one conv layer reuses between steps (memory reuse only).
+
+    Each buffer is keyed on its name and reallocated when a larger size or another dtype is
+    asked for. A buffer's version counts the times it was handed out: a ``SavedConv`` that
+    keeps forward's column matrix (a view of the "cols" buffer) records the version, and
+    backward reuses the columns only if nobody has been handed the buffer since.
+    """
 
     def __init__(self, shared: ConvWorkspace | None = None) -> None:
         self._buffers: dict[str, tuple[Any, np.ndarray]] = {}
+        self._versions: dict[str, int] = {}
         # A workspace made by ``for_dx`` carves its column matrix from its parent's.
         self._shared = shared
         self._dx: ConvWorkspace | None = None
-        # What the "cols" buffer currently holds: (input object, key); lets backward reuse
-        # forward's columns when the whole batch fit in one chunk.
-        self.cols_for: tuple[Any, Any] | None = None
-        # A 1x1 conv's (input, column matrix): the columns are the (strided) input itself.
-        self.cols_1x1: tuple[Any, np.ndarray] | None = None
 
     def for_dx(self) -> ConvWorkspace:
         """The workspace of the backward pass's dx convolution: its own padded buffer (dy has
@@ -74,7 +82,10 @@ class ConvWorkspace:
         return self._dx
 
     def flat(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """An uninitialized C-contiguous array of ``shape``, carved from a reused buffer."""
+        """An uninitialized C-contiguous array of ``shape``, carved from a reused buffer.
+
+        Whatever was handed out of buffer ``name`` before is from now on scratch of the caller.
+        """
         if self._shared is not None and name == "cols":
             return self._shared.flat(name, shape, dtype)
         size = int(np.prod(shape))
@@ -82,7 +93,14 @@ class ConvWorkspace:
         if buf.dtype != dtype or buf.size < size:
             buf = np.empty(size, dtype)
             self._buffers[name] = (None, buf)
+        self._versions[name] = self._versions.get(name, 0) + 1
         return buf[:size].reshape(shape)
+
+    def version(self, name: str) -> int:
+        """How many times buffer ``name`` was handed out by ``flat``."""
+        if self._shared is not None and name == "cols":
+            return self._shared.version(name)
+        return self._versions.get(name, 0)
 
     def padded(self, shape: tuple[int, ...], pads: Pads, dtype: np.dtype) -> np.ndarray:
         """A CNHW buffer with a zero border of ``pads`` (only the interior is ever written)."""
@@ -92,6 +110,40 @@ class ConvWorkspace:
             buf = np.zeros(shape, dtype)
             self._buffers["xp"] = (key, buf)
         return buf
+
+
+@dataclass(eq=False)
+class SavedConv:
+    """What one ``conv2d_forward_saving`` call keeps for its ``conv2d_backward_saved``.
+
+    Attributes:
+        x: the input (N, C_in, H, W).
+        pads, stride, dilation: the geometry of the call.
+        workspace: the buffers of the call (backward uses them as scratch).
+        cols: forward's column matrix, if backward may reuse it: for a 1x1 conv the input
+            pixels it read (C_in, N*H_out*W_out); otherwise the workspace's column buffer
+            (C_in*KH*KW + 1, N*H_out*W_out), kept only when one chunk held the whole batch.
+            Backward consumes it (sets None): it writes dL/dcols over that memory.
+        cols_version: the "cols" buffer's version after forward wrote it; if another call
+            was handed the buffer since, backward recomputes the columns.
+    """
+
+    x: np.ndarray
+    pads: Pads
+    stride: Pair
+    dilation: Pair
+    workspace: ConvWorkspace
+    cols: np.ndarray | None = None
+    cols_version: int = -1
+
+    def columns(self, rows: int, dtype: np.dtype) -> np.ndarray | None:
+        """The kept column matrix if it is still intact, has ``rows`` rows and ``dtype``; else None."""
+        cols = self.cols
+        if cols is None or cols.dtype != dtype or cols.shape[0] != rows:
+            return None
+        if self.cols_version >= 0 and self.workspace.version("cols") != self.cols_version:
+            return None  # the buffer was handed to another call since
+        return cols
 
 
 def chunk_size(C_in: int, kernel: Pair, in_hw: Pair, out_hw: Pair, itemsize: int) -> int:
@@ -211,12 +263,37 @@ def conv2d_forward(
         >>> conv2d_forward(x, np.ones((1, 1, 3, 3), np.float32), None, (1, 1, 1, 1))[0, 0, 0]
         array([4., 6., 6., 6., 4.], dtype=float32)
     """
+    return conv2d_forward_saving(x, weight, bias, pads, stride, dilation, workspace)[0]
+
+
+def conv2d_forward_saving(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    pads: Pads = (0, 0, 0, 0),
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    workspace: ConvWorkspace | None = None,
+) -> tuple[np.ndarray, SavedConv]:
+    """``conv2d_forward`` that also returns what its backward needs: ``(y, saved)``.
+
+    Pass ``saved`` to ``conv2d_backward_saved``; it reuses forward's column matrix when it
+    is still intact.
+
+    Example:
+        >>> x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
+        >>> y, saved = conv2d_forward_saving(x, w, None)
+        >>> dx, dW, db = conv2d_backward_saved(np.ones_like(y), saved, w)
+        >>> dW[0, 0], db
+        (array([[4., 4.],
+               [4., 4.]]), array([4.]))
+    """
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
     ws = workspace if workspace is not None else ConvWorkspace()
     dtype = weight.dtype
     if KH == KW == 1 and not any(pads):
-        return _conv1x1_forward(x, weight, bias, stride, ws)
+        return _conv1x1_forward(x, weight, bias, pads, stride, dilation, ws)
     H_out = out_size(H, pads[0] + pads[1], KH, stride[0], dilation[0])
     W_out = out_size(W, pads[2] + pads[3], KW, stride[1], dilation[1])
     in_hw = (H + pads[0] + pads[1], W + pads[2] + pads[3])
@@ -226,14 +303,16 @@ def conv2d_forward(
         [weight.reshape(C_out, C_in * KH * KW), b[:, None]], axis=1
     )  # (C_out, C_in*KH*KW + 1)
     y = np.empty((C_out, N, H_out, W_out), dtype)  # (C_out, N, H_out, W_out)
+    cols = None
     for n0 in range(0, N, chunk):
         n1 = min(N, n0 + chunk)
         cols = _columns(x, n0, n1, chunk, (KH, KW), pads, stride, dilation, ws, dtype)
         # y = weight @ cols + bias, as one product with the ones row of cols.
         np.matmul(w2b, cols, out=y[:, n0:n1].reshape(C_out, (n1 - n0) * H_out * W_out))
-    # Backward may reuse the columns only if they hold the whole batch.
-    ws.cols_for = (x, (pads, stride, dilation, KH, KW, dtype)) if chunk >= N else None
-    return y.transpose(1, 0, 2, 3)  # (N, C_out, H_out, W_out), a view
+    saved = SavedConv(x, pads, stride, dilation, ws)
+    if chunk >= N:  # backward may reuse the columns only if they hold the whole batch
+        saved.cols, saved.cols_version = cols, ws.version("cols")
+    return y.transpose(1, 0, 2, 3), saved  # (N, C_out, H_out, W_out), a view
 
 
 def conv2d_backward(
@@ -248,7 +327,7 @@ def conv2d_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of ``conv2d_forward`` given dL/dy: returns (dx or None, dW, db).
 
-    Pass the same ``workspace`` as the forward call to reuse its column matrix.
+    Builds the column matrix again; ``conv2d_backward_saved`` reuses forward's.
 
     Example:
         >>> x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
@@ -261,19 +340,27 @@ def conv2d_backward(
         (array([[4., 4.],
                [4., 4.]]), array([4.]))
     """
+    ws = workspace if workspace is not None else ConvWorkspace()
+    return conv2d_backward_saved(dy, SavedConv(x, pads, stride, dilation, ws), weight, need_dx)
+
+
+def conv2d_backward_saved(
+    dy: np.ndarray, saved: SavedConv, weight: np.ndarray, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of the ``conv2d_forward_saving`` call that returned ``saved``: (dx or None, dW, db)."""
+    x, pads, stride, dilation, ws = saved.x, saved.pads, saved.stride, saved.dilation, saved.workspace
     N, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
     top, bottom, left, right = pads
-    ws = workspace if workspace is not None else ConvWorkspace()
     dtype = weight.dtype
     if KH == KW == 1 and not any(pads):
-        return _conv1x1_backward(dy, x, weight, stride, need_dx, ws)
+        return _conv1x1_backward(dy, saved, weight, need_dx)
     _, _, H_out, W_out = dy.shape
     Hp, Wp = H + top + bottom, W + left + right
     chunk = chunk_size(C_in, (KH, KW), (Hp, Wp), (H_out, W_out), dtype.itemsize)
     dy_t = dy.transpose(1, 0, 2, 3)  # (C_out, N, H_out, W_out); free if dy came from forward
-    reuse = ws.cols_for is not None and ws.cols_for[0] is x
-    reuse = reuse and ws.cols_for[1] == (pads, stride, dilation, KH, KW, dtype)  # type: ignore[index]
+    kept = saved.columns(C_in * KH * KW + 1, dtype)  # forward's columns, if still intact
+    saved.cols = None  # consumed: dL/dcols is written over them
 
     K = C_in * KH * KW
     dWb = np.zeros((C_out, K + 1), dtype) if N == 0 else None  # (C_out, C_in*KH*KW + 1): [dW | db]
@@ -284,8 +371,8 @@ def conv2d_backward(
         n1 = min(N, n0 + chunk)
         m = (n1 - n0) * H_out * W_out
         dy2 = np.ascontiguousarray(dy_t[:, n0:n1], dtype=dtype).reshape(C_out, m)  # (C_out, n*H_out*W_out)
-        if reuse:
-            cols = ws.flat("cols", (K + 1, m), dtype)
+        if kept is not None and kept.shape[1] == m:  # one chunk: the whole batch
+            cols = kept
         else:
             cols = _columns(x, n0, n1, chunk, (KH, KW), pads, stride, dilation, ws, dtype)
         # Weight sharing: one filter is applied at every position of every sample, so its
@@ -296,7 +383,6 @@ def conv2d_backward(
         if dxc is None:
             continue
         # dL/dcols = weight.T @ dy, written over the columns (dW no longer needs them).
-        ws.cols_for = None
         dcols = np.matmul(w2.T, dy2, out=cols[:K])  # (C_in*KH*KW, n*H_out*W_out)
         dcols6 = dcols.reshape(C_in, KH, KW, n1 - n0, H_out, W_out)  # (C_in, KH, KW, n, H_out, W_out)
 
@@ -307,7 +393,6 @@ def conv2d_backward(
     dx = None if dxc is None else dxc.transpose(1, 0, 2, 3)  # (N, C_in, H, W), a view of CNHW memory
     if dx_pads is not None:
         # dx = dy (zero-padded) convolved with the flipped filters, C_in and C_out swapped.
-        ws.cols_for = None  # the columns buffer is about to hold dy's columns
         flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, KH, KW)
         flipped = np.ascontiguousarray(flipped)
         dx = conv2d_forward(dy, flipped, None, dx_pads, (1, 1), dilation, ws.for_dx())  # (N, C_in, H, W)
@@ -328,9 +413,15 @@ def _columns_1x1(x: np.ndarray, stride: Pair, dtype: np.dtype) -> np.ndarray:
 
 
 def _conv1x1_forward(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair, ws: ConvWorkspace
-) -> np.ndarray:
-    """``conv2d_forward`` for a 1x1 kernel without padding: one GEMM (dilation has no effect)."""
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    pads: Pads,
+    stride: Pair,
+    dilation: Pair,
+    ws: ConvWorkspace,
+) -> tuple[np.ndarray, SavedConv]:
+    """``conv2d_forward_saving`` for a 1x1 kernel without padding: one GEMM (dilation has no effect)."""
     N, C_in, H, W = x.shape
     C_out = weight.shape[0]
     H_out, W_out = out_size(H, 0, 1, stride[0], 1), out_size(W, 0, 1, stride[1], 1)
@@ -339,23 +430,23 @@ def _conv1x1_forward(
     np.matmul(weight.reshape(C_out, C_in), cols, out=y.reshape(C_out, -1))
     if bias is not None:
         y += bias.astype(weight.dtype, copy=False)[:, None, None, None]
-    ws.cols_1x1 = (x, cols)
-    return y.transpose(1, 0, 2, 3)  # (N, C_out, H_out, W_out), a view
+    saved = SavedConv(x, pads, stride, dilation, ws, cols)  # the columns are not a workspace buffer
+    return y.transpose(1, 0, 2, 3), saved  # (N, C_out, H_out, W_out), a view
 
 
 def _conv1x1_backward(
-    dy: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: Pair, need_dx: bool, ws: ConvWorkspace
+    dy: np.ndarray, saved: SavedConv, weight: np.ndarray, need_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """``conv2d_backward`` for a 1x1 kernel without padding: two GEMMs and a sum."""
+    """``conv2d_backward_saved`` for a 1x1 kernel without padding: two GEMMs and a sum."""
+    x, stride = saved.x, saved.stride
     N, C_in, H, W = x.shape
     C_out = weight.shape[0]
     dtype = weight.dtype
     _, _, H_out, W_out = dy.shape
-    if ws.cols_1x1 is not None and ws.cols_1x1[0] is x and ws.cols_1x1[1].dtype == dtype:
-        cols = ws.cols_1x1[1]
-    else:
+    cols = saved.columns(C_in, dtype)
+    if cols is None:
         cols = _columns_1x1(x, stride, dtype)  # (C_in, N*H_out*W_out)
-    ws.cols_1x1 = None
+    saved.cols = None  # released after backward (a strided copy is as large as the output)
     dy2 = np.ascontiguousarray(dy.transpose(1, 0, 2, 3), dtype=dtype).reshape(
         C_out, -1
     )  # (C_out, N*H_out*W_out)

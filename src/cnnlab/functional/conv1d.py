@@ -21,28 +21,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.functional.conv import ConvWorkspace, conv2d_backward, conv2d_forward
+from cnnlab.functional.conv import (
+    ConvWorkspace,
+    SavedConv,
+    conv2d_backward,
+    conv2d_backward_saved,
+    conv2d_forward_saving,
+)
 from cnnlab.functional.im2col import out_size
 
 Pads1D = tuple[int, int]  # (left, right)
-
-
-class Conv1DWorkspace(ConvWorkspace):
-    """``ConvWorkspace`` that also remembers the (N, C, 1, L) view of forward's input.
-
-    The 2-D backward reuses forward's column matrix only when it is handed the very same
-    input object; keeping the view here lets it recognise the input of ``conv1d_forward``.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.views: tuple[np.ndarray, np.ndarray] | None = None  # (x, x viewed as NCHW)
-
-    def as_2d(self, x: np.ndarray) -> np.ndarray:
-        """``x`` (N, C, L) as (N, C, 1, L): the view made by the last forward if it was of ``x``."""
-        if self.views is not None and self.views[0] is x:
-            return self.views[1]
-        return x[:, :, None, :]  # (N, C, 1, L), a view
 
 
 def conv1d_forward(
@@ -56,14 +44,15 @@ def conv1d_forward(
 ) -> np.ndarray:
     """1-D cross-correlation over (N, C_in, L); computes in ``weight.dtype``.
 
+    ``conv1d_forward_saving`` also returns what ``conv1d_backward_saved`` needs.
+
     Args:
         x: input (N, C_in, L).
         weight: filters (C_out, C_in, K).
         bias: (C_out,) or None.
         pads: zeros added (left, right).
         stride, dilation: ints.
-        workspace: buffers reused between calls (a ``Conv1DWorkspace`` also lets the backward
-            reuse the forward's column matrix).
+        workspace: buffers reused between calls.
 
     Returns:
         y (N, C_out, L_out), L_out = floor((L + left + right - D*(K-1) - 1) / S) + 1; a view
@@ -74,13 +63,25 @@ def conv1d_forward(
         >>> conv1d_forward(x, np.ones((1, 1, 3)), None, pads=(1, 1))[0, 0]
         array([1., 3., 6., 9., 7.])
     """
-    ws = workspace if workspace is not None else Conv1DWorkspace()
+    return conv1d_forward_saving(x, weight, bias, pads, stride, dilation, workspace)[0]
+
+
+def conv1d_forward_saving(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    pads: Pads1D = (0, 0),
+    stride: int = 1,
+    dilation: int = 1,
+    workspace: ConvWorkspace | None = None,
+) -> tuple[np.ndarray, SavedConv]:
+    """``conv1d_forward`` and the 2-D call's ``SavedConv`` (for ``conv1d_backward_saved``)."""
     x4 = x[:, :, None, :]  # (N, C_in, 1, L), a view
-    if isinstance(ws, Conv1DWorkspace):
-        ws.views = (x, x4)
     w4 = weight[:, :, None, :]  # (C_out, C_in, 1, K), a view
-    y4 = conv2d_forward(x4, w4, bias, (0, 0, *pads), (1, stride), (1, dilation), ws)  # (N, C_out, 1, L_out)
-    return y4[:, :, 0, :]  # (N, C_out, L_out)
+    y4, saved = conv2d_forward_saving(
+        x4, w4, bias, (0, 0, *pads), (1, stride), (1, dilation), workspace
+    )  # (N, C_out, 1, L_out)
+    return y4[:, :, 0, :], saved  # (N, C_out, L_out)
 
 
 def conv1d_backward(
@@ -101,15 +102,30 @@ def conv1d_backward(
         >>> dx[0, 0], dW[0, 0], db  # windows covering each position; taps summed over positions
         (array([1., 2., 2., 1.]), array([3., 3.]), array([3.]))
     """
-    ws = workspace if workspace is not None else Conv1DWorkspace()
-    x4 = ws.as_2d(x) if isinstance(ws, Conv1DWorkspace) else x[:, :, None, :]  # (N, C_in, 1, L)
+    x4 = x[:, :, None, :]  # (N, C_in, 1, L)
     w4 = weight[:, :, None, :]  # (C_out, C_in, 1, K)
     dy4 = dy[:, :, None, :]  # (N, C_out, 1, L_out)
     dx4, dW4, db = conv2d_backward(
-        dy4, x4, w4, (0, 0, *pads), (1, stride), (1, dilation), need_dx=need_dx, workspace=ws
+        dy4, x4, w4, (0, 0, *pads), (1, stride), (1, dilation), need_dx=need_dx, workspace=workspace
     )
-    if isinstance(ws, Conv1DWorkspace):
-        ws.views = None
+    dx = None if dx4 is None else dx4[:, :, 0, :]  # (N, C_in, L)
+    return dx, dW4[:, :, 0, :], db  # dW: (C_out, C_in, K), db: (C_out,)
+
+
+def conv1d_backward_saved(
+    dy: np.ndarray, saved: SavedConv, weight: np.ndarray, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of the ``conv1d_forward_saving`` call that returned ``saved`` (reuses its columns).
+
+    Example:
+        >>> x, w = np.ones((1, 1, 4)), np.ones((1, 1, 2))
+        >>> y, saved = conv1d_forward_saving(x, w, None)
+        >>> dx, dW, db = conv1d_backward_saved(np.ones_like(y), saved, w)
+        >>> dx[0, 0], dW[0, 0], db
+        (array([1., 2., 2., 1.]), array([3., 3.]), array([3.]))
+    """
+    dy4 = dy[:, :, None, :]  # (N, C_out, 1, L_out)
+    dx4, dW4, db = conv2d_backward_saved(dy4, saved, weight[:, :, None, :], need_dx=need_dx)
     dx = None if dx4 is None else dx4[:, :, 0, :]  # (N, C_in, L)
     return dx, dW4[:, :, 0, :], db  # dW: (C_out, C_in, K), db: (C_out,)
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnlab.functional.conv import ConvWorkspace, conv2d_backward, conv2d_forward
+from cnnlab.functional.conv import ConvWorkspace, SavedConv, conv2d_backward_saved, conv2d_forward_saving
 from cnnlab.functional.im2col import out_size, pad_into
 from cnnlab.utils import split_channels
 
@@ -58,11 +58,11 @@ def grouped_conv2d_forward(
     stride: Pair = (1, 1),
     dilation: Pair = (1, 1),
     workspaces: Sequence[ConvWorkspace] | None = None,
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Grouped convolution as ``groups`` ordinary ones; returns ``y`` and the input slices.
+) -> tuple[np.ndarray, list[SavedConv]]:
+    """Grouped convolution as ``groups`` ordinary ones; returns ``y`` and each group's ``SavedConv``.
 
-    Pass the returned slices (and the same ``workspaces``) to ``grouped_conv2d_backward`` so
-    each group's backward can reuse its forward's column matrix.
+    Pass the returned list to ``grouped_conv2d_backward``: each group's backward reuses its
+    forward's column matrix.
 
     Args:
         x: input (N, C_in, H, W).
@@ -72,8 +72,8 @@ def grouped_conv2d_forward(
         workspaces: one ``ConvWorkspace`` per group, or None for fresh ones.
 
     Returns:
-        y (N, C_out, H_out, W_out), an NCHW view of (C_out, N, H_out, W_out) memory, and the
-        per-group input views.
+        y (N, C_out, H_out, W_out), an NCHW view of (C_out, N, H_out, W_out) memory, and what
+        each group's backward needs (its input view, geometry and columns).
 
     Example:
         >>> x = np.ones((1, 4, 3, 3))
@@ -88,49 +88,41 @@ def grouped_conv2d_forward(
     ws = list(workspaces) if workspaces is not None else [ConvWorkspace() for _ in range(groups)]
     parts = [x[:, k * cin : (k + 1) * cin] for k in range(groups)]  # (N, C_in/g, H, W) views
     y = None
+    saved: list[SavedConv] = []
     for k, part in enumerate(parts):
         rows = slice(k * cout, (k + 1) * cout)
         b = None if bias is None else bias[rows]
-        yk = conv2d_forward(part, weight[rows], b, pads, stride, dilation, ws[k])  # (N, C_out/g, Ho, Wo)
+        yk, saved_k = conv2d_forward_saving(part, weight[rows], b, pads, stride, dilation, ws[k])
+        saved.append(saved_k)  # yk: (N, C_out/g, Ho, Wo)
         if y is None:
             y = np.empty((C_out, N, *yk.shape[2:]), weight.dtype)  # (C_out, N, H_out, W_out)
         y[rows] = yk.transpose(1, 0, 2, 3)
     assert y is not None  # groups >= 1
-    return y.transpose(1, 0, 2, 3), parts  # (N, C_out, H_out, W_out), a view
+    return y.transpose(1, 0, 2, 3), saved  # (N, C_out, H_out, W_out), a view
 
 
 def grouped_conv2d_backward(
-    dy: np.ndarray,
-    parts: Sequence[np.ndarray],
-    weight: np.ndarray,
-    pads: Pads = (0, 0, 0, 0),
-    stride: Pair = (1, 1),
-    dilation: Pair = (1, 1),
-    need_dx: bool = True,
-    workspaces: Sequence[ConvWorkspace] | None = None,
+    dy: np.ndarray, saved: Sequence[SavedConv], weight: np.ndarray, need_dx: bool = True
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of ``grouped_conv2d_forward``: (dx or None, dW, db), each group's from its own backward.
 
     Example:
         >>> x, w = np.ones((1, 2, 2, 2)), np.ones((2, 1, 2, 2))
-        >>> y, parts = grouped_conv2d_forward(x, w, None, groups=2)
-        >>> dx, dW, db = grouped_conv2d_backward(np.ones_like(y), parts, w)
+        >>> y, saved = grouped_conv2d_forward(x, w, None, groups=2)
+        >>> dx, dW, db = grouped_conv2d_backward(np.ones_like(y), saved, w)
         >>> dx.shape, dW.ravel().tolist(), db.tolist()
         ((1, 2, 2, 2), [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0])
     """
-    groups = len(parts)
-    N, cin, H, W = parts[0].shape
+    groups = len(saved)
+    N, cin, H, W = saved[0].x.shape
     C_out = weight.shape[0]
     cout = C_out // groups
-    ws = list(workspaces) if workspaces is not None else [ConvWorkspace() for _ in range(groups)]
     dxc = np.empty((groups * cin, N, H, W), weight.dtype) if need_dx else None  # (C_in, N, H, W)
     dW = np.empty_like(weight)  # (C_out, C_in/g, KH, KW)
     db = np.empty(C_out, weight.dtype)  # (C_out,)
-    for k, part in enumerate(parts):
+    for k, saved_k in enumerate(saved):
         rows = slice(k * cout, (k + 1) * cout)
-        dxk, dW[rows], db[rows] = conv2d_backward(
-            dy[:, rows], part, weight[rows], pads, stride, dilation, need_dx=need_dx, workspace=ws[k]
-        )
+        dxk, dW[rows], db[rows] = conv2d_backward_saved(dy[:, rows], saved_k, weight[rows], need_dx=need_dx)
         if dxc is not None:
             dxc[k * cin : (k + 1) * cin] = dxk.transpose(1, 0, 2, 3)  # type: ignore[union-attr]
     return None if dxc is None else dxc.transpose(1, 0, 2, 3), dW, db

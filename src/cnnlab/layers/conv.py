@@ -275,7 +275,7 @@ class Conv2D(Layer):
         self._check_workspace(x.shape, pads, self.params["weight"].dtype)
         if self.groups > 1:
             return self._forward_groups(x, pads)
-        y = conv_kernels.conv2d_forward(
+        y, saved = conv_kernels.conv2d_forward_saving(
             x,
             self.params["weight"],
             self.params.get("bias"),
@@ -284,7 +284,7 @@ class Conv2D(Layer):
             self._dilation,
             self._workspace,
         )  # (N, C_out, H_out, W_out)
-        self._cache = (x, pads)
+        self._cache = saved  # the input, the geometry and the columns backward may reuse
         return y
 
     def _forward_groups(self, x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
@@ -294,21 +294,19 @@ class Conv2D(Layer):
             y = depthwise_conv2d_forward(x, weight, bias, pads, self._stride, self._dilation)
             self._cache = (x, pads, None)
         else:
-            y, parts = grouped_conv2d_forward(
+            y, saved = grouped_conv2d_forward(
                 x, weight, bias, self.groups, pads, self._stride, self._dilation, self._group_workspaces
             )
-            self._cache = (x, pads, parts)  # the group slices: each group's backward reuses its columns
+            self._cache = (x, pads, saved)  # one SavedConv per group: its backward reuses its columns
         return y  # (N, C_out, H_out, W_out)
 
     def _backward_groups(self, dy: np.ndarray) -> np.ndarray | None:
-        x, pads, parts = self._cached()
+        x, pads, saved = self._cached()
         weight, geometry = self.params["weight"], (pads, self._stride, self._dilation)
-        if parts is None:
+        if saved is None:
             dx, dW, db = depthwise_conv2d_backward(dy, x, weight, *geometry, need_dx=self.needs_input_grad)
         else:
-            dx, dW, db = grouped_conv2d_backward(
-                dy, parts, weight, *geometry, need_dx=self.needs_input_grad, workspaces=self._group_workspaces
-            )
+            dx, dW, db = grouped_conv2d_backward(dy, saved, weight, need_dx=self.needs_input_grad)
         self.grads["weight"] = dW  # (C_out, C_in/groups, KH, KW)
         if self.bias:
             self.grads["bias"] = db.astype(self.params["bias"].dtype, copy=False)  # (C_out,)
@@ -338,16 +336,9 @@ class Conv2D(Layer):
         """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""
         if self.groups > 1:
             return self._backward_groups(dy)
-        x, pads = self._cached()
-        dx, dW, db = conv_kernels.conv2d_backward(
-            dy,
-            x,
-            self.params["weight"],
-            pads,
-            self._stride,
-            self._dilation,
-            need_dx=self.needs_input_grad,
-            workspace=self._workspace,
+        saved = self._cached()
+        dx, dW, db = conv_kernels.conv2d_backward_saved(
+            dy, saved, self.params["weight"], need_dx=self.needs_input_grad
         )
         # Weight sharing: dW and db are sums over every position and every sample.
         self.grads["weight"] = dW  # (C_out, C_in, KH, KW)

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error, check_int, is_int
-from cnnlab.functional.conv1d import Conv1DWorkspace, conv1d_backward, conv1d_forward
+from cnnlab.functional.conv import ConvWorkspace
+from cnnlab.functional.conv1d import conv1d_backward_saved, conv1d_forward_saving
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
 from cnnlab.layers.base import Layer, TorchSpec, config_int, unsupported_torch
@@ -101,7 +102,7 @@ class Conv1D(Layer):
             raise arg_error("Conv1D", "bias", "True or False", bias)
         self.bias = bool(bias)
         self.needs_input_grad = True
-        self._workspace = Conv1DWorkspace()
+        self._workspace = ConvWorkspace()
 
         fan_in = self.in_channels * self.kernel_size
         gen = make_rng(rng)
@@ -235,7 +236,7 @@ class Conv1D(Layer):
             raise TypeError(f"Conv1D: input must be a numpy.ndarray. Received: {type(x).__name__}")
         self.output_shape(x.shape)  # checks rank, channels and that the kernel fits
         pads = self.pads(x.shape[2])
-        y = conv1d_forward(
+        y, saved = conv1d_forward_saving(
             x,
             self.params["weight"],
             self.params.get("bias"),
@@ -244,23 +245,14 @@ class Conv1D(Layer):
             self.dilation,
             self._workspace,
         )  # (N, C_out, L_out)
-        self._cache = (x, pads)
+        self._cache = saved  # the input, the geometry and the columns backward may reuse
         return y
 
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
         """Write grads["weight"] (and "bias"); return dL/dx, or None if not needs_input_grad."""
-        x, pads = self._cached()
-        dx, dW, db = conv1d_backward(
-            dy,
-            x,
-            self.params["weight"],
-            pads,
-            self.stride,
-            self.dilation,
-            need_dx=self.needs_input_grad,
-            workspace=self._workspace,
-        )
+        saved = self._cached()
+        dx, dW, db = conv1d_backward_saved(dy, saved, self.params["weight"], need_dx=self.needs_input_grad)
         # Weight sharing: dW and db are sums over every position of every sample.
         self.grads["weight"] = dW  # (C_out, C_in, K)
         if self.bias:
