@@ -78,6 +78,7 @@ ALLOWED: dict[str, set[str]] = {
         "optim",
         "models",
         "io",
+        "interop",
         "train.evaluation",
         "train.loop",
     },
