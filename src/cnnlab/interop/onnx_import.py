@@ -35,7 +35,7 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError
 from cnnlab.interop import onnx_ops_shape as shape_ops
-from cnnlab.interop.onnx_ops import batchnorm, conv, gemm, global_avg_pool, matmul, pool, reduce_mean
+from cnnlab.interop.onnx_ops import batchnorm, conv, gemm, global_avg_pool, global_reduce, matmul, pool
 from cnnlab.interop.onnx_plan import Context, Converter, Plan, Unsupported
 from cnnlab.layers.activations import ReLU, Sigmoid, Tanh
 from cnnlab.layers.base import Layer
@@ -56,7 +56,9 @@ CONVERTERS: dict[str, Converter] = {
     "MaxPool": pool,
     "AveragePool": pool,
     "GlobalAveragePool": global_avg_pool,
-    "ReduceMean": reduce_mean,
+    "ReduceMean": global_reduce,
+    "ReduceMax": global_reduce,
+    "Gather": shape_ops.gather,
     "Relu": shape_ops.simple(ReLU),
     "LeakyRelu": shape_ops.leaky_relu,
     "Sigmoid": shape_ops.simple(Sigmoid),
@@ -336,8 +338,10 @@ def _assemble(ctx: Context, inputs: list[str], output: str, dtype: np.dtype) -> 
             order.append(plan)
             needed.update(plan.inputs)
     order.reverse()
+    if not order and output in inputs:  # the identity (an eval-mode Dropout alone): no layer
+        return Sequential(), {}
     if not order:
-        raise CnnlabError("from_onnx: the model's output is its input (no layer to import)")
+        raise CnnlabError(f"from_onnx: the model's output {output!r} does not depend on its input")
     chain = len(inputs) == 1 and all(
         p.inputs == [inputs[0] if i == 0 else order[i - 1].output] for i, p in enumerate(order)
     )

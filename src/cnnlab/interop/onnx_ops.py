@@ -39,7 +39,7 @@ from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.conv1d import Conv1D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
-from cnnlab.layers.pooling1d import AvgPool1D, MaxPool1D
+from cnnlab.layers.pooling1d import AvgPool1D, GlobalMaxPool1D, MaxPool1D
 from cnnlab.utils import same_padding
 
 
@@ -252,16 +252,21 @@ def global_avg_pool(ctx: Context, node: Any, attrs: dict[str, Any]) -> Plan:
     return Plan(node.name, GlobalAvgPool2D, {}, {}, [x])
 
 
-def reduce_mean(ctx: Context, node: Any, attrs: dict[str, Any]) -> Plan:
-    """``ReduceMean`` over H and W of (N, C, H, W): a global average pool (how torch exports it)."""
+def global_reduce(ctx: Context, node: Any, attrs: dict[str, Any]) -> Plan:
+    """``ReduceMean`` over H and W of (N, C, H, W), ``ReduceMax`` over L of (N, C, L): global pools.
+
+    torch exports cnnlab's GlobalAvgPool2D and GlobalMaxPool1D so; ``axes`` is an input
+    since opset 18 and ``keepdims`` (default 1) keeps the pooled axes as size 1.
+    """
     x = ctx.dynamic(node)
     rank = ctx.rank(x)
     given = attrs.get("axes") if ctx.opset < 18 else ctx.const(node, 1, "axes")
     axes = sorted(int(a) % rank for a in given) if rank and given is not None else None
-    if rank != 4 or axes != [2, 3]:
-        raise Unsupported(
-            f"a mean over axes {axes} of a {rank}-D input (cnnlab: over H and W of (N, C, H, W))"
-        )
+    want = {"ReduceMean": (4, [2, 3], GlobalAvgPool2D), "ReduceMax": (3, [2], GlobalMaxPool1D)}
+    ndim, over, cls = want[node.op_type]
+    if rank != ndim or axes != over:
+        shape = "(N, C, H, W)" if ndim == 4 else "(N, C, L)"
+        raise Unsupported(f"over axes {axes} of a {rank}-D input (cnnlab: over axes {over} of {shape})")
     if attrs.get("keepdims", 1):
         ctx.squeezed.add(node.output[0])
-    return Plan(node.name, GlobalAvgPool2D, {}, {}, [x])
+    return Plan(node.name, cls, {}, {}, [x])

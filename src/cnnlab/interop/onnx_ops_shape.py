@@ -30,6 +30,7 @@ from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.conv1d import Conv1D
 from cnnlab.layers.dense import Dense
+from cnnlab.layers.embedding import Embedding
 from cnnlab.layers.lrn import LocalResponseNorm
 from cnnlab.layers.merge import Add, Concat
 from cnnlab.layers.reshape import Flatten
@@ -251,6 +252,26 @@ def channel_shuffle(ctx: Context, node: Any, x: str) -> Plan | None:
     ctx.skip[tr.output[0]] = node.output[0]
     ctx.skip[back.output[0]] = node.output[0]
     return Plan(node.name, ChannelShuffle, {"groups": int(out[1])}, {}, [x], tensor=back.output[0])
+
+
+def gather(ctx: Context, node: Any, attrs: dict[str, Any]) -> Plan:
+    """A constant table indexed by the input, then Transpose (0, 2, 1): cnnlab's Embedding.
+
+    cnnlab's Embedding is channels-first, (N, L) ids -> (N, D, L); torch exports it as this pair.
+    """
+    table = ctx.const(node, 0, "table")
+    ids = ctx.dynamic(node, 1)
+    readers = ctx.consumers.get(node.output[0], [])
+    perm = [list(a.ints) for r in readers for a in r.attribute if a.name == "perm"]
+    if table is None or table.ndim != 2 or int(attrs.get("axis", 0)) != 0 or ctx.rank(ids) != 2:
+        raise Unsupported("only a lookup of rows of a constant 2-D table by (N, L) ids is an Embedding")
+    if len(readers) != 1 or readers[0].op_type != "Transpose" or perm != [[0, 2, 1]]:
+        raise Unsupported(
+            "cnnlab's Embedding is channels-first: a Transpose (0, 2, 1) must follow the lookup"
+        )
+    ctx.skip[readers[0].output[0]] = node.output[0]
+    args = {"num_embeddings": table.shape[0], "embedding_dim": table.shape[1]}
+    return Plan(node.name, Embedding, args, {"weight": table}, [ids], tensor=readers[0].output[0])
 
 
 def transpose(ctx: Context, node: Any, attrs: dict[str, Any]) -> str:
