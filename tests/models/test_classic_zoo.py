@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cnnlab.cli.main import main
+from cnnlab.errors import ShapeError
 from cnnlab.init import dry_build
+from cnnlab.interop.torch import to_torch
+from cnnlab.io import load, save
+from cnnlab.layers.summary_tree import expanded_rows
+from cnnlab.models.classic import CLASSIC
 from cnnlab.models.classic.alexnet_vgg import alexnet, vgg11, vgg16
 from cnnlab.models.classic.densenet import densenet121
 from cnnlab.models.classic.googlenet import googlenet
@@ -215,3 +221,79 @@ def test_any_class_count_and_channels(name):
     y = net.forward(x)
     assert y.shape == (2, 7) and y.dtype == np.float32
     assert net.backward(np.ones_like(y)).shape == x.shape
+
+
+SMALLEST = {"alexnet": 63, "vgg11": 32, "vgg16": 32, "googlenet": 15, "densenet121": 29, "squeezenet1_1": 17}
+
+
+@pytest.mark.parametrize("name", list(CLASSIC))
+def test_smallest_input_and_the_error_below_it(name):
+    build, smallest = CLASSIC[name], SMALLEST.get(name, 1)
+    options = {"hidden": 8} if name in ("alexnet", "vgg11", "vgg16") else {}
+    with dry_build(limit=200_000_000):
+        assert build(3, smallest, 4, 0, **options).output_shape((1, 3, smallest, smallest)) == (1, 4)
+        assert build(3, (smallest + 5, smallest + 2), 4, 0, **options).output_shape(
+            (1, 3, smallest + 5, smallest + 2)
+        ) == (1, 4)
+        if smallest > 1:
+            with pytest.raises(
+                ShapeError,
+                match=rf"^{name}: input_size \({smallest - 1}, {smallest - 1}\) is too small for this model "
+                rf"\(the smallest is {smallest}x{smallest}\): \w+Pool2D: input of shape",
+            ):
+                build(3, smallest - 1, 4, 0, **options)
+
+
+def test_arguments_are_checked_with_the_models_name():
+    with pytest.raises(ValueError, match=r"resnet18: argument `num_classes` must be a positive int"):
+        resnet18(num_classes=0)
+    with pytest.raises(
+        ValueError, match=r"googlenet: argument `dropout` must be a number with 0 <= dropout < 1"
+    ):
+        googlenet(dropout=1.0)
+    with pytest.raises(ValueError, match=r"vgg16: argument `hidden` must be a positive int"):
+        vgg16(hidden=0)
+    with pytest.raises(ValueError, match=r"mobilenet_v2: argument `input_size` must be a positive int or"):
+        mobilenet_v2(input_size=(32,))
+
+
+def test_summary_shows_every_block_with_its_branches(capsys):
+    assert main(["summary", "googlenet"]) == 0  # 3x224x224 by default for the classic zoo
+    out = capsys.readouterr().out
+    assert "input: 3x224x224" in out and "total parameters: 5,610,154" in out  # 6,624,904 at 1000 classes
+    assert (
+        "inception3a.cat <- inception3a.branch1.relu, inception3a.branch2.1.relu, "
+        "inception3a.branch3.1.relu, inception3a.branch4.1.relu: Concat()  256x28x28" in out
+    )
+    assert "layer1.0.add <- layer1.0.bn2, maxpool: Add()" in run_summary(capsys, "resnet18")
+    shuffle = run_summary(capsys, "shufflenet_v2_x1_0")
+    assert "stage2.1.cat <- stage2.1.x1, stage2.1.branch2.7: Concat()" in shuffle
+
+
+def run_summary(capsys, name: str) -> str:
+    assert main(["summary", name, "--input-shape", "3,64,64", "--classes", "5"]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(CLASSIC))
+def test_expanded_rows_add_up_to_the_model(name):
+    with dry_build(limit=200_000_000):
+        net = CLASSIC[name](3, 224, 1000, 0)
+    rows = expanded_rows(net, (3, 224, 224))
+    assert sum(r["params"] for r in rows) == sum(p.value.size for p in net.parameters())
+    assert sum(r["flops"] for r in rows) == net.flops((1, 3, 224, 224))
+    assert rows[-1]["output_shape"] == (1000,)
+
+
+@pytest.mark.parametrize("name", list(CLASSIC))
+def test_to_torch_and_save_load_round_trip(torch, tmp_path, name):
+    case = CASES[name]
+    options = {k: v for k, v in case.options.items() if k != "dropout"}
+    net = case.build(3, case.size, 5, 0, **options).astype(np.float64).eval()
+    x = np.random.default_rng(3).normal(size=(2, 3, case.size, case.size))
+    y = net.forward(x)
+    module = to_torch(net).eval()
+    with torch.no_grad():
+        close("to_torch", module(torch.tensor(x)).numpy(), y)
+    loaded = load(save(net, tmp_path / "net.npz"))
+    np.testing.assert_array_equal(loaded.eval().forward(x), y)

@@ -6,8 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.init import dry_build
 from cnnlab.jsonfile import read_json_object
+from cnnlab.layers.graph import Graph
+from cnnlab.layers.registry import MAX_PARAMETERS
+from cnnlab.layers.summary_tree import print_expanded
 from cnnlab.models import MODELS, build_model, model_from_file
+from cnnlab.models.classic import CLASSIC
 from cnnlab.train.runs.config import TrainConfig, int_list
 from cnnlab.train.runs.trained_model import load_model
 
@@ -15,7 +20,11 @@ from cnnlab.train.runs.trained_model import load_model
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("summary", help="print a model's layers, shapes and formulas", description=__doc__)
     p.add_argument("model", help="zoo name, run folder, model file, or YAML/JSON architecture")
-    p.add_argument("--input-shape", default=None, help="C,H,W (default: the model's, else 1,28,28)")
+    p.add_argument(
+        "--input-shape",
+        default=None,
+        help="C,H,W (default: the model's; 3,224,224 for the classic zoo; else 1,28,28)",
+    )
     p.add_argument("--classes", type=int, default=10, help="number of classes (zoo names and files)")
     p.add_argument("--depth", type=int, default=None, help="zoo option (vgg/resnet)")
     p.add_argument("--width", type=int, default=None, help="zoo option (vgg/resnet)")
@@ -41,17 +50,18 @@ def run(args: argparse.Namespace) -> int:
             f"unknown model {args.model!r}: not a file or folder, and not a zoo name ({', '.join(MODELS)})"
         )
     if args.model in MODELS:
-        shape = shape or (1, 28, 28)
+        shape = shape or ((3, 224, 224) if args.model in CLASSIC else (1, 28, 28))
         options = (("depth", args.depth), ("width", args.width), ("widths", args.widths))
         kwargs = {k: v for k, v in options if v is not None}
-        model = build_model(
-            args.model,
-            in_channels=shape[0],
-            input_size=(shape[1], shape[2]),
-            num_classes=args.classes,
-            rng=0,
-            **kwargs,
-        )
+        with dry_build(limit=MAX_PARAMETERS):  # shapes only: no weights drawn (VGG-16: 138M)
+            model = build_model(
+                args.model,
+                in_channels=shape[0],
+                input_size=(shape[1], shape[2]),
+                num_classes=args.classes,
+                rng=0,
+                **kwargs,
+            )
     elif target.suffix.lower() in (".yaml", ".yml") or (
         target.suffix.lower() == ".json" and "model_args" not in target.read_text()
     ):
@@ -71,5 +81,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         model, extra = load_model(args.model)
         shape = shape or tuple(extra.get("input_shape") or (1, 28, 28))
-    model.summary(shape)
+    if isinstance(model, Graph):  # one row per leaf layer: the branches of every block show
+        print_expanded(model, shape)
+    else:
+        model.summary(shape)
     return 0

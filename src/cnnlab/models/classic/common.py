@@ -75,7 +75,9 @@ def check_size(model: str, net: Layer, in_channels: int, size: tuple[int, int], 
     try:
         net.output_shape((1, in_channels, *size))
     except ShapeError as exc:
+        # The innermost layer's words; the Graph nodes around it add one-line reprs of whole stages.
+        detail = str(exc).rsplit("): ", 1)[-1]
         raise ShapeError(
             f"{model}: input_size {size} is too small for this model (the smallest is "
-            f"{smallest}x{smallest}): {exc}"
+            f"{smallest}x{smallest}): {detail}"
         ) from None

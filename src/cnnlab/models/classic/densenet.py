@@ -56,7 +56,7 @@ def densenet121(
 ) -> Graph:
     """DenseNet-121: 8.0M parameters at 1000 classes; torchvision's keys.
 
-    The smallest input is 8x8 (three transitions halve the map after a stride-4 stem).
+    The smallest input is 29x29 (a stride-4 stem, then three transitions halve the map).
 
     Example:
         >>> net = densenet121(input_size=32, num_classes=10, rng=0)
@@ -92,5 +92,5 @@ def densenet121(
     net.add("relu", ReLU(), "features")
     net.add("avgpool", GlobalAvgPool2D(), "relu")  # (N, 1024)
     net.output(net.add("classifier", Dense(channels, num_classes, rng=rng), "avgpool"))
-    check_size("densenet121", net, in_channels, size, 8)
+    check_size("densenet121", net, in_channels, size, 29)
     return net

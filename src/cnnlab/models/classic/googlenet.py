@@ -71,7 +71,7 @@ def googlenet(
     Args:
         dropout: probability of the Dropout before ``fc`` (torchvision's 0.2).
 
-    The smallest input is 1x1 (the ceil-mode pools keep at least one pixel).
+    The smallest input is 15x15 (three 3x3 and one 2x2 stride-2 pools without padding).
 
     Example:
         >>> net = googlenet(input_size=32, num_classes=10, rng=0)
@@ -100,5 +100,5 @@ def googlenet(
     net.add("avgpool", GlobalAvgPool2D(), last)  # (N, 1024)
     net.add("dropout", Dropout(p, rng=rng), "avgpool")
     net.output(net.add("fc", Dense(1024, num_classes, rng=rng), "dropout"))
-    check_size("googlenet", net, in_channels, size, 1)
+    check_size("googlenet", net, in_channels, size, 15)
     return net

@@ -47,7 +47,7 @@ def squeezenet1_1(
     Args:
         dropout: probability of the Dropout before the classifier conv (torchvision's 0.5).
 
-    The smallest input is 3x3 (the first conv is valid, 3x3 stride 2).
+    The smallest input is 17x17 (a valid 3x3 stride-2 conv, then three 3x3 stride-2 pools).
 
     Example:
         >>> net = squeezenet1_1(input_size=32, num_classes=10, rng=0)
@@ -83,5 +83,5 @@ def squeezenet1_1(
     net = Graph("x")
     net.add("features", features, "x")
     net.output(net.add("classifier", classifier, "features"))  # (N, classes): pooled and flat
-    check_size("squeezenet1_1", net, in_channels, size, 3)
+    check_size("squeezenet1_1", net, in_channels, size, 17)
     return net
