@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pytest
 
+from cnnlab.cli.main import main
 from cnnlab.data.loader import DataLoader
 from cnnlab.interop.torch import to_torch
+from cnnlab.io import load
 from cnnlab.layers.activations import ReLU
+from cnnlab.layers.base import to_config
 from cnnlab.layers.batchnorm import BatchNorm2D
 from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.dense import Dense
@@ -139,3 +143,33 @@ def test_the_memory_estimate_walks_the_graph() -> None:
     expected = sum(int(np.prod(s)) for n, s in shapes.items() if n != "x")
     expected += sum(int(np.prod(s)) for sizes in inner.values() for s in sizes)
     assert values == expected
+
+
+def test_the_cli_trains_shows_and_exports_a_graph_architecture_file(
+    torch: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Graph's to_config in a file stays a Graph through train (both backends), summary,
+    show --cam-layer NODE and export."""
+    g = Graph("x")
+    g.add("a", Conv2D(1, 4, 3, padding=1, rng=0), "x")
+    g.add("b", Sequential(MaxPool2D(3, stride=1, padding=1), Conv2D(1, 4, 1, rng=1)), "x")
+    g.add("cat", Concat(), ["a", "b"])
+    g.output(g.add("head", Sequential(ReLU(), GlobalAvgPool2D(), Dense(8, 10, rng=2)), "cat"))
+    arch = tmp_path / "graph.json"
+    arch.write_text(json.dumps(to_config(g)))
+    for backend in ("numpy", "torch"):
+        run = tmp_path / backend
+        argv = ["train", "--model", str(arch), "--data", "digits", "--epochs", "1", "--out", str(run)]
+        assert main([*argv, "--backend", backend]) == 0
+        assert isinstance(load(run / "model.npz"), Graph)
+    capsys.readouterr()
+    assert main(["summary", str(tmp_path / "numpy")]) == 0
+    assert "cat <- a, b.1: Concat()" in capsys.readouterr().out  # the branches
+    image = tmp_path / "img.png"
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) * 4).save(image)
+    assert (
+        main(["show", str(tmp_path / "torch"), str(image), "--cam-layer", "cat", "--out", str(tmp_path)]) == 0
+    )
+    assert (tmp_path / "img_gradcam.png").exists()
+    assert main(["export", str(tmp_path / "numpy"), "--to", "torch", "--out", str(tmp_path / "t")]) == 0

@@ -27,6 +27,7 @@ from typing import Any
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.init import RngLike, make_rng
 from cnnlab.layers.base import Layer
+from cnnlab.layers.graph import Graph
 from cnnlab.layers.registry import (
     MAX_PARAMETERS,
     build_from_config,
@@ -102,7 +103,8 @@ def model_from_spec(
     if isinstance(spec, dict) and "type" in spec:  # the full to_config format
         model = build_from_config(spec)
         model.output_shape(shape)  # fail now, with the formula, if the input does not fit
-        return model if isinstance(model, Sequential) else Sequential(model)
+        # A Graph stays a Graph (its summary shows the branches; Grad-CAM names its nodes).
+        return model if isinstance(model, (Sequential, Graph)) else Sequential(model)  # type: ignore[return-value]
     entries = spec.get("layers") if isinstance(spec, dict) else spec
     if not isinstance(entries, list) or not entries:
         raise ValueError(
