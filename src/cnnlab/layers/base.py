@@ -8,6 +8,14 @@
   (BatchNorm's ``"running_mean"``, ``"running_var"``).
 - ``layer.train()`` / ``layer.eval()`` set ``layer.training`` and return the layer.
 - ``layer.astype(np.float64)`` converts params, grads and buffers in place.
+- ``layer.freeze()`` (transfer learning): the layer and its sub-layers keep their weights.
+  A frozen layer's params are left out of ``parameters()`` (so no optimizer updates them),
+  it computes as in eval mode (BatchNorm uses and keeps its running statistics), and where
+  nothing before it trains either, backward does not visit it at all
+  (``cnnlab.layers.freeze``; docs/transfer-learning.md).
+- ``layer.needs_input_grad = False`` (set by a trainer): nothing before the layer needs
+  dL/dx; its backward may return None (Conv2D skips computing it) and the containers stop
+  there.
 
 Layers with sub-layers (``Sequential``, ``Residual``) return them from ``children()``;
 ``state_dict()``, ``parameters()``, ``train()`` and ``astype()`` recurse through them, with
@@ -114,6 +122,10 @@ class Layer:
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
     buffers: dict[str, np.ndarray]
+    #: ``freeze()`` sets it: no optimizer updates the layer's own params (transfer learning).
+    frozen: bool = False
+    #: A trainer sets it False where nothing before the layer needs dL/dx (see the module doc).
+    needs_input_grad: bool = True
 
     def __init__(self) -> None:
         self.training = True
@@ -238,8 +250,13 @@ class Layer:
 
     # ---- modes and dtype -------------------------------------------------------------
     def train(self: L, mode: bool = True) -> L:
-        """Set training mode (Dropout drops, BatchNorm uses batch statistics)."""
-        self.training = mode
+        """Set training mode (Dropout drops, BatchNorm uses batch statistics).
+
+        A frozen layer stays in eval mode: it computes as the trained model did (frozen
+        BatchNorm uses its running statistics and does not update them, as Keras does for
+        ``trainable = False``; docs/transfer-learning.md).
+        """
+        self.training = mode and not self.frozen
         for child in self.children().values():
             child.train(mode)
         return self
@@ -305,10 +322,34 @@ class Layer:
             yield from child.named_layers(f"{prefix}{key}.")
 
     def parameters(self) -> list[Param]:
-        """Handles on every trainable tensor, in state_dict order (for optimizers)."""
+        """Handles on every trainable tensor, in state_dict order (for optimizers).
+
+        The params of frozen layers (``freeze``) are left out: they are not trained.
+        """
         return [
-            Param(layer, key, prefix + key) for prefix, layer in self.named_layers() for key in layer.params
+            Param(layer, key, prefix + key)
+            for prefix, layer in self.named_layers()
+            if not layer.frozen
+            for key in layer.params
         ]
+
+    def freeze(self: L, frozen: bool = True) -> L:
+        """Freeze (or, with ``frozen=False``, unfreeze) this layer and every sub-layer.
+
+        A frozen layer keeps its weights: ``parameters()`` leaves them out, it stays in eval
+        mode (``train``), and backward skips it where nothing before it trains
+        (``cnnlab.layers.freeze``). Not saved with the model: a run keeps it in its config.
+
+        Example:
+            >>> from cnnlab.layers.dense import Dense
+            >>> len(Dense(2, 3, rng=0).freeze().parameters())
+            0
+        """
+        mode = self.training  # an unfrozen layer gets the mode its model was in
+        for _, layer in self.named_layers():
+            layer.frozen = frozen
+            layer.training = mode and not frozen
+        return self
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Params and buffers under PyTorch's key names (copies)."""

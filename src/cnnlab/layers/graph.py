@@ -39,6 +39,7 @@ from cnnlab.errors import CnnlabError, ShapeError, arg_error
 from cnnlab.functional.elementwise import add
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer, TorchSpec, from_config, to_config
+from cnnlab.layers.freeze import quiet_nodes, trains
 from cnnlab.layers.registry import config_parameter_count
 from cnnlab.layers.sequential import _one_line, format_summary
 
@@ -238,11 +239,13 @@ class Graph(Layer):
 
     def input_layers(self) -> list[Layer]:
         """Those of the nodes that read graph inputs only (a node that also reads another
-        node must return its gradient to that node)."""
+        node must return its gradient to that node). With frozen layers, the quiet nodes
+        (``cnnlab.layers.freeze``: nothing in or before them trains) count as graph inputs."""
+        quiet = quiet_nodes(self)
         return [
             layer
             for node in self.nodes.values()
-            if all(n in self.inputs for n in node.inputs)
+            if node.name not in quiet and all(n in self.inputs or n in quiet for n in node.inputs)
             for layer in node.layer.input_layers()
         ]
 
@@ -315,7 +318,16 @@ class Graph(Layer):
         grads: dict[str, np.ndarray] = {self.output_name: dy}  # type: ignore[dict-item]
         kept: dict[str, np.ndarray] = {}
         partial: set[str] = set()  # tensors a reader gave no gradient share for
+        # Training (the input needs no gradient): nodes with nothing to learn in or before
+        # them are not visited (cnnlab.layers.freeze); looking inside (`keep`) visits all.
+        quiet = quiet_nodes(self) if not self.needs_input_grad and not keep else set()
         for node, _ in reversed(order):
+            if node.name in quiet or (node.name in partial and not trains(node.layer)):
+                # No gradient is needed here: nothing in this node learns, nor before it (or
+                # a reader needed none), so it is skipped and its inputs get none either.
+                grads.pop(node.name, None)
+                partial.update(node.inputs)
+                continue
             if node.name in partial:
                 raise CnnlabError(
                     f"Graph: node {node.name!r} has no complete gradient: a node reading it returned "
@@ -325,7 +337,7 @@ class Graph(Layer):
             if node.name in keep:
                 kept[node.name] = grad.copy()
             out = node.layer.backward(grad)
-            if out is None:  # the layer skipped dL/dx (needs_input_grad = False)
+            if out is None or not node.layer.needs_input_grad:  # dL/dx not needed (see freeze)
                 dxs: tuple[np.ndarray | None, ...] = (None,) * len(node.inputs)
             else:
                 dxs = (out,) if num_inputs(node.layer) == 1 else tuple(out)

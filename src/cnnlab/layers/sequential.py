@@ -9,6 +9,7 @@ import numpy as np
 from cnnlab.errors import ShapeError, arg_error
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer, TorchSpec
+from cnnlab.layers.freeze import leading_frozen
 
 
 class Sequential(Layer):
@@ -54,8 +55,10 @@ class Sequential(Layer):
         return {str(i): layer for i, layer in enumerate(self.layers)}
 
     def input_layers(self) -> list[Layer]:
-        """The first layer's (the one that reads the input)."""
-        return self.layers[0].input_layers() if self.layers else []
+        """The first layer's (the one that reads the input); with frozen layers, those of the
+        first layer that trains (nothing before it needs a gradient; ``cnnlab.layers.freeze``)."""
+        first = leading_frozen(self.layers)
+        return self.layers[first].input_layers() if first < len(self.layers) else []
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -71,9 +74,10 @@ class Sequential(Layer):
         return x
 
     @quiet_fp_method
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """Chain rule in reverse. Returns None if a layer returns None (a first Conv2D with
-        ``needs_input_grad = False`` skips dL/dx; the layers before it get no gradient).
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:  # type: ignore[override]
+        """Chain rule in reverse. Returns None if a layer returns None or has
+        ``needs_input_grad = False`` (a first Conv2D skips dL/dx; the layers before it, e.g.
+        frozen ones, get no gradient and are not visited).
 
         Raises:
             ShapeError: ``dy`` does not have the shape of the last forward output (issue 23
@@ -88,7 +92,7 @@ class Sequential(Layer):
             )
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
-            if dy is None:
+            if dy is None or not layer.needs_input_grad:
                 return None
         return dy
 

@@ -32,6 +32,7 @@ import numpy as np
 from cnnlab.models.zoo import MODELS, model_options, options_table
 from cnnlab.train.evaluation.evaluate import TTA_MODES
 from cnnlab.train.loop.engines import BACKENDS
+from cnnlab.train.runs.finetune import is_pretrained
 
 #: The learning-rate schedules (``cnnlab.optim.schedules``) a run can name.
 SCHEDULES = ("none", "cosine", "step", "plateau")
@@ -63,6 +64,9 @@ class TrainConfig:
     device: str = "cpu"  # "cuda" needs backend "torch"
     compile: bool = False  # torch.compile the module (backend "torch"; issue 25)
     tensorboard: bool = False  # event files in RUN/tensorboard (cnnlab.train.loop.tensorboard)
+    # Transfer learning (cnnlab.train.runs.finetune), with --model a trained model file or run:
+    freeze: str | None = None  # layers kept as trained: an index, a node name or all-but-head
+    new_head: bool = False  # a fresh classifier for the data's classes
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "config") -> TrainConfig:
@@ -109,6 +113,19 @@ class TrainConfig:
             raise _bad("device", "cpu, or cuda with --backend torch", self.device)
         if self.compile and self.backend != "torch":
             raise _bad("compile", "false unless --backend torch (torch.compile compiles PyTorch)", True)
+        if (self.freeze is not None or self.new_head) and not is_pretrained(self.model):
+            option = "freeze" if self.freeze is not None else "new_head"
+            expected = "used with --model a trained model (.npz, .onnx or a run folder) to fine-tune"
+            raise _bad(option, expected, self.freeze if self.freeze is not None else True)
+        if self.freeze is not None and self.backend != "numpy":
+            raise _bad("freeze", "used with --backend numpy (the torch engine does not freeze)", self.freeze)
+        if self.model_args and is_pretrained(self.model):
+            raise _bad(
+                "model_args",
+                f"empty for the trained model {self.model} (--depth, --width, --widths, --dropout "
+                "and --batch-norm are options of the zoo models)",
+                self.model_args,
+            )
         if self.model_args and is_model_file(self.model):
             raise _bad(
                 "model_args",
@@ -222,7 +239,12 @@ def check_values(values: Any, kinds: dict[str, Any], where: str) -> None:
 FLAGS: dict[str, tuple[str, type, str]] = {
     "--data": ("data", str, "dataset (digits, mnist, fashion-mnist, cifar10), image folder, or text:PATH"),
     "--data-dir": ("data_dir", str, "where the dataset files are"),
-    "--model": ("model", str, "zoo name (lenet5, small, small_bn, vgg, resnet) or a YAML/JSON file"),
+    "--model": (
+        "model",
+        str,
+        "zoo name (lenet5, small, small_bn, vgg, resnet, ...), a YAML/JSON file, or a trained model to "
+        "fine-tune (.npz, .onnx, run folder)",
+    ),
     "--epochs": ("epochs", int, "number of epochs"),
     "--batch-size": ("batch_size", int, "examples per step"),
     "--optimizer": ("optimizer", str, "sgd, adam or adamw"),
@@ -248,6 +270,13 @@ FLAGS: dict[str, tuple[str, type, str]] = {
         bool,
         "a switch: torch.compile the model (with --backend torch; compile seconds on the epoch's line)",
     ),
+    "--freeze": (
+        "freeze",
+        str,
+        "fine-tuning: keep the layers up to UPTO as trained (a Sequential's index, a Graph's node, "
+        "or all-but-head)",
+    ),
+    "--new-head": ("new_head", bool, "a switch: fine-tuning: a new classifier for the data's classes"),
 }
 
 

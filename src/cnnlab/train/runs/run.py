@@ -64,6 +64,13 @@ from cnnlab.train.runs.files import (
     MODEL_FILE,
     TENSORBOARD_DIR,
 )
+from cnnlab.train.runs.finetune import (
+    Pretrained,
+    check_input_shape,
+    is_pretrained,
+    load_pretrained,
+    start_model,
+)
 from cnnlab.train.runs.memory import check_fits
 from cnnlab.train.runs.runfolder import claim_run_folder, preflight
 
@@ -106,7 +113,9 @@ def check_outputs(
     outputs = out[1] if len(out) == 2 else None
     if outputs == len(classes):
         return
-    what = config.model if is_model_file(config.model) else describe_model(config)
+    what = (
+        config.model if is_model_file(config.model) or is_pretrained(config.model) else describe_model(config)
+    )
     has = f"{outputs} outputs per image" if outputs is not None else f"output shape {out[1:]} per image"
     raise CnnlabError(
         f"train: the model {what} has {has}, but the dataset {config.data} has "
@@ -156,14 +165,24 @@ def with_absolute_paths(config: TrainConfig) -> TrainConfig:
         changes["data"] = str(Path(config.data).resolve())
     if config.data_dir is not None:
         changes["data_dir"] = str(Path(config.data_dir).resolve())
+    if is_pretrained(config.model) and Path(config.model).exists():  # the model fine-tuned from
+        changes["model"] = str(Path(config.model).resolve())
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def load_run_data(config: TrainConfig, download: bool = True, run_dir: Path | None = None) -> RunData:
+def load_run_data(
+    config: TrainConfig,
+    download: bool = True,
+    run_dir: Path | None = None,
+    pretrained: Pretrained | None = None,
+) -> RunData:
     """Load ``config.data`` and normalize both splits with the training split's mean and std.
 
     Args:
         run_dir: the run being resumed, named when its dataset folder no longer exists.
+        pretrained: the model a fine-tuning run starts from (``train.runs.finetune``): an
+            image folder is read at its input size and channels, and its normalization is
+            used where it has one.
 
     Raises:
         FileNotFoundError: the dataset files are missing (and not downloaded, or not allowed
@@ -176,8 +195,18 @@ def load_run_data(config: TrainConfig, download: bool = True, run_dir: Path | No
             f"train: the dataset folder {config.data} does not exist ({trained}; was it moved or "
             "deleted?). Put the images back there, or train a new run with --data PATH"
         )
-    splits = load_dataset(config.data, root=config.data_dir, download=download)
-    normalizer = Normalizer().fit(splits.train.x)
+    shape = pretrained.input_shape if pretrained is not None else None
+    splits = load_dataset(
+        config.data,
+        root=config.data_dir,
+        download=download,
+        channels=shape[0] if shape else None,  # folders only: read to fit the model
+        size=(shape[1], shape[2]) if shape else None,
+    )
+    if pretrained is not None and pretrained.normalization:
+        normalizer = Normalizer.from_state(pretrained.normalization)  # as the features were trained
+    else:
+        normalizer = Normalizer().fit(splits.train.x)
     return RunData(
         splits,
         normalizer,
@@ -199,16 +228,25 @@ class RunParts:
     transform: Any  # ``transform(xb, rng) -> xb``, or None for augment "none"
 
 
-def build_run_parts(config: TrainConfig, data: RunData) -> RunParts:
+def build_run_parts(config: TrainConfig, data: RunData, pretrained: Pretrained | None = None) -> RunParts:
     """Build ``config``'s model (seeded), loss, optimizer, schedule and augmentation for ``data``.
 
     The model is first built dry to check that it fits in memory (``train.runs.memory.check_fits``).
-    Called again with the same config, it returns the same initial weights.
+    Called again with the same config, it returns the same initial weights. With
+    ``pretrained`` (fine-tuning) the model is a copy of it, with ``config.new_head`` and
+    ``config.freeze`` applied (``train.runs.finetune.start_model``); the optimizer gets the
+    parameters that are not frozen.
     """
     channels, height, width = data.image_shape
     num_classes = len(data.splits.classes)
+    if pretrained is not None:
+        check_input_shape(pretrained, (channels, height, width), config.data)
+    notes: list[str] = []
 
     def build(rng: np.random.Generator) -> Any:
+        if pretrained is not None:
+            model, notes[:] = start_model(pretrained, num_classes, config.new_head, config.freeze, rng)
+            return model
         if is_model_file(config.model):
             return model_from_file(config.model, channels, (height, width), num_classes, rng=rng)
         return build_model(
@@ -228,6 +266,8 @@ def build_run_parts(config: TrainConfig, data: RunData) -> RunParts:
         compare_memory=config.device != "cuda",  # GPU memory is not what the estimate is about
     )
     model = build(np.random.default_rng(config.seed))
+    for note in notes:  # what fine-tuning changed (new head, frozen layers)
+        print(f"cnnlab train: {note}", file=sys.stderr)
     check_outputs(model, (channels, height, width), data.splits.classes, config)
     loss = SoftmaxCrossEntropy(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(
@@ -304,11 +344,13 @@ def _train_run(
     if is_main and config.out:  # (a default folder gets a new name if taken)
         preflight(run_dir, resume, overwrite)  # fail fast; checked again under the lock
 
-    # 1. Data: per-channel normalization from the training split only.
-    data = load_run_data(config, run_dir=run_dir if resume else None)
+    # 1. Data: per-channel normalization from the training split only (fine-tuning: the
+    # trained model's input size, channels and normalization; train.runs.finetune).
+    pretrained = load_pretrained(config.model) if is_pretrained(config.model) else None
+    data = load_run_data(config, run_dir=run_dir if resume else None, pretrained=pretrained)
 
     # 2. Model (checked to fit in memory first), loss, optimizer, schedule, augmentation.
-    parts = build_run_parts(config, data)
+    parts = build_run_parts(config, data, pretrained)
     if config.backend == "torch":
         resolve_device(config.device)  # torch missing, or --device cuda without a GPU: say so now
     if is_main:

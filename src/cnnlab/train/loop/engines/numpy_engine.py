@@ -45,6 +45,9 @@ class NumpyEngine(Engine):
             layer.needs_input_grad = False
         # Steps run on a view with ReLU -> MaxPool2D pairs fused (same arrays; cnnlab.layers.fuse).
         self._step_model = fuse(self.model)
+        # Nor does the model's input: a Graph skips the nodes that hold only frozen layers
+        # and read only the input or such nodes (cnnlab.layers.freeze).
+        self._step_model.needs_input_grad = False
 
     def begin_epoch(self, epoch: int, lr: float) -> None:
         self.model.train()  # evaluate() leaves it in eval mode
