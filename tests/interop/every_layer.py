@@ -19,10 +19,12 @@ from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Sof
 from cnnlab.layers.base import Layer
 from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.conv import Conv2D
+from cnnlab.layers.conv1d import Conv1D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
 from cnnlab.layers.embedding import Embedding
 from cnnlab.layers.graph import Graph
+from cnnlab.layers.masked_pool1d import MaskedMaxPool1D
 from cnnlab.layers.merge import Add, Concat
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.reshape import Flatten
@@ -82,12 +84,30 @@ def example_graph(rng: int = 0) -> Graph:
     return g
 
 
+def masked_pool_graph(rng: int = 0) -> Graph:
+    """MaskedMaxPool1D where it lives: ids (N, L) -> Embedding -> Conv1D -> pool that reads the ids."""
+    g = Graph("tokens")
+    g.add("embed", Embedding(7, 4, padding_idx=0, rng=rng), "tokens")
+    g.add("conv", Conv1D(4, 3, 2, rng=rng + 1), "embed")
+    g.output(g.add("pool", MaskedMaxPool1D(), ["conv", "tokens"]))
+    return g
+
+
+def padded_ids(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Token ids in 1..6 with padding (0) at the end of every row but the first."""
+    ids = rng.integers(1, 7, shape)  # (N, L)
+    for n in range(1, shape[0]):
+        ids[n, shape[1] - n :] = 0
+    return ids
+
+
 #: Layers the signature cannot build (e.g. integer inputs): name -> () -> Example.
 EXAMPLES: dict[str, Callable[[], Example]] = {
     "Graph": lambda: Example(example_graph(), (4, 7, 7)),
     "Embedding": lambda: Example(
         Embedding(7, 4, padding_idx=0, rng=0), (5,), lambda rng, shape: rng.integers(0, 7, shape)
     ),
+    "MaskedMaxPool1D": lambda: Example(masked_pool_graph(), (6,), padded_ids),
 }
 
 

@@ -403,6 +403,7 @@ NOT_READ_BACK = {
     "ChannelSlice": "exported as Slice",
     "LocalResponseNorm": "torch exports it decomposed (Pow, AveragePool, Div), not as LRN",
     "Maxout": "exported with Shape/Reshape arithmetic",
+    "MaskedMaxPool1D": "the padding mask is exported as Greater/Or/Where on the token ids",
 }
 
 

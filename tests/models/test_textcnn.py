@@ -16,7 +16,9 @@ from cnnlab.models.textcnn import textcnn
 from cnnlab.models.word_vectors import read_word_vectors
 
 
-def torch_textcnn(torch: Any, V: int, D: int, widths: list[int], maps: int, K: int) -> Any:
+def torch_textcnn(
+    torch: Any, V: int, D: int, widths: list[int], maps: int, K: int, masked: bool = True
+) -> Any:
     nn = torch.nn
 
     class KimCNN(nn.Module):  # the usual PyTorch port of Kim's model
@@ -29,16 +31,21 @@ def torch_textcnn(torch: Any, V: int, D: int, widths: list[int], maps: int, K: i
 
         def forward(self, tokens: Any) -> Any:
             e = self.embed(tokens).transpose(1, 2)  # (N, D, L)
-            pooled = [torch.relu(conv(e)).amax(dim=2) for conv in self.convs]  # (N, maps) each
+            maps = [torch.relu(conv(e)) for conv in self.convs]  # (N, maps, L - k + 1) each
+            if masked:  # a window counts when its first token is real (not padding, id 0)
+                maps = [m.masked_fill((tokens[:, None, : m.shape[2]] == 0), -torch.inf) for m in maps]
+            pooled = [m.amax(dim=2) for m in maps]  # (N, maps) each
             return self.fc(self.dropout(torch.cat(pooled, dim=1)))
 
     return KimCNN().double()
 
 
-def test_forward_and_backward_match_pytorch_float64(torch: Any) -> None:
+@pytest.mark.parametrize("masked", [True, False])
+def test_forward_and_backward_match_pytorch_float64(torch: Any, masked: bool) -> None:
     V, D, L, K, maps, widths = 30, 6, 11, 4, 5, [2, 3, 5]
-    model = textcnn(V, L, K, rng=0, embedding_dim=D, widths=widths, maps=maps).astype(np.float64).eval()
-    ref = torch_textcnn(torch, V, D, widths, maps, K).eval()
+    model = textcnn(V, L, K, rng=0, embedding_dim=D, widths=widths, maps=maps, mask_padding=masked)
+    model = model.astype(np.float64).eval()
+    ref = torch_textcnn(torch, V, D, widths, maps, K, masked).eval()
     state = model.state_dict()
     with torch.no_grad():
         ref.embed.weight.copy_(torch.from_numpy(state["embed.weight"]))
@@ -47,8 +54,9 @@ def test_forward_and_backward_match_pytorch_float64(torch: Any) -> None:
             ref.convs[i].bias.copy_(torch.from_numpy(state[f"conv{k}.bias"]))
         ref.fc.weight.copy_(torch.from_numpy(state["fc.weight"]))
         ref.fc.bias.copy_(torch.from_numpy(state["fc.bias"]))
-    tokens = np.random.default_rng(1).integers(0, V, size=(7, L))
-    tokens[:, -3:] = 0  # padding at the end, as the encoder writes it
+    tokens = np.random.default_rng(1).integers(1, V, size=(7, L))
+    for n, length in enumerate([11, 8, 5, 3, 2, 1, 6]):  # padding at the end, as the encoder writes it
+        tokens[n, length:] = 0
     y = model.forward(tokens)
     t_tokens = torch.from_numpy(tokens)
     t_y = ref(t_tokens)
@@ -130,3 +138,21 @@ def test_to_torch_and_onnx_reproduce_textcnn(torch: Any, tmp_path: Path) -> None
     session = onnxruntime.InferenceSession(str(path))
     (y,) = session.run(None, {session.get_inputs()[0].name: x})
     np.testing.assert_allclose(y, model.predict(x), rtol=0, atol=1e-5)
+
+
+def test_padding_never_wins_the_max_over_time() -> None:
+    # A filter that fires on padding alone (its bias) decides a padded text only without the mask.
+    V, L = 10, 8
+    masked = textcnn(V, L, 2, rng=0, embedding_dim=3, widths=[2], maps=1).astype(np.float64).eval()
+    plain = textcnn(V, L, 2, rng=0, embedding_dim=3, widths=[2], maps=1, mask_padding=False)
+    plain = plain.astype(np.float64).eval()
+    for model in (masked, plain):
+        model["conv2"].params["weight"][:] = -1.0  # real tokens (positive rows) push it below 0
+        model["conv2"].params["bias"][:] = 5.0  # a window of padding gives 5
+        model["embed"].params["weight"][1:] = 10.0
+        model["fc"].params["weight"][:] = np.array([[1.0], [0.0]])
+        model["fc"].params["bias"][:] = 0.0
+    ids = np.array([[3, 4, 5, 0, 0, 0, 0, 0]])
+    assert plain.predict(ids)[0, 0] == 5.0  # the padding window won
+    assert masked.predict(ids)[0, 0] == 0.0  # only windows starting at 3, 4, 5: ReLU(< 0) = 0
+    assert masked["pool2"].name == "MaskedMaxPool1D" and masked.nodes["pool2"].inputs == ("relu2", "tokens")

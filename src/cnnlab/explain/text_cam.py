@@ -46,21 +46,15 @@ def text_grad_cam(model: Any, ids: np.ndarray, target: int, length: int) -> np.n
     was_training = model.training
     model.eval()
     try:
-        emb = model["embed"].forward(ids)  # (1, D, L)
-        acts, pooled = [], []
-        for k in widths:
-            a = model[f"conv{k}"].forward(emb)  # (1, C, T)
-            acts.append(a)
-            pooled.append(model[f"pool{k}"].forward(model[f"relu{k}"].forward(a)))  # (1, C)
-        h = model["dropout"].forward(model["cat"].forward(*pooled))  # (1, C * branches)
-        scores = model["fc"].forward(h)  # (1, K)
+        convs = [f"conv{k}" for k in widths]
+        scores, acts = model.forward_keep(ids, keep=convs)  # (1, K); conv<k>: (1, C, T)
         d_scores = np.zeros_like(scores)
         d_scores[0, target] = 1.0
-        d_pooled = model["cat"].backward(model["dropout"].backward(model["fc"].backward(d_scores)))
+        _, d_acts = model.backward_keep(d_scores, keep=convs)  # back through fc, cat, pools, ReLUs
         L = ids.shape[1]
         weights = np.zeros(L, dtype=np.float64)
-        for k, a, dp in zip(widths, acts, d_pooled, strict=True):
-            da = model[f"relu{k}"].backward(model[f"pool{k}"].backward(dp))  # (1, C, T)
+        for k in widths:
+            a, da = acts[f"conv{k}"], d_acts[f"conv{k}"]  # (1, C, T) each
             alpha = da[0].mean(axis=1)  # (C,)
             cam = np.maximum(alpha @ a[0], 0.0)  # (T,)
             per_token = np.zeros(L, dtype=np.float64)

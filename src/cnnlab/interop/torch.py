@@ -25,6 +25,7 @@ Embedding                   ``ChannelsFirstEmbedding`` (nn.Embedding, output (N,
 Conv1D                      nn.Conv1d ("same" at stride > 1 or even kernel: ``Conv1dSame``)
 MaxPool1D / AvgPool1D       nn.MaxPool1d / nn.AvgPool1d (every option)
 GlobalMaxPool1D             ``GlobalMaxPool1d`` (max over L)
+MaskedMaxPool1D             ``MaskedMaxPool1d`` (max over L at real tokens; reads features, ids)
 Graph                       ``GraphModule`` (an nn.ModuleDict of the nodes, run in order)
 Concat(axis) / Add()        ``Concat(dim)`` (torch.cat) / ``Add()`` (x0 + x1 + ...)
 LocalResponseNorm           nn.LocalResponseNorm

@@ -13,6 +13,7 @@
 - ``Conv1dSame``, ``GlobalMaxPool1d``, ``ChannelsFirstEmbedding``: the text layers
   (issue 27): "same" at any stride in 1-D; max over time, (N, C, L) -> (N, C); and
   ``nn.Embedding`` whose output is channels-first, (N, L) ids -> (N, D, L), as cnnlab's.
+  ``MaskedMaxPool1d``: max over time over the positions of real tokens, (features, ids) -> (N, C).
 - ``PaddedMaxPool2d``, ``PaddedAvgPool2d``: pooling with ONNX's asymmetric ``pads`` (top,
   left, bottom, right), which ``nn.MaxPool2d``/``nn.AvgPool2d`` lack (issue 26): an explicit
   pad to the windows' extent, then a plain pool; the average divides by PyTorch's count.
@@ -152,6 +153,21 @@ def torch_modules() -> SimpleNamespace:
         def forward(self, x):
             return x.max(dim=2).values
 
+    class MaskedMaxPool1d(nn.Module):
+        """Max over time over the positions whose token id is not ``pad_id``: (features, ids) -> (N, C)."""
+
+        def __init__(self, pad_id=0):
+            super().__init__()
+            self.pad_id = pad_id
+
+        def forward(self, x, ids):
+            real = ids[:, : x.shape[2]] != self.pad_id  # (N, L_out): the window starts at a real token
+            real = torch.cat([real[:, :1] | ~real.any(dim=1, keepdim=True), real[:, 1:]], dim=1)
+            return x.masked_fill(~real[:, None, :], float("-inf")).max(dim=2).values
+
+        def extra_repr(self):
+            return f"pad_id={self.pad_id}"
+
     class ChannelsFirstEmbedding(nn.Embedding):
         """nn.Embedding with channels-first output: (N, L) ids -> (N, D, L), ready for nn.Conv1d."""
 
@@ -269,6 +285,7 @@ def torch_modules() -> SimpleNamespace:
         Residual=Residual,
         Conv1dSame=Conv1dSame,
         GlobalMaxPool1d=GlobalMaxPool1d,
+        MaskedMaxPool1d=MaskedMaxPool1d,
         ChannelsFirstEmbedding=ChannelsFirstEmbedding,
         PaddedMaxPool2d=PaddedMaxPool2d,
         PaddedAvgPool2d=PaddedAvgPool2d,

@@ -8,10 +8,12 @@ Each filter of width k detects one k-word phrase pattern; max-over-time pooling 
 strongest match anywhere in the text (Y. Kim, "Convolutional Neural Networks for Sentence
 Classification", EMNLP 2014: widths 3, 4, 5 with 100 maps each, dropout 0.5).
 
-Pooling runs over all L positions, padding included, as in Kim's code and PyTorch's usual
-port: the Graph's one input is the token array, so the lengths are not passed on. The
-padding id 0 has an all-zero embedding row, so a padded window only sees the real tokens
-inside it (``GlobalMaxPool1D(lengths=...)`` masks padding exactly when called directly).
+Max over time skips padding: each pooling node reads its branch's feature maps and the
+token ids (a two-input node, ``MaskedMaxPool1D``), so only windows that start at a real
+token compete; a window of padding alone, which sees just the filter's bias, cannot win.
+``mask_padding=False`` pools over all L positions, padding included, as the usual PyTorch
+port of Kim's model does (``GlobalMaxPool1D``; the models of runs trained before this
+option load as they were).
 
 Node names (``embed``, ``conv3``, ``relu3``, ``pool3``, ..., ``cat``, ``dropout``, ``fc``)
 are what ``cnnlab.explain.text_cam`` reads for "which words decided".
@@ -29,6 +31,7 @@ from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
 from cnnlab.layers.embedding import Embedding
 from cnnlab.layers.graph import Graph
+from cnnlab.layers.masked_pool1d import MaskedMaxPool1D
 from cnnlab.layers.merge import Concat
 from cnnlab.layers.pooling1d import GlobalMaxPool1D
 from cnnlab.models.word_vectors import WordVectors
@@ -47,6 +50,7 @@ def textcnn(
     maps: int = 100,
     dropout: float = 0.5,
     vectors: WordVectors | None = None,
+    mask_padding: bool = True,
 ) -> Graph:
     """Kim's text CNN for token ids of length ``max_len`` from a vocabulary of ``vocab_size``.
 
@@ -61,6 +65,8 @@ def textcnn(
         dropout: before the last layer (default 0.5).
         vectors: pretrained rows (``cnnlab.models.word_vectors.read_word_vectors``) copied
             into the embedding; the other rows keep their N(0, 1) draws.
+        mask_padding: pool only over windows that start at a real token (id != 0; default),
+            or over every position (False).
 
     Shape:
         - Input: (N, L) int token ids
@@ -105,7 +111,10 @@ def textcnn(
     for k in widths:
         g.add(f"conv{k}", Conv1D(D, maps, kernel_size=k, rng=gen), "embed")  # (N, maps, L - k + 1)
         g.add(f"relu{k}", ReLU(), f"conv{k}")
-        g.add(f"pool{k}", GlobalMaxPool1D(), f"relu{k}")  # (N, maps)
+        if mask_padding:  # the ids say where the padding is
+            g.add(f"pool{k}", MaskedMaxPool1D(pad_id=0), [f"relu{k}", "tokens"])  # (N, maps)
+        else:
+            g.add(f"pool{k}", GlobalMaxPool1D(), f"relu{k}")  # (N, maps)
     g.add("cat", Concat(axis=1), [f"pool{k}" for k in widths])  # (N, maps * len(widths))
     g.add("dropout", Dropout(dropout, rng=gen), "cat")
     g.add("fc", Dense(maps * len(widths), K, rng=gen), "dropout")  # (N, K)
