@@ -284,8 +284,15 @@ def torch_optimizer(optimizer: Any, module: Any) -> Any:
     lr = float(optimizer.lr)
     if isinstance(optimizer, Adam):  # AdamW too (a subclass)
         cls = torch.optim.AdamW if isinstance(optimizer, AdamW) else torch.optim.Adam
+        # fused: one kernel for all parameters (the default loops over them: 2.0 -> 0.5 ms
+        # per step on the fashion recipe's vgg, 1 thread; issue 25)
         torch_opt = cls(
-            params, lr=lr, betas=optimizer.betas, eps=optimizer.eps, weight_decay=optimizer.weight_decay
+            params,
+            lr=lr,
+            betas=optimizer.betas,
+            eps=optimizer.eps,
+            weight_decay=optimizer.weight_decay,
+            fused=True,
         )
     elif isinstance(optimizer, SGD):
         torch_opt = torch.optim.SGD(
@@ -309,7 +316,7 @@ def torch_optimizer(optimizer: Any, module: Any) -> Any:
                 if k in saved
             }
             if isinstance(optimizer, Adam):
-                state["step"] = torch.tensor(float(optimizer.t))
+                state["step"] = torch.tensor(float(optimizer.t), dtype=torch.float32)  # fused's type
             torch_opt.state[p] = state
     return torch_opt
 
