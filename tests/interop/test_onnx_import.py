@@ -20,6 +20,7 @@ from cnnlab.interop import onnx_plan
 from cnnlab.interop.onnx import to_onnx
 from cnnlab.interop.onnx_import import from_onnx, import_onnx
 from cnnlab.layers.graph import Graph
+from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.registry import import_all_layers
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models import build_model
@@ -180,6 +181,24 @@ def test_zero_pad_is_folded_into_the_next_conv_and_average_pool(onnxruntime: Any
     assert isinstance(layer, Graph) and layer["conv_c"].padding == (1, 2)
 
 
+def test_minus_inf_pad_is_folded_into_the_next_max_pool(onnxruntime: Any) -> None:
+    """How torch.export writes an asymmetric MaxPool2D: Pad with -inf, then MaxPool."""
+    inits = {"pads": np.array([0, 0, 0, 1, 0, 0, 2, 1], np.int64), "v": np.array(-np.inf, np.float32)}
+    nodes = [
+        node("Pad", ["x", "pads", "v"], "p"),
+        node("MaxPool", ["p"], kernel_shape=[3, 3], strides=[2, 2]),
+    ]
+    layer = matches_onnxruntime(onnxruntime, model(nodes, (2, 3, 7, 8), 13, inits), (2, 3, 7, 8))
+    assert layer[0].padding == (0, 1, 2, 1)
+
+
+def test_a_node_of_constants_that_cannot_be_computed_is_refused_by_name() -> None:
+    nodes = [node("Pad", ["c", "pads"], "k"), node("Add", ["x", "k"])]  # onnx.reference: no negative pads
+    inits = {"c": weight(2, 3), "pads": np.array([0, -1, 0, 0], np.int64)}
+    with pytest.raises(CnnlabError, match="Pad: a node of constants that cannot be computed"):
+        from_onnx(model(nodes, (2, 2), 13, inits))
+
+
 @pytest.mark.parametrize(
     "op, attrs, opset, shape",
     [
@@ -316,7 +335,7 @@ def test_everything_unsupported_is_listed_in_one_message_before_anything_is_buil
         (
             [node("Pad", ["x", "p"], "p2"), node("MaxPool", ["p2"], kernel_shape=[2, 2])],
             {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)},
-            "zero padding read by MaxPool",
+            "padding with 0.0 read by MaxPool (folded only into Conv or AveragePool)",
         ),
         ([node("Softmax", ["x"], axis=1)], {}, "softmax over the axes 1..3"),  # opset 11's coercion
     ],
@@ -405,6 +424,21 @@ NOT_READ_BACK = {
     "Maxout": "exported with Shape/Reshape arithmetic",
     "MaskedMaxPool1D": "the padding mask is exported as Greater/Or/Where on the token ids",
 }
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        MaxPool2D(3, stride=2, padding=(0, 0, 1, 1)),
+        MaxPool2D((3, 2), padding=(1, 0, 2, 1)),
+    ],
+    ids=repr,
+)
+def test_asymmetric_pools_come_back_from_torch_export(tmp_path: Path, layer: Any) -> None:
+    """(An asymmetric AvgPool2D exports with a computed divisor (Div), which cnnlab refuses.)"""
+    path = to_onnx(layer, tmp_path / "m.onnx", (2, 7, 8), dynamo=True)  # Pad with -inf, then MaxPool
+    x = RNG.standard_normal((2, 2, 7, 8)).astype(np.float32)
+    np.testing.assert_allclose(from_onnx(path).forward(x), layer.forward(x), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(import_all_layers()))

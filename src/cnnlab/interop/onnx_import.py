@@ -135,7 +135,8 @@ def import_onnx(model: Any, dtype: Any = np.float32) -> Imported:
     proto, where = _load(onnx, model)
     opset = _opset(proto, where)
     graph = proto.graph
-    consts = _constants(onnx, graph, opset)
+    unfolded: dict[str, str] = {}
+    consts = _constants(onnx, graph, opset, unfolded)
     nodes = [n for n in graph.node if not all(o in consts for o in n.output if o)]
     inputs = [i for i in graph.input if i.name not in consts]
     shapes = _shapes(onnx, proto, nodes, consts)
@@ -151,6 +152,8 @@ def import_onnx(model: Any, dtype: Any = np.float32) -> Imported:
     for i, node in enumerate(nodes):
         label = node.name or f"{node.op_type}#{i} -> {node.output[0]}"
         reason = _plan_node(ctx, node, label, outputs)
+        if node.output[0] in unfolded:
+            reason = f"a node of constants that cannot be computed ({unfolded[node.output[0]]})"
         if reason is not None:
             problems.setdefault((node.op_type, reason), []).append(label)
     if problems:
@@ -208,8 +211,12 @@ def _opset(proto: Any, where: str) -> int:
 
 
 # ---- constants --------------------------------------------------------------------------------------
-def _constants(onnx: Any, graph: Any, opset: int) -> dict[str, np.ndarray]:
-    """Every tensor that does not depend on the model's input, computed once."""
+def _constants(onnx: Any, graph: Any, opset: int, failed: dict[str, str]) -> dict[str, np.ndarray]:
+    """Every tensor that does not depend on the model's input, computed once.
+
+    A node of constants that cannot be evaluated is left out, with the reason in ``failed``
+    (by its first output), so the refusal can name it.
+    """
     from onnx import numpy_helper
 
     consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -221,12 +228,17 @@ def _constants(onnx: Any, graph: Any, opset: int) -> dict[str, np.ndarray]:
             continue
         if node.op_type == "Constant" and any(a.name == "sparse_value" for a in node.attribute):
             continue
-        if node.op_type == "ConstantOfShape":
-            value = [a.t for a in node.attribute if a.name == "value"]
-            filler = numpy_helper.to_array(value[0]) if value else np.zeros(1, np.float32)
-            consts[node.output[0]] = np.full(consts[node.input[0]].astype(np.int64), filler.reshape(()))
+        try:
+            if node.op_type == "ConstantOfShape":  # np.full: far faster than the reference for weights
+                value = [a.t for a in node.attribute if a.name == "value"]
+                filler = numpy_helper.to_array(value[0]) if value else np.zeros(1, np.float32)
+                shape = consts[node.input[0]].astype(np.int64)
+                results = [np.full(shape, filler.reshape(()))]
+            else:
+                results = _evaluate(onnx, node, [consts[n] if n else None for n in node.input], opset)
+        except Exception as exc:  # onnx.reference lacks it, or fails on it: the node is refused
+            failed[node.output[0]] = f"{type(exc).__name__}: {exc}"
             continue
-        results = _evaluate(onnx, node, [consts[name] if name else None for name in node.input], opset)
         consts.update({name: value for name, value in zip(node.output, results, strict=False) if name})
     return consts
 

@@ -312,15 +312,22 @@ def pad(ctx: Context, node: Any, attrs: dict[str, Any]) -> str:
             [int(i) for i in (p if p is not None else [])],
             float(v) if v is not None and v.size else 0.0,
         )
-    if mode != "constant" or value != 0.0:
-        raise Unsupported(f"mode={mode!r} value={value} (cnnlab folds only zero padding into a Conv or pool)")
+    # Zeros are what Conv and AveragePool (counting pads) pad with, -inf what MaxPool pads with.
+    takers = ("MaxPool",) if value == -math.inf else ("Conv", "AveragePool") if value == 0.0 else ()
+    if mode != "constant" or not takers:
+        raise Unsupported(
+            f"mode={mode!r} value={value} (cnnlab folds zero padding into a Conv or AveragePool, "
+            "-inf padding into a MaxPool)"
+        )
     r = len(pads) // 2
     if r < 3 or any(v < 0 for v in pads) or pads[0] or pads[1] or pads[r] or pads[r + 1]:
         raise Unsupported(f"pads={pads} (cnnlab folds non-negative pads of the spatial axes only)")
     readers = ctx.consumers.get(node.output[0], [])
-    if not readers or any(r.op_type not in ("Conv", "AveragePool") for r in readers):
+    if not readers or any(r.op_type not in takers for r in readers):
         kinds = sorted({r.op_type for r in readers}) or ["the model's output"]
-        raise Unsupported(f"zero padding read by {', '.join(kinds)} (folded only into a Conv or AveragePool)")
+        raise Unsupported(
+            f"padding with {value} read by {', '.join(kinds)} (folded only into {' or '.join(takers)})"
+        )
     ctx.pads[node.output[0]] = (x, pads, node.name or node.output[0])
     return node.output[0]
 

@@ -86,10 +86,10 @@ class Context:
         if name in self.consts:
             raise Unsupported(f"input {index} is a constant (only the model's data flows through layers)")
         name = self.resolve(name)
-        if name in self.pads and node.op_type not in ("Conv", "AveragePool"):
+        if name in self.pads and node.op_type not in ("Conv", "AveragePool", "MaxPool"):
             raise Unsupported(
-                f"it reads the output of Pad {self.pads[name][2]!r}: zero padding is folded only "
-                "into a following Conv or AveragePool"
+                f"it reads the output of Pad {self.pads[name][2]!r}: padding is folded only "
+                "into a following Conv or pool"
             )
         return name
 
