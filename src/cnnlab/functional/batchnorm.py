@@ -84,6 +84,22 @@ def batchnorm_backward(
     return dx, dweight, dbias
 
 
+#: Bytes of one channel block: the rows a kernel below runs all its passes over before it
+#: moves on, so that only the first read and the last write of each row go to main memory.
+BLOCK_BYTES = 2**18
+
+
+def row_blocks(c0: int, c1: int, row_bytes: int) -> list[tuple[int, int]]:
+    """Channel ranges covering c0:c1, each of at most ``BLOCK_BYTES`` (at least one row).
+
+    Example:
+        >>> row_blocks(0, 5, 100_000)
+        [(0, 2), (2, 4), (4, 5)]
+    """
+    step = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    return [(b0, min(c1, b0 + step)) for b0 in range(c0, c1, step)]
+
+
 def forward_rows(
     x2: np.ndarray,
     centered: np.ndarray,
@@ -105,19 +121,21 @@ def forward_rows(
     pairwise sum over one contiguous row: no E[x^2] - E[x]^2 cancellation) into ``mean``
     and ``var``; else those hold the running statistics. x_hat is never materialized:
     y = (x - mean) * (weight * inv_std) + bias, then max(y, 0) in place with ``relu``.
+    The passes run block by block of rows (``row_blocks``), each block while it is in cache.
     """
-    rows = slice(c0, c1)
-    if batch_stats:
-        mean[rows] = x2[rows].mean(axis=1)
-    cen = np.subtract(x2[rows], mean[rows, None], out=centered[rows])  # (c, M)
-    y = y2[rows]  # (c, M)
-    if batch_stats:
-        var[rows] = np.multiply(cen, cen, out=y).mean(axis=1)  # the squares, in y's memory
-    inv_std[rows] = 1.0 / np.sqrt(var[rows] + eps)
-    np.multiply(cen, (weight[rows] * inv_std[rows])[:, None], out=y)
-    y += bias[rows, None]
-    if relu:  # the fused BatchNorm -> ReLU (cnnlab.layers.fuse): while these rows are in cache
-        np.maximum(y, 0, out=y)
+    for b0, b1 in row_blocks(c0, c1, x2.shape[1] * y2.itemsize):
+        rows = slice(b0, b1)
+        if batch_stats:
+            mean[rows] = x2[rows].mean(axis=1)
+        cen = np.subtract(x2[rows], mean[rows, None], out=centered[rows])  # (c, M)
+        y = y2[rows]  # (c, M)
+        if batch_stats:
+            var[rows] = np.multiply(cen, cen, out=y).mean(axis=1)  # the squares, in y's memory
+        inv_std[rows] = 1.0 / np.sqrt(var[rows] + eps)
+        np.multiply(cen, (weight[rows] * inv_std[rows])[:, None], out=y)
+        y += bias[rows, None]
+        if relu:  # the fused BatchNorm -> ReLU (cnnlab.layers.fuse): while these rows are in cache
+            np.maximum(y, 0, out=y)
 
 
 def backward_rows(
@@ -129,7 +147,7 @@ def backward_rows(
     dweight: np.ndarray,
     dbias: np.ndarray,
     batch_stats: bool,
-    relu: tuple[np.ndarray, np.ndarray] | None,
+    relu: np.ndarray | None,
     c0: int,
     c1: int,
 ) -> None:
@@ -137,22 +155,30 @@ def backward_rows(
 
     The same algebra as ``batchnorm_backward`` with x_hat = centered * inv_std:
     dx = scale * (dy - dbias/m - x_hat * dweight/m), scale = weight * inv_std.
-    With ``relu = (y, masked)`` (the fused BatchNorm -> ReLU's output and a scratch matrix,
-    both (C, M)), ReLU's rule comes first: the gradient reaching the BatchNorm is dy where
-    y > 0, else 0 (written into ``masked``).
+    With ``relu`` (the fused BatchNorm -> ReLU's output y, (C, M)), ReLU's rule comes first:
+    the gradient reaching the BatchNorm is dy where y > 0, else 0. The passes run block by
+    block of rows (``row_blocks``), with one block of scratch.
     """
-    rows = slice(c0, c1)
-    dy, cen, dx, s = dy2[rows], centered[rows], dx2[rows], inv_std[rows]
-    if relu is not None:
-        y, masked = relu
-        dy = np.multiply(dy, y[rows] > 0, out=masked[rows])  # ReLU's backward: 0 where y = 0
-    m = dy.shape[1]
-    dbias[rows] = dy.sum(axis=1)
-    dweight[rows] = np.multiply(dy, cen, out=dx).sum(axis=1) * s  # sum(dy * x_hat); dx is scratch
-    scale = weight[rows] * s
-    if batch_stats:
-        np.multiply(cen, (-scale * s * dweight[rows] / m)[:, None], out=dx)
-        dx += (-scale * dbias[rows] / m)[:, None]
-        dx += dy * scale[:, None]
-    else:
-        np.multiply(dy, scale[:, None], out=dx)  # the statistics were constants
+    M = dy2.shape[1]
+    blocks = row_blocks(c0, c1, M * dx2.itemsize)
+    if not blocks:
+        return
+    rows_max = max(b1 - b0 for b0, b1 in blocks)
+    scale_dtype = np.result_type(weight.dtype, inv_std.dtype)
+    scratch = np.empty((rows_max, M), np.result_type(dy2.dtype, scale_dtype))  # (c, M): dy * scale
+    masked = np.empty((rows_max, M), dy2.dtype) if relu is not None else None
+    for b0, b1 in blocks:
+        rows = slice(b0, b1)
+        dy, cen, dx, s = dy2[rows], centered[rows], dx2[rows], inv_std[rows]
+        if relu is not None and masked is not None:
+            dy = np.multiply(dy, relu[rows] > 0, out=masked[: b1 - b0])  # ReLU's backward: 0 where y = 0
+        m = dy.shape[1]
+        dbias[rows] = dy.sum(axis=1)
+        dweight[rows] = np.multiply(dy, cen, out=dx).sum(axis=1) * s  # sum(dy * x_hat); dx is scratch
+        scale = weight[rows] * s
+        if batch_stats:
+            np.multiply(cen, (-scale * s * dweight[rows] / m)[:, None], out=dx)
+            dx += (-scale * dbias[rows] / m)[:, None]
+            dx += np.multiply(dy, scale[:, None], out=scratch[: b1 - b0])
+        else:
+            np.multiply(dy, scale[:, None], out=dx)  # the statistics were constants

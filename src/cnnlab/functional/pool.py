@@ -20,6 +20,8 @@ No Python loop runs over the batch or the pixels: only over the ``KH*KW`` window
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -29,6 +31,17 @@ from cnnlab.utils import split_channels
 Pair = tuple[int, int]
 Pads = tuple[int, int, int, int]  # (top, left, bottom, right): the order of ONNX's `pads`
 Padding = int | Pair | Pads
+
+#: Bytes of input one 2x2 pooling pass handles at a time: its steps run over a block of
+#: channels while the block is in cache (each input is read twice, each half-way result too).
+BLOCK_BYTES = 2**18
+
+
+def _in_blocks(work: Callable[[int, int], None], c0: int, c1: int, channel_bytes: int) -> None:
+    """``work(b0, b1)`` over channel blocks of c0:c1 of at most ``BLOCK_BYTES`` (one channel at least)."""
+    step = max(1, BLOCK_BYTES // max(channel_bytes, 1))
+    for b0 in range(c0, c1, step):
+        work(b0, min(c1, b0 + step))
 
 
 def pool_pads(where: str, padding: Padding) -> Pads:
@@ -185,7 +198,7 @@ def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple
     y = _alloc_like(x, out, x.dtype, zero=False)  # (N, C, H_out, W_out)
     bottom_wins = _alloc_like(x, out, np.dtype(bool), zero=False)
 
-    def work(c0: int, c1: int) -> None:
+    def block(c0: int, c1: int) -> None:
         xs = x[:, c0:c1]
         left, right = xs[..., 0::2], xs[..., 1::2]
         hs = np.maximum(left, right, out=h[:, c0:c1])
@@ -196,7 +209,8 @@ def max_pool2d_2x2(x: np.ndarray, relu: bool = False) -> tuple[np.ndarray, tuple
         if relu:
             np.maximum(ys, 0, out=ys)
 
-    split_channels(work, C, x.size)
+    channel_bytes = N * H * W * x.itemsize
+    split_channels(lambda c0, c1: _in_blocks(block, c0, c1, channel_bytes), C, x.size)
     return y, (right_wins, bottom_wins)
 
 
@@ -224,7 +238,7 @@ def max_pool2d_2x2_backward(
     dx = _alloc_like(right_wins, (N, C, H, W), dy.dtype, zero=bool(H % 2 or W % 2))  # (N, C, H, W)
     dxe = dx[:, :, : H - H % 2, : W - W % 2]  # (N, C, 2*H_out, 2*W_out)
 
-    def work(c0: int, c1: int) -> None:
+    def block(c0: int, c1: int) -> None:
         g = dy[:, c0:c1]
         if relu_y is not None:  # ReLU's rule, on the pooled (4x smaller) array
             g = g * (relu_y[:, c0:c1] > 0)
@@ -235,7 +249,8 @@ def max_pool2d_2x2_backward(
         win = np.multiply(d, rw, out=dxe[:, c0:c1, :, 1::2])
         np.subtract(d, win, out=dxe[:, c0:c1, :, 0::2])
 
-    split_channels(work, C, dx.size)
+    channel_bytes = N * H * W * dx.itemsize
+    split_channels(lambda c0, c1: _in_blocks(block, c0, c1, channel_bytes), C, dx.size)
     return dx
 
 

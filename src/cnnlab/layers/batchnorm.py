@@ -125,7 +125,7 @@ class _BatchNorm(Layer):
         C = dy2.shape[0]
         dx2 = np.empty(centered.shape, centered.dtype)  # (C, M)
         dweight, dbias = np.empty(C, centered.dtype), np.empty(C, centered.dtype)
-        relu = None if relu_y is None else (relu_y, np.empty(centered.shape, dy2.dtype))
+        relu = relu_y  # the fused ReLU's output: its rule comes first
         parts = (dy2, centered, inv_std, weight, dx2, dweight, dbias)
         split_channels(lambda c0, c1: backward_rows(*parts, batch_stats, relu, c0, c1), C, dy2.size)
         self.grads["weight"] = dweight.astype(weight.dtype, copy=False)

@@ -46,6 +46,8 @@ class Adam(Optimizer):
         array([0.9, 2.1])
     """
 
+    elementwise = True  # step() may run _update on blocks of a parameter
+
     def __init__(
         self,
         params: Iterable[Param],

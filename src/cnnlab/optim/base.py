@@ -21,6 +21,12 @@ from cnnlab.errors import ShapeError, arg_error
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Param
 
+#: Elements per block of an elementwise update: the value, gradient, state and work of one
+#: block (5 x 256 KiB in float32) stay in cache through all the update's passes. Measured on
+#: the fashion net, 1 thread: Adam 1.5 -> 1.3 ms, SGD with momentum 1.1 -> 0.7 ms per step
+#: (blocks of 2**12 and 2**14 were slower).
+BLOCK_ELEMENTS = 2**16
+
 ONE_BELOW = math.nextafter(1.0, 0.0)  # the largest float below 1: upper bound of [0, 1)
 SMALLEST = 5e-324  # the smallest positive float: lower bound of (0, inf)
 
@@ -66,6 +72,11 @@ class Optimizer:
         lr: learning rate (> 0, finite); schedules set ``optimizer.lr`` between epochs.
     """
 
+    #: True when ``_update`` is elementwise (each output element reads only the same element
+    #: of its inputs: no norms or sums); then ``step`` runs it block by block
+    #: (``BLOCK_ELEMENTS``) on large parameters, with the same results.
+    elementwise: bool = False
+
     def __init__(self, params: Iterable[Param], lr: float) -> None:
         params = list(params)
         if not params:
@@ -109,7 +120,28 @@ class Optimizer:
         self.t += 1
         for p in self.params:
             value = p.value
-            self._update(value, p.grad, self._state_of(p.path, value), self._work_of(p.path, value))
+            state, work = self._state_of(p.path, value), self._work_of(p.path, value)
+            for part in self._blocks(value, p.grad, state, work):
+                self._update(*part)
+
+    def _blocks(
+        self, value: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray], work: np.ndarray
+    ) -> Iterable[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        """``_update``'s arguments: whole, or as blocks of flat views for an elementwise update
+        of a large parameter (each pass then runs over a block while it is in cache)."""
+        arrays = [value, work, *state.values()]
+        if (
+            not self.elementwise
+            or value.size <= BLOCK_ELEMENTS
+            or not all(a.flags.c_contiguous for a in arrays)
+        ):
+            yield value, grad, state, work
+            return
+        v, g, w = value.reshape(-1), grad.reshape(-1), work.reshape(-1)  # views (g: a copy if strided)
+        flat = {k: a.reshape(-1) for k, a in state.items()}
+        for i in range(0, v.size, BLOCK_ELEMENTS):
+            j = i + BLOCK_ELEMENTS
+            yield v[i:j], g[i:j], {k: a[i:j] for k, a in flat.items()}, w[i:j]
 
     def zero_grad(self) -> None:
         """Do nothing: kept for PyTorch habits.

@@ -45,6 +45,8 @@ class SGD(Optimizer):
         array([0.71, 2.29])
     """
 
+    elementwise = True  # step() may run _update on blocks of a parameter
+
     def __init__(
         self,
         params: Iterable[Param],
