@@ -14,14 +14,18 @@ import pytest
 from every_layer import layer_example, normal_input
 
 import cnnlab
+from cnnlab.cli.import_cmd import without_final_softmax
 from cnnlab.cli.main import main
 from cnnlab.errors import CnnlabError
 from cnnlab.interop import onnx_plan
 from cnnlab.interop.onnx import to_onnx
 from cnnlab.interop.onnx_import import from_onnx, import_onnx
+from cnnlab.layers.activations import Softmax
+from cnnlab.layers.conv import Conv2D
 from cnnlab.layers.graph import Graph
 from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.registry import import_all_layers
+from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models import build_model
 
@@ -385,14 +389,16 @@ def test_cli_import_then_predict_gives_the_originals_probabilities(
 ) -> None:
     image_module = pytest.importorskip("PIL.Image")
     original = build_model("resnet", in_channels=3, input_size=16, num_classes=5, rng=2).eval()
-    to_onnx(original, tmp_path / "m.onnx", (3, 16, 16), dynamo=False)
+    # The file ends in Softmax (as many ONNX classifiers do): the run leaves it out (predict applies it)
+    to_onnx(Sequential(original, Softmax()), tmp_path / "m.onnx", (3, 16, 16), dynamo=False)
     cnnlab.save(original, tmp_path / "original.npz", extra={"input_shape": [3, 16, 16]})
     pixels = (np.random.default_rng(3).random((16, 16, 3)) * 255).astype(np.uint8)
     image_module.fromarray(pixels).save(tmp_path / "a.png")
     (tmp_path / "names.txt").write_text("\n".join("abcde"))
 
     assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "run")]) == 0
-    assert "as a Graph: input 3x16x16, 5 classes ->" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "as a Graph: input 3x16x16, 5 classes ->" in said and "its final Softmax is left out" in said
     assert main(["predict", str(tmp_path / "original.npz"), str(tmp_path / "a.png"), "--top-k", "5"]) == 0
     want = capsys.readouterr().out.split(": ", 1)[1]
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "a.png"), "--top-k", "5"]) == 0
@@ -414,6 +420,17 @@ def test_cli_import_then_predict_gives_the_originals_probabilities(
         == 0
     )
     assert cnnlab.io.load_with_extra(Path(out) / "model.npz")[1]["classes"] == list("abcde")
+
+
+def test_a_final_softmax_is_left_out_of_an_imported_run() -> None:
+    chain = Sequential(Conv2D(1, 2, 3, rng=0), Flatten(), Softmax())
+    kept, dropped = without_final_softmax(chain)
+    assert dropped == "Softmax" and [type(m).__name__ for m in kept.children().values()] == [
+        "Conv2D",
+        "Flatten",
+    ]
+    assert without_final_softmax(Sequential(Softmax()))[1] is None  # nothing would be left
+    assert without_final_softmax(Sequential(Conv2D(1, 2, 3, rng=0)))[1] is None
 
 
 # Layers whose ONNX form cnnlab does not read back (yet), and why; every other layer must.
