@@ -87,6 +87,7 @@ ALLOWED: dict[str, set[str]] = {
     "viz": BASE
     | {
         "atomic",
+        "explain",
         "jsonfile",
         "init",
         "functional",
@@ -101,6 +102,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "dashboard": BASE
     | {
+        "explain",
         "jsonfile",
         "functional",
         "data",
