@@ -25,6 +25,7 @@ import numpy as np
 
 from cnnlab.cli.train_cmd import resolve_config, resume_config
 from cnnlab.data.text import TextEncoder, is_text_data, load_text
+from cnnlab.errors import CnnlabError
 from cnnlab.explain.text_cam import text_grad_cam
 from cnnlab.functional.activations import softmax
 from cnnlab.train.analysis.diagnose import diagnose_run
@@ -35,6 +36,7 @@ from cnnlab.train.runs.files import CONFIG_FILE, MODEL_FILE
 from cnnlab.train.runs.text_run import VOCAB_FILE, train_text_run
 from cnnlab.train.runs.trained_model import load_model
 from cnnlab.viz.confusion_summary import confusion_table
+from cnnlab.viz.report import write_report
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -103,6 +105,11 @@ def train(args: argparse.Namespace) -> int:
     )
     print(f"run folder: {result.run_dir}")
     print(diagnose_run(result.run_dir))
+    if not args.no_plots:
+        try:  # learning curves, confusion matrix, the most confident mistakes with their words
+            print(f"report: {write_report(result.run_dir, tsne=False)}")
+        except CnnlabError as exc:  # e.g. matplotlib not installed: the run itself is saved
+            print(f"plots skipped: {exc}", file=sys.stderr)
     return 0
 
 

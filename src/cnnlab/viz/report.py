@@ -1,7 +1,9 @@
 """``RUN_DIR/report.html``: one self-contained page per run (no network, images inlined).
 
 Sections: Configuration, Model (summary with the size formulas), Metrics, Diagnosis,
-Learning curves, Confusion matrix, Misclassified, Grad-CAM, Filters, Feature maps, Feature space.
+Learning curves, Confusion matrix, Misclassified, Grad-CAM, Filters, Feature maps, Feature space
+(a text run: its most confident mistakes as text with the words that decided highlighted,
+``cnnlab.viz.text_report``, in place of the image sections).
 Every PNG is embedded as a base64 ``data:`` URI and the CSS is inline, so the file can be
 mailed or archived alone. All text from the run is escaped with ``html.escape``.
 """
@@ -29,6 +31,7 @@ from cnnlab.train.runs.files import (
     REPORT_FILE,
 )
 from cnnlab.viz.run_plots import PLOT_FILES, plot_run
+from cnnlab.viz.text_report import TEXT_MISTAKES_FILE, mistakes_html
 
 #: (heading, plot keys) of the picture sections, in page order.
 PLOT_SECTIONS = (
@@ -38,6 +41,14 @@ PLOT_SECTIONS = (
     ("Grad-CAM", ("gradcam",)),
     ("Filters", ("filters",)),
     ("Feature maps", ("feature_maps",)),
+    ("Feature space", ("pca", "tsne")),
+)
+#: A text run's sections: its mistakes as highlighted text (no filters or feature-map images).
+TEXT_MISTAKES_HEADING = "Most confident mistakes: the words that decided"
+TEXT_PLOT_SECTIONS = (
+    ("Learning curves", ("curves",)),
+    ("Confusion matrix", ("confusion", "per_class")),
+    (TEXT_MISTAKES_HEADING, ()),
     ("Feature space", ("pca", "tsne")),
 )
 CSS = """
@@ -52,6 +63,8 @@ code, td.code { font-family: monospace; }
 img { max-width: 100%; display: block; margin: 0.5em 0; border: 1px solid #eee; }
 .verdict { font-size: 1.3em; font-weight: bold; }
 .missing { color: #888; font-style: italic; }
+.mistake { border-left: 3px solid #c33; padding-left: 0.6em; margin: 0.8em 0; }
+.tok { padding: 1px 2px; border-radius: 2px; }
 """
 
 
@@ -80,7 +93,11 @@ def write_report(run_dir: str | os.PathLike[str], make_plots: bool = True, tsne:
         _section("Metrics", _metrics_html(metrics)),
         _section("Diagnosis", _diagnosis_html(run)),
     ]
-    for heading, keys in PLOT_SECTIONS:
+    mistakes = run / PLOTS_DIR / TEXT_MISTAKES_FILE
+    for heading, keys in TEXT_PLOT_SECTIONS if mistakes.exists() else PLOT_SECTIONS:
+        if heading == TEXT_MISTAKES_HEADING:  # a text run: highlighted words, not images
+            parts.append(_section(heading, mistakes_html(mistakes)))
+            continue
         parts.append(_section(heading, "".join(_image_html(run / PLOTS_DIR / PLOT_FILES[k]) for k in keys)))
     parts.append("</body></html>\n")
     path = run / REPORT_FILE

@@ -29,6 +29,7 @@ from cnnlab.viz.curves import plot_curves
 from cnnlab.viz.gradcam import default_layer, grad_cam
 from cnnlab.viz.images import plot_feature_maps, plot_filters, plot_misclassified
 from cnnlab.viz.projection import has_sklearn, pca_2d, plot_projection, projection_problem, tsne_2d
+from cnnlab.viz.text_report import text_test_plots
 
 #: File names in ``RUN_DIR/plots/``, in report order.
 PLOT_FILES = {
@@ -79,12 +80,15 @@ def plot_run(run_dir: str | os.PathLike[str], tsne: bool | None = None) -> list[
 
 
 def _model_plots(run: Path, out: Path, tsne: bool | None) -> list[Path]:
-    """Filters, and (when the test split loads) misclassified, feature maps, projections."""
+    """Filters, and (when the test split loads) misclassified, feature maps, projections
+    (a text run: its most confident mistakes with the words that decided, projections)."""
     model, extra = load_with_extra(run / MODEL_FILE)
     written = []
     conv = next((layer for _, layer in model.named_layers() if type(layer).__name__ == "Conv2D"), None)
     if conv is not None:
         written.append(plot_filters(conv.params["weight"], out / PLOT_FILES["filters"]))
+    if "text" in extra:  # a text run: its test texts, read as cnnlab train read them
+        return written + text_test_plots(run, model, extra, out, tsne)
     test = _test_split(run, extra)
     if test is not None:
         written += _test_plots(model, extra, test[0], test[1], out, tsne)
