@@ -9,7 +9,8 @@ Routes (every run name is a path relative to RUNS_DIR; see ``data.RunsDir.resolv
   (that run wrote a file: new history row, metrics, weights), polled from file stats;
 - ``GET /api/features?run=RUN&index=I``: test image I and the feature maps of the latest weights;
 - ``POST /api/predict?run=RUN&top_k=K``: body = a PNG/JPEG (at most ``MAX_UPLOAD_BYTES``):
-  top-k probabilities as ``cnnlab predict`` computes them and the Grad-CAM map;
+  top-k probabilities as ``cnnlab predict`` computes them and the Grad-CAM map; for a text
+  run (``text_runs``) body = UTF-8 text: top-k and each token's Grad-CAM weight;
 - ``GET /files/RUN/PATH``: a file of a run (report.html, plots/*.png), read-only.
 
 Anything outside RUNS_DIR is 404; only GET/HEAD and that one POST exist (405 otherwise).
@@ -36,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from cnnlab.dashboard import data, models
+from cnnlab.dashboard import data, models, text_runs
 from cnnlab.train.runs.files import PLOTS_DIR
 
 #: Seconds between two looks at the run folders' file stats for the event stream.
@@ -102,6 +103,9 @@ def create_app(runs_dir: str | os.PathLike[str], poll_seconds: float = POLL_SECO
     async def api_predict(request: Request) -> Response:
         name = run_name(request)
         top_k = _int(request.query_params.get("top_k", "5"), "top_k")
+        if text_runs.is_text_run(runs.run(name)):  # the body is the text to classify
+            body = await _read_limited(request, text_runs.MAX_TEXT_BYTES, "the text to classify (UTF-8)")
+            return _json(await run_in_threadpool(text_runs.predict_text, runs.run(name), body, top_k))
         body = await _read_limited(request, models.MAX_UPLOAD_BYTES)
         return _json(await run_in_threadpool(models.predict, runs.run(name), body, top_k))
 
@@ -180,7 +184,7 @@ def _int(text: str, what: str) -> int:
         raise HTTPException(400, f"`{what}` must be an int. Received: {text!r}") from None
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def _read_limited(request: Request, limit: int, what: str = "a PNG or JPEG image") -> bytes:
     """The request body, or 413 as soon as it is known to exceed ``limit`` bytes."""
     too_large = HTTPException(413, f"upload too large: at most {limit} bytes ({limit // 1024} KiB)")
     declared = request.headers.get("content-length")
@@ -192,7 +196,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise too_large
     if not body:
-        raise HTTPException(400, "the request body must be a PNG or JPEG image; it was empty")
+        raise HTTPException(400, f"the request body must be {what}; it was empty")
     return bytes(body)
 
 

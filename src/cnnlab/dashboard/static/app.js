@@ -5,7 +5,7 @@
 "use strict";
 
 const cnnlab = (window.cnnlab = { lastUpload: null, lastPrediction: null, answers: 0, events: 0 });
-const state = { runs: [], sortKey: "modified", sortDir: -1, run: null, source: null, featuresShown: false };
+const state = { runs: [], sortKey: "modified", sortDir: -1, run: null, source: null, featuresShown: false, text: false };
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -231,15 +231,32 @@ function renderRun(details) {
   $("files").replaceChildren(...details.files.map((f) => el("li", {}, [
     el("a", { href: "/files/" + details.run.split("/").map(encodeURIComponent).join("/") + "/" + f.split("/").map(encodeURIComponent).join("/"), target: "_blank", rel: "noopener", text: f }),
   ])));
+  setTryMode(details.files.includes("vocab.json")); // a text run: a text box, not the pad
   if (state.featuresShown) loadFeatures(false);
 }
+
+// A text run (vocab.json in its folder) gets a text area and highlighted words instead of
+// the drawing pad; its feature-map card (test images) is hidden.
+function setTryMode(text) {
+  if (state.text === text) return;
+  state.text = text;
+  $("try-image").hidden = $("try-seen").hidden = text;
+  $("try-text").hidden = !text;
+  $("features-form").closest(".card").hidden = text;
+  $("try-hint").textContent = text ? "type a text: top-5 classes and the words that decided" : "draw with the mouse, or upload a PNG/JPEG";
+  $("prediction").replaceChildren(el("p", { className: "muted", text: placeholder() }));
+  $("text-words").replaceChildren();
+}
+
+const placeholder = () => (state.text ? "Type a sentence." : "Draw something.");
 
 function selectRun(name) {
   if (state.source) state.source.close();
   state.run = name;
   state.featuresShown = false;
   $("features").replaceChildren();
-  $("prediction").replaceChildren(el("p", { className: "muted", text: "Draw something." }));
+  $("prediction").replaceChildren(el("p", { className: "muted", text: placeholder() }));
+  $("text-words").replaceChildren();
   history.replaceState(null, "", name ? "#run=" + encodeURIComponent(name) : "#");
   renderRuns();
   connect();
@@ -374,6 +391,46 @@ async function send(bytes) {
   await drawSeen(body.input, body.cam);
 }
 
+async function sendText() {
+  const text = $("text-input").value;
+  if (!state.run || !text.trim()) return;
+  cnnlab.lastUpload = text;
+  const r = await fetch(`/api/predict?run=${encodeURIComponent(state.run)}&top_k=5`, {
+    method: "POST", body: text, headers: { "Content-Type": "text/plain; charset=utf-8" },
+  });
+  const body = await answer(r);
+  cnnlab.answers += 1;
+  if (!r.ok) {
+    cnnlab.lastPrediction = { error: body.error, status: r.status };
+    $("prediction").replaceChildren(el("p", { className: "error", text: `${r.status}: ${body.error}` }));
+    $("text-words").replaceChildren();
+    return;
+  }
+  cnnlab.lastPrediction = body;
+  const top = body.top;
+  $("prediction").replaceChildren(
+    el("p", { id: "top1", text: `${top[0].class} (${(100 * top[0].probability).toFixed(2)}%)`, "data-class": top[0].class }),
+    ...barRows(top.map((t) => t.class), top.map((t) => t.probability), 2),
+    el("p", { className: "muted", text: `weights: ${body.source}` }),
+  );
+  // Each token on a background as strong as its Grad-CAM weight (textContent: no markup read).
+  const words = body.tokens.map((t, i) => {
+    const span = el("span", {
+      className: "tok" + (body.unknown[i] ? " unk" : ""), text: t,
+      title: `${body.weights[i].toFixed(2)}${body.unknown[i] ? " (not in the vocabulary: <unk>)" : ""}`,
+    });
+    span.style.background = `rgba(220, 40, 20, ${(0.85 * body.weights[i]).toFixed(2)})`; // CSSOM: allowed by the CSP
+    return span;
+  });
+  const spaced = words.flatMap((w, i) => (i ? [" ", w] : [w]));
+  $("text-words").replaceChildren(
+    el("p", { className: "muted", text: `Grad-CAM for ${top[0].class}:` }),
+    el("p", { className: "words" }, spaced),
+    ...(body.cut ? [el("p", { className: "muted", text: `(+${body.cut} tokens past the padded length were not read)` })] : []),
+    el("p", { className: "muted", text: "words that decided: " + body.deciding.map((d) => `${d.token} ${d.weight.toFixed(2)}`).join(", ") }),
+  );
+}
+
 function jet(v) {
   const r = Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 3)));
   const g = Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 2)));
@@ -422,6 +479,8 @@ async function drawSeen(src, cam) {
 // ---- start --------------------------------------------------------------------------------
 window.addEventListener("DOMContentLoaded", () => {
   setupPad();
+  $("text-send").addEventListener("click", sendText);
+  $("text-input").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) sendText(); });
   $("features-form").addEventListener("submit", (e) => { e.preventDefault(); loadFeatures(); });
   $("features-next").addEventListener("click", () => { $("features-index").value = +$("features-index").value + 1; loadFeatures(); });
   const match = location.hash.match(/^#run=(.+)$/);
