@@ -215,6 +215,13 @@ class Layer:
                 f"({axis}={channels}). Received: shape {x.shape}"
             )
 
+    def _check_dy(self, dy: np.ndarray, y_shape: tuple[int, ...]) -> None:
+        """Raise ShapeError unless the gradient ``dy`` has the forward output's shape ``y_shape``."""
+        if dy.shape != y_shape:
+            raise ShapeError(
+                f"{self.name}: dy must have shape {y_shape} (the output's). Received: shape {dy.shape}"
+            )
+
     # ---- shapes, for summary() and early errors ------------------------------------------
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Output shape for an input of ``input_shape`` (batch axis included).

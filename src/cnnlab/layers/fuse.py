@@ -44,7 +44,6 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from cnnlab.errors import ShapeError
 from cnnlab.functional.elementwise import add, add_relu, relu_backward
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.functional.pool import max_pool2d_2x2, max_pool2d_2x2_backward
@@ -57,14 +56,6 @@ from cnnlab.layers.residual import Residual
 from cnnlab.layers.sequential import Sequential
 
 L = TypeVar("L", bound=Layer)
-
-
-def _check_dy(layer: Layer, dy: np.ndarray, shape: tuple[int, ...]) -> None:
-    """A fused layer's backward takes a gradient of its output's shape."""
-    if dy.shape != shape:
-        raise ShapeError(
-            f"{layer.name}: dy must have shape {shape} (the output's). Received: shape {dy.shape}"
-        )
 
 
 class ReLUMaxPool2D(Layer, register=False):
@@ -105,7 +96,7 @@ class ReLUMaxPool2D(Layer, register=False):
         x_shape, masks, y = self._cached()
         if masks is None:
             return self.relu.backward(self.pool.backward(dy))
-        _check_dy(self, dy, y.shape)
+        self._check_dy(dy, y.shape)
         # ReLU's rule on the pooled map (dy where y > 0), then routed to each window's max.
         return max_pool2d_2x2_backward(dy, masks, x_shape, relu_y=y)  # (N, C, H, W)
 
@@ -156,7 +147,7 @@ class BatchNormReLU(Layer, register=False):
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         shape = self._cached()
-        _check_dy(self, dy, shape)
+        self._check_dy(dy, shape)
         return self.bn.backward_fused(dy)  # like x
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -206,7 +197,7 @@ class ResidualReLU(Layer, register=False):
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._cached()
-        _check_dy(self, dy, y.shape)
+        self._check_dy(dy, y.shape)
         g = relu_backward(dy, y)  # the gradient reaching the sum, like dy
         res = self.residual
         dx = res.block.backward(g)

@@ -35,6 +35,24 @@ IntOrPair = int | tuple[int, int]
 Padding = int | tuple[int, int] | tuple[int, int, int, int]
 
 
+def pool_axis(size: int, K: int, S: int, P: int, P_end: int, ceil_mode: bool) -> tuple[int, str]:
+    """The output length along one axis and its formula with numbers (2-D and 1-D pooling).
+
+    ``P`` pads before the input, ``P_end`` after it.
+
+    Example:
+        >>> pool_axis(28, 2, 2, 0, 0, False)
+        (14, 'floor((28 - 2 + 2*0) / 2) + 1 = 14')
+    """
+    out = pool_output_size(size, K, S, P, ceil_mode, P_end)
+    rounding = "ceil" if ceil_mode else "floor"
+    pads = f"2*{P}" if P == P_end else f"{P} + {P_end}"
+    text = f"{rounding}(({size} - {K} + {pads}) / {S}) + 1"
+    if ceil_mode and out < -(-(size + P + P_end - K) // S) + 1:
+        text += " - 1 (the last window would start in the right padding)"
+    return out, f"{text} = {out}"
+
+
 class _Pool2D(Layer):
     """Shared argument checks, shapes and formulas of MaxPool2D and AvgPool2D."""
 
@@ -76,21 +94,15 @@ class _Pool2D(Layer):
         """True when bottom/right padding equal top/left (what PyTorch's pooling modules take)."""
         return self._pads[2:] == self._pad
 
-    def _axis_formula(self, axis: int, size: int) -> tuple[str, int]:
-        """The formula text and the output length along axis 0 (H) or 1 (W)."""
+    def _axis(self, axis: int, size: int) -> tuple[int, str]:
+        """The output length and its formula text along axis 0 (H) or 1 (W)."""
         K, S, P, P_end = self._kernel[axis], self._step[axis], self._pads[axis], self._pads[axis + 2]
-        out = pool_output_size(size, K, S, P, self.ceil_mode, P_end)
-        rounding = "ceil" if self.ceil_mode else "floor"
-        pads = f"2*{P}" if P == P_end else f"{P} + {P_end}"
-        text = f"{rounding}(({size} - {K} + {pads}) / {S}) + 1"
-        if self.ceil_mode and out < -(-(size + P + P_end - K) // S) + 1:
-            text += " - 1 (the last window would start in the right padding)"
-        return f"{text} = {out}", out
+        return pool_axis(size, K, S, P, P_end, self.ceil_mode)
 
     def formula(self, input_shape: tuple[int, ...]) -> str | None:
         """The output-size formula with numbers, e.g. ``floor((28 - 2 + 2*0) / 2) + 1 = 14``."""
-        h_text, _ = self._axis_formula(0, input_shape[-2])
-        w_text, _ = self._axis_formula(1, input_shape[-1])
+        _, h_text = self._axis(0, input_shape[-2])
+        _, w_text = self._axis(1, input_shape[-1])
         return h_text if h_text == w_text else f"H: {h_text}, W: {w_text}"
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -99,8 +111,8 @@ class _Pool2D(Layer):
                 f"{self.name}: input must have shape (N, C, H, W). Received: shape {tuple(input_shape)}"
             )
         N, C, H, W = input_shape
-        _, H_out = self._axis_formula(0, H)
-        _, W_out = self._axis_formula(1, W)
+        H_out, _ = self._axis(0, H)
+        W_out, _ = self._axis(1, W)
         if H_out < 1 or W_out < 1:
             raise ShapeError(
                 f"{self.name}: input of shape {tuple(input_shape)} is too small for kernel_size="
@@ -220,10 +232,7 @@ class MaxPool2D(_Pool2D):
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, y_shape, masks, arg = self._cached()
-        if dy.shape != y_shape:
-            raise ShapeError(
-                f"{self.name}: dy must have shape {y_shape} (the output's). Received: shape {dy.shape}"
-            )
+        self._check_dy(dy, y_shape)
         if masks is not None:
             return max_pool2d_2x2_backward(dy, masks, x_shape)  # (N, C, H, W)
         return max_pool2d_backward(dy, arg, x_shape, **self._geometry())  # (N, C, H, W)
@@ -304,10 +313,7 @@ class AvgPool2D(_Pool2D):
     @quiet_fp_method
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, y_shape = self._cached()
-        if dy.shape != y_shape:
-            raise ShapeError(
-                f"{self.name}: dy must have shape {y_shape} (the output's). Received: shape {dy.shape}"
-            )
+        self._check_dy(dy, y_shape)
         return avg_pool2d_backward(dy, x_shape, **self._geometry(), count_include_pad=self.count_include_pad)
 
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from cnnlab.errors import ShapeError, arg_error, check_int, is_int
 from cnnlab.functional.fpstate import quiet_fp_method
-from cnnlab.functional.pool import pool_output_size
 from cnnlab.functional.pool1d import (
     avg_pool1d,
     avg_pool1d_backward,
@@ -27,6 +26,7 @@ from cnnlab.functional.pool1d import (
 )
 from cnnlab.layers.base import Layer, TorchSpec, unsupported_torch
 from cnnlab.layers.conv1d import one
+from cnnlab.layers.pooling import pool_axis
 
 
 def _check_3d(name: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -59,11 +59,7 @@ class _Pool1D(Layer):
         """(L_out, the formula with numbers); raises ShapeError when no window fits."""
         _, _, L = _check_3d(self.name, input_shape)
         K, S, P = self.kernel_size, self._step, self.padding
-        out = pool_output_size(L, K, S, P, self.ceil_mode)
-        text = f"{'ceil' if self.ceil_mode else 'floor'}(({L} - {K} + 2*{P}) / {S}) + 1"
-        if self.ceil_mode and out < -(-(L + 2 * P - K) // S) + 1:
-            text += " - 1 (the last window would start in the right padding)"
-        text += f" = {out}"
+        out, text = pool_axis(L, K, S, P, P, self.ceil_mode)
         if out < 1:
             raise ShapeError(
                 f"{self.name}: input of shape {tuple(input_shape)} is too short for kernel_size="
@@ -101,12 +97,6 @@ class _Pool1D(Layer):
 
     def _window(self) -> tuple[int, int, int, bool]:
         return self.kernel_size, self._step, self.padding, self.ceil_mode
-
-    def _check_dy(self, dy: np.ndarray, y_shape: tuple[int, ...]) -> None:
-        if dy.shape != y_shape:
-            raise ShapeError(
-                f"{self.name}: dy must have shape {y_shape} (the output's). Received: shape {dy.shape}"
-            )
 
 
 class MaxPool1D(_Pool1D):
