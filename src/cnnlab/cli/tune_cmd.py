@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cnnlab.data.text import is_text_data
 from cnnlab.errors import CnnlabError
 from cnnlab.train.analysis.tune import load_space, require_optuna, tune
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         storage=args.storage,
         study_name=args.study_name,
-        space=load_space(args.space),
+        space=load_space(args.space, text=is_text_data(args.data)),
         out=args.out,
         data_dir=args.data_dir,
         seed=args.seed,

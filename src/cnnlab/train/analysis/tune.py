@@ -27,7 +27,9 @@ fields (``lr``, ``batch_size``, ``optimizer``, ``weight_decay``, ``augment``, ``
 
 The default model is ``vgg`` (searched: depth, width, dropout). Another ``model`` needs
 ``model_args`` entries it accepts, e.g. ``model: resnet`` with ``model_args.dropout: null``.
-``augment: on`` means the dataset's usual augmentation (``AUGMENT_ON``). ``data``,
+``augment: on`` means the dataset's usual augmentation (``AUGMENT_ON``).
+Text data (``--data text:PATH``, issue 27) starts from ``TEXT_SPACE`` instead: ``textcnn``
+with its dropout, maps and embedding size, and no augmentation; each trial is a text run. ``data``,
 ``data_dir``, ``epochs`` and ``out`` come from the command line only. (YAML reads ``1e-4``
 without a dot as text: bounds are converted with ``float``, so both spellings work.)
 """
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.data import load_dataset
+from cnnlab.data.text import is_text_data, load_text, parse_spec
 from cnnlab.errors import CnnlabError, arg_error, check_int
 from cnnlab.jsonfile import read_json
 from cnnlab.train.loop.callbacks import Callback, TrainContext
@@ -52,6 +55,7 @@ from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.files import BEST_CONFIG_FILE, CONFIG_FILE
 from cnnlab.train.runs.run import train_run
 from cnnlab.train.runs.runlock import locked
+from cnnlab.train.runs.text_run import train_text_run
 
 INSTALL_HINT = "pip install optuna (or pip install cnnlab[tune])"
 DEFAULT_SPACE: dict[str, Any] = {
@@ -64,6 +68,17 @@ DEFAULT_SPACE: dict[str, Any] = {
     "model_args.width": [8, 16, 32],
     "model_args.depth": {"type": "int", "low": 1, "high": 3},
     "augment": ["none", "on"],
+}
+#: The default space for text data: Kim's textcnn around its defaults (no augmentation for ids).
+TEXT_SPACE: dict[str, Any] = {
+    "model": "textcnn",
+    "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    "batch_size": [32, 50, 64],
+    "optimizer": ["adam", "adamw"],
+    "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+    "model_args.dropout": {"type": "float", "low": 0.2, "high": 0.6},
+    "model_args.maps": [50, 100],
+    "model_args.embedding_dim": [64, 128],
 }
 # What "augment: on" means per dataset (no flips for digits: a mirrored 2 is not a 2).
 AUGMENT_ON = {"fashion-mnist": "shift,flip", "cifar10": "crop,flip"}
@@ -80,14 +95,15 @@ def require_optuna() -> Any:
     return optuna
 
 
-def load_space(path: str | Path | None = None) -> dict[str, Any]:
-    """The default search space, with the entries of the YAML/JSON file at ``path`` replacing it.
+def load_space(path: str | Path | None = None, text: bool = False) -> dict[str, Any]:
+    """The default search space (``TEXT_SPACE`` for text data), with the entries of the
+    YAML/JSON file at ``path`` replacing it.
 
     Example:
         >>> load_space()["lr"]
         {'type': 'float', 'low': 0.0001, 'high': 0.03, 'log': True}
     """
-    space = dict(DEFAULT_SPACE)
+    space = dict(TEXT_SPACE if text else DEFAULT_SPACE)
     if path is None:
         return space
     p = Path(path)
@@ -273,18 +289,21 @@ def tune(
 
     # The data first: a bad --data is one clear error, before any folder or study exists.
     base = TrainConfig(data=data, data_dir=data_dir, epochs=epochs, seed=seed)
-    chance, bound = chance_bound(load_dataset(data, root=data_dir).train.y, base.val_split)
-    out = Path(out) if out is not None else Path("runs") / f"tune-{Path(data).name}"
+    text = is_text_data(data)
+    labels = load_text(data).y_train if text else load_dataset(data, root=data_dir).train.y
+    chance, bound = chance_bound(labels, base.val_split)
+    name = Path(parse_spec(data)[0]).name if text else Path(data).name  # text: no ?options
+    out = Path(out) if out is not None else Path("runs") / f"tune-{name}"
     (out / "trials").mkdir(parents=True, exist_ok=True)
     # One tune at a time per folder: a second one started beside it would race the first for
     # the study database and the trial folders (sqlite: 'UNIQUE constraint failed').
     with locked(out):
         storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
-        space = DEFAULT_SPACE if space is None else space
+        space = (TEXT_SPACE if text else DEFAULT_SPACE) if space is None else space
 
         study = optuna.create_study(
             storage=storage,
-            study_name=study_name or f"cnnlab-{Path(data).name}",
+            study_name=study_name or f"cnnlab-{name}",
             direction="maximize",
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
             load_if_exists=True,
@@ -317,7 +336,8 @@ def _objective(trial: Any, space: dict[str, Any], base: TrainConfig, out: Path) 
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("config", dataclasses.asdict(config) | {"out": None})
     reporter = PruningCallback(trial)
-    result = train_run(config, verbose=False, callbacks=[reporter])
+    runner = train_text_run if is_text_data(config.data) else train_run
+    result = runner(config, verbose=False, callbacks=[reporter])
     return float(result.history.last["val_accuracy"])
 
 

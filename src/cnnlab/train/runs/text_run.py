@@ -12,7 +12,8 @@ length from the training split only, build ``textcnn``, fit, test, write the run
       checkpoint.npz to resume (`cnnlab train --resume RUN_DIR`)
 
 What differs from image runs: no per-channel normalization and no augmentation (token ids
-are indices, not intensities); the numpy backend only; no TensorBoard.
+are indices, not intensities); the numpy backend only; ``--tensorboard`` writes the scalars
+and the weight/gradient histograms (no filter or feature-map images: there is no Conv2D).
 """
 
 from __future__ import annotations
@@ -49,8 +50,16 @@ from cnnlab.train.loop.checkpoint import (
     save_checkpoint,
 )
 from cnnlab.train.loop.fit import fit
+from cnnlab.train.loop.tensorboard import TensorBoard, import_tensorboard
 from cnnlab.train.runs.config import TrainConfig
-from cnnlab.train.runs.files import CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
+from cnnlab.train.runs.files import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    TENSORBOARD_DIR,
+)
 from cnnlab.train.runs.run import RunResult, default_run_dir
 from cnnlab.train.runs.runfolder import claim_run_folder, preflight
 
@@ -99,7 +108,6 @@ def check_text_config(config: TrainConfig) -> None:
         ("--backend", config.backend, "numpy"),
         ("--augment", config.augment, "none"),
         ("--tta", config.tta, "none"),
-        ("--tensorboard", config.tensorboard, False),
     ):
         if value != default:
             raise CnnlabError(f"train: {option} {value} is not supported for text data yet (use {default})")
@@ -162,6 +170,8 @@ def train_text_run(
     check_text_config(config)
     parse_spec(config.data)  # option errors before any file is read
     config = with_absolute_text_paths(config)
+    if config.tensorboard:  # the install hint before anything is written
+        import_tensorboard()
     start = time.perf_counter()
     run_dir = Path(config.out) if config.out else (default_dir or default_run_dir())
     if config.out:
@@ -173,7 +183,8 @@ def train_text_run(
     if resume and saved_vocab.is_file():
         encoder = TextEncoder.from_json(json.loads(saved_vocab.read_text(encoding="utf-8")), str(saved_vocab))
     data = load_text_run_data(config, encoder)
-    print(f"text data: {data.splits!r}; vocabulary: {data.encoder.describe()}")
+    if verbose:  # (cnnlab tune's trials are quiet)
+        print(f"text data: {data.splits!r}; vocabulary: {data.encoder.describe()}")
 
     # 2. Model, loss, optimizer, schedule.
     model = build_text_model(config, data, verbose=True)
@@ -210,6 +221,8 @@ def train_text_run(
     all_callbacks: list[Any] = [CSVLogger(run_dir / HISTORY_FILE), *callbacks]
     if config.early_stopping > 0:
         all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
+    if config.tensorboard:  # scalars and histograms; its images need a Conv2D or an image sample
+        all_callbacks.append(TensorBoard(run_dir / TENSORBOARD_DIR, sample=None))
     extra = {
         "classes": list(data.splits.classes),
         "input_shape": [data.encoder.length],
