@@ -41,7 +41,7 @@ from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.layers.base import Layer, TorchSpec, from_config, to_config
 from cnnlab.layers.freeze import quiet_nodes, trains
 from cnnlab.layers.registry import config_parameter_count
-from cnnlab.layers.sequential import _one_line, format_summary
+from cnnlab.layers.sequential import _one_line, format_summary, predict_in_batches
 
 
 @dataclass(frozen=True)
@@ -361,13 +361,7 @@ class Graph(Layer):
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Forward in eval mode, in batches (one-input graphs), leaving the training flag as it was."""
-        was_training = self.training
-        self.eval()
-        try:
-            outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        finally:
-            self.train(was_training)
-        return np.concatenate(outs) if outs else np.empty((0,))
+        return predict_in_batches(self, x, batch_size)
 
     # ---- shapes and cost -----------------------------------------------------------------
     def shapes(self, input_shape: tuple[int, ...], *more: tuple[int, ...]) -> dict[str, tuple[int, ...]]:

@@ -98,13 +98,7 @@ class Sequential(Layer):
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Forward in eval mode, in batches, without changing the training flag for good."""
-        was_training = self.training
-        self.eval()
-        try:
-            outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        finally:
-            self.train(was_training)
-        return np.concatenate(outs) if outs else np.empty((0,))
+        return predict_in_batches(self, x, batch_size)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(input_shape)
@@ -160,6 +154,18 @@ class Sequential(Layer):
         if print_fn is not None:
             print_fn(format_summary(rows, input_shape))
         return rows
+
+
+def predict_in_batches(model: Layer, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """``model.forward`` in eval mode on batches of ``x``, concatenated; the training flag is
+    restored afterwards (``Sequential.predict`` and ``Graph.predict``)."""
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(outs) if outs else np.empty((0,))
 
 
 def _one_line(layer: Layer) -> str:
