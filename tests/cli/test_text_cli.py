@@ -174,14 +174,6 @@ def test_rerun_from_a_text_config_and_advice_fit_for_text(
     assert check(config, Suggestion("Fewer maps", ("--maps", "50"))) == "ok"
 
 
-def test_dashboard_with_text_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = reviews(tmp_path / "r", per_class=5)
-    code, _, err = cli(
-        capsys, "train", "--data", f"text:{data}", "--dashboard", "--out", str(tmp_path / "run")
-    )
-    assert code == 1 and "--dashboard does not serve text runs yet" in err and not (tmp_path / "run").exists()
-
-
 def test_evaluate_on_other_text_data_with_some_of_the_classes(
     text_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

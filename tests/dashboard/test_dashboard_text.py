@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import cnnlab.cli.text_cmds as text_cmds
 from cnnlab.cli.main import main
 from cnnlab.cli.text_cmds import load_text_model, probabilities
 from cnnlab.explain.text_cam import text_grad_cam
@@ -144,3 +147,24 @@ def test_the_text_box_in_a_real_browser(root: Path) -> None:
             browser.close()
     finally:
         server.stop()
+
+
+def test_train_with_dashboard_serves_the_text_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`cnnlab train --data text:... --dashboard`: the page's URL first, then (training done)
+    the try-it box answers with the run's model while the server keeps serving."""
+    answers: list[dict] = []
+
+    def keep_serving(server) -> None:  # instead of waiting for Ctrl-C: one request, then stop
+        request = urllib.request.Request(
+            server.url + "api/predict?run=watched&top_k=2", data=b"a lovely film", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answers.append(json.loads(response.read()))
+        server.stop()
+
+    monkeypatch.setattr(text_cmds, "keep_serving", keep_serving)
+    data = reviews(tmp_path / "reviews", per_class=8)
+    train_text(data, tmp_path / "runs" / "watched", 1, "--dashboard", "--no-plots")
+    assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/#run=watched$", capsys.readouterr().out, re.M)
+    assert len(answers) == 1 and answers[0]["tokens"] == ["a", "lovely", "film"]
+    assert answers[0]["source"] == "model.npz" and len(answers[0]["top"]) == 2

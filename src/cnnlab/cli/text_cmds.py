@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.cli.train_cmd import resolve_config, resume_config
+from cnnlab.dashboard.server import keep_serving, start_beside
 from cnnlab.data.text import TextEncoder, is_text_data, load_text
 from cnnlab.errors import CnnlabError
 from cnnlab.explain.text_cam import text_grad_cam
@@ -33,6 +34,7 @@ from cnnlab.train.evaluation.evaluate import align_labels, evaluate_arrays
 from cnnlab.train.evaluation.metrics import classification_report
 from cnnlab.train.loop.checkpoint import TrainingInterrupted
 from cnnlab.train.runs.files import CONFIG_FILE, MODEL_FILE
+from cnnlab.train.runs.run import default_run_dir
 from cnnlab.train.runs.text_run import VOCAB_FILE, train_text_run
 from cnnlab.train.runs.trained_model import load_model
 from cnnlab.viz.confusion_summary import confusion_table
@@ -82,8 +84,6 @@ def route(args: argparse.Namespace) -> Command:
 
 # ---- train -----------------------------------------------------------------------------------
 def train(args: argparse.Namespace) -> int:
-    if args.dashboard:
-        raise ValueError("--dashboard does not serve text runs yet; train without it")
     if not args.resume and args.model is None and not args.config and not args.recipe:
         args.model = "textcnn"  # the default model is an image CNN
     config = resume_config(args.resume, args) if args.resume else resolve_config(args)
@@ -91,10 +91,22 @@ def train(args: argparse.Namespace) -> int:
         "cnnlab train: "
         + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {}))
     )
+    dashboard, default_dir = None, None
+    if args.dashboard:  # the live page of the runs folder; its try-it box takes text
+        default_dir = None if config.out else default_run_dir()
+        planned = Path(config.out) if config.out else default_dir
+        assert planned is not None
+        dashboard = start_beside(planned)
+        print(f"dashboard: {dashboard.url}#run={planned.name}", flush=True)
     with contextlib.ExitStack() as hold:
         try:
             result = train_text_run(
-                config, verbose=not args.quiet, resume=bool(args.resume), overwrite=args.overwrite, hold=hold
+                config,
+                verbose=not args.quiet,
+                resume=bool(args.resume),
+                overwrite=args.overwrite,
+                hold=hold,
+                default_dir=default_dir,
             )
         except TrainingInterrupted as exc:
             print(str(exc), file=sys.stderr)
@@ -110,6 +122,8 @@ def train(args: argparse.Namespace) -> int:
             print(f"report: {write_report(result.run_dir, tsne=False)}")
         except CnnlabError as exc:  # e.g. matplotlib not installed: the run itself is saved
             print(f"plots skipped: {exc}", file=sys.stderr)
+    if dashboard is not None:
+        keep_serving(dashboard)
     return 0
 
 
