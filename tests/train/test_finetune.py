@@ -27,7 +27,7 @@ from cnnlab.train.loop.callbacks import Callback
 from cnnlab.train.loop.checkpoint import TrainingInterrupted
 from cnnlab.train.loop.engines.numpy_engine import NumpyEngine
 from cnnlab.train.runs.config import TrainConfig
-from cnnlab.train.runs.finetune import freeze_upto
+from cnnlab.train.runs.finetune import freeze_upto, load_pretrained, start_model
 from cnnlab.train.runs.run import train_run
 
 Image = pytest.importorskip("PIL.Image")
@@ -108,6 +108,8 @@ def test_fine_tune_keeps_frozen_weights_bit_identical_and_trains_the_rest(
     assert "froze layers 0-2 (48 of 435 parameters); training the rest" in text
     before, after = weights(saved), weights(out / "model.npz")
     assert after["8.weight"].shape == (3, 54)  # the new head: one score per class of the folder
+    start, _ = start_model(load_pretrained(str(saved)), 3, True, "2", np.random.default_rng(0))  # --seed 0
+    assert not np.allclose(after["8.weight"], start.state_dict()["8.weight"])  # the head trained
     for key in after:
         if key.startswith(FROZEN):  # frozen, BatchNorm's running statistics included (eval mode)
             assert np.array_equal(after[key], before[key]), key
