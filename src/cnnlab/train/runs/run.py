@@ -269,6 +269,18 @@ def build_run_parts(config: TrainConfig, data: RunData, pretrained: Pretrained |
     for note in notes:  # what fine-tuning changed (new head, frozen layers)
         print(f"cnnlab train: {note}", file=sys.stderr)
     check_outputs(model, (channels, height, width), data.splits.classes, config)
+    loss, optimizer, schedule = loss_optimizer_schedule(config, model)
+    # Augmentation runs on the normalized training batches only (never validation or test).
+    # Pixels that shifts, crops and rotations uncover get the normalized value of black (the
+    # background of the raw images), not 0, which after normalization is the mean gray.
+    black = data.normalizer(np.zeros((1, channels, 1, 1), np.float32)).ravel()  # (C,)
+    transform = parse_augment(config.augment, (channels, height, width), fill=tuple(map(float, black)))
+    return RunParts(model, loss, optimizer, schedule, transform)
+
+
+def loss_optimizer_schedule(config: TrainConfig, model: Any) -> tuple[SoftmaxCrossEntropy, Any, Any]:
+    """The loss, the optimizer of ``model``'s parameters and the schedule (None for "none")
+    that ``config`` names: the same for image and text runs."""
     loss = SoftmaxCrossEntropy(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(
         config.optimizer,
@@ -285,12 +297,7 @@ def build_run_parts(config: TrainConfig, data: RunData, pretrained: Pretrained |
         "step": lambda: StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1),
         "plateau": lambda: ReduceLROnPlateau(optimizer, factor=0.5, patience=2),
     }[config.schedule]()
-    # Augmentation runs on the normalized training batches only (never validation or test).
-    # Pixels that shifts, crops and rotations uncover get the normalized value of black (the
-    # background of the raw images), not 0, which after normalization is the mean gray.
-    black = data.normalizer(np.zeros((1, channels, 1, 1), np.float32)).ravel()  # (C,)
-    transform = parse_augment(config.augment, (channels, height, width), fill=tuple(map(float, black)))
-    return RunParts(model, loss, optimizer, schedule, transform)
+    return loss, optimizer, schedule
 
 
 def train_run(
@@ -358,9 +365,9 @@ def _train_run(
 
     # 3. Everything is checked: claim the run folder (locked until the run is done) and write
     # the config before training, so a crashed run still says what it was; then train.
-    run_dir = _claim_and_write_config(config, run_dir, is_main, resume, overwrite, hold)
+    run_dir = claim_and_write_config(config, run_dir, is_main, resume, overwrite, hold)
     initial_state = _resume_state(config, run_dir, parts, is_main) if resume else None
-    earlier_seconds = _earlier_seconds(initial_state)
+    seconds_before = earlier_seconds(initial_state)
     history = _fit_run(config, data, parts, run_dir, is_main, callbacks, verbose, initial_state)
     if not is_main:
         return RunResult(run_dir, math.nan, math.nan, time.perf_counter() - start, history)
@@ -368,12 +375,12 @@ def _train_run(
     # 4. Test: the test split is used once, here, never for model selection.
     metrics = evaluate_arrays(parts.model, data.x_test, data.y_test, data.splits.classes, tta=config.tta)
     seconds = time.perf_counter() - start
-    metrics["seconds"] = round(seconds + earlier_seconds, 2)
+    metrics["seconds"] = round(seconds + seconds_before, 2)
     write_text_atomic(run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, metrics["test_accuracy"], metrics["test_loss"], seconds, history, metrics)
 
 
-def _claim_and_write_config(
+def claim_and_write_config(
     config: TrainConfig,
     run_dir: Path,
     is_main: bool,
@@ -397,11 +404,7 @@ def _claim_and_write_config(
 def _resume_state(config: TrainConfig, run_dir: Path, parts: RunParts, is_main: bool) -> TrainState | None:
     """The checkpoint of a resumed run (None when it has none yet), after clearing what a killed
     write left; history.csv rebuilt when it does not match; a finished run is said so."""
-    checkpoint_path = run_dir / CHECKPOINT_FILE
-    initial_state = None
-    remove_stale_temp_files(run_dir)  # from a write that was killed
-    if checkpoint_path.exists():
-        initial_state = load_checkpoint(checkpoint_path, parts.model, parts.optimizer)
+    initial_state = load_resume_checkpoint(run_dir, parts.model, parts.optimizer)
     if initial_state is not None and is_main and restore_csv(run_dir / HISTORY_FILE, initial_state.history):
         print(
             f"cnnlab train: {run_dir / HISTORY_FILE} did not match {CHECKPOINT_FILE}: rebuilt from its "
@@ -423,7 +426,17 @@ def _resume_state(config: TrainConfig, run_dir: Path, parts: RunParts, is_main: 
     return initial_state
 
 
-def _earlier_seconds(initial_state: TrainState | None) -> float:
+def load_resume_checkpoint(run_dir: Path, model: Any, optimizer: Any) -> TrainState | None:
+    """Clear what a killed write left in ``run_dir``, then load its checkpoint into ``model``
+    and ``optimizer`` (None when the run has none yet)."""
+    remove_stale_temp_files(run_dir)  # from a write that was killed
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    if not checkpoint_path.exists():
+        return None
+    return load_checkpoint(checkpoint_path, model, optimizer)
+
+
+def earlier_seconds(initial_state: TrainState | None) -> float:
     """Epoch times of earlier commands of a resumed run: metrics.json's "seconds" is the whole run's."""
     earlier = [float(row.get("seconds", 0.0)) for row in (initial_state.history if initial_state else [])]
     return math.fsum(t for t in earlier if math.isfinite(t))
@@ -446,6 +459,24 @@ class _CheckpointWriter:
                 self.saved_epoch = state.epoch
 
 
+def run_callbacks(
+    config: TrainConfig,
+    run_dir: Path,
+    callbacks: Sequence[Any],
+    sample: np.ndarray | None,
+    is_main: bool = True,
+) -> list[Any]:
+    """The run's callbacks, in this order: the history.csv logger, the caller's ``callbacks``,
+    early stopping and TensorBoard when the config asks (TensorBoard on rank 0 only;
+    ``sample`` is the input its images show, None for scalars and histograms only)."""
+    all_callbacks: list[Any] = [CSVLogger(run_dir / HISTORY_FILE), *callbacks]
+    if config.early_stopping > 0:
+        all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
+    if config.tensorboard and is_main:
+        all_callbacks.append(TensorBoard(run_dir / TENSORBOARD_DIR, sample=sample))
+    return all_callbacks
+
+
 def _fit_run(
     config: TrainConfig,
     data: RunData,
@@ -462,11 +493,8 @@ def _fit_run(
         TrainingInterrupted: Ctrl-C; the message says how many epochs are saved and how to resume.
     """
     write_checkpoint = _CheckpointWriter(run_dir / CHECKPOINT_FILE, is_main, initial_state)
-    all_callbacks: list[Any] = [CSVLogger(run_dir / HISTORY_FILE), *callbacks]
-    if config.early_stopping > 0:
-        all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
-    if config.tensorboard and is_main:
-        all_callbacks.append(TensorBoard(run_dir / TENSORBOARD_DIR, sample=data.x_test[:1]))  # test image 0
+    sample = data.x_test[:1]  # TensorBoard's images show test image 0
+    all_callbacks = run_callbacks(config, run_dir, callbacks, sample, is_main)
 
     channels, height, width = data.image_shape
     extra = {

@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import inspect
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -36,32 +35,24 @@ from cnnlab.atomic import write_text_atomic
 from cnnlab.data.text import PREFIX, TextEncoder, TextSplits, load_text, parse_spec
 from cnnlab.errors import CnnlabError
 from cnnlab.io import save
-from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.models.textcnn import textcnn
 from cnnlab.models.word_vectors import read_word_vectors
-from cnnlab.optim import make_optimizer
-from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
 from cnnlab.train.evaluation.evaluate import evaluate_arrays
-from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
-from cnnlab.train.loop.checkpoint import (
-    TrainingInterrupted,
-    load_checkpoint,
-    remove_stale_temp_files,
-    save_checkpoint,
-)
+from cnnlab.train.loop.checkpoint import TrainingInterrupted, save_checkpoint
 from cnnlab.train.loop.fit import fit
-from cnnlab.train.loop.tensorboard import TensorBoard, import_tensorboard
+from cnnlab.train.loop.tensorboard import import_tensorboard
 from cnnlab.train.runs.config import TrainConfig
-from cnnlab.train.runs.files import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    HISTORY_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    TENSORBOARD_DIR,
+from cnnlab.train.runs.files import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE
+from cnnlab.train.runs.run import (
+    RunResult,
+    claim_and_write_config,
+    default_run_dir,
+    earlier_seconds,
+    load_resume_checkpoint,
+    loss_optimizer_schedule,
+    run_callbacks,
 )
-from cnnlab.train.runs.run import RunResult, default_run_dir
-from cnnlab.train.runs.runfolder import claim_run_folder, preflight
+from cnnlab.train.runs.runfolder import preflight
 
 VOCAB_FILE = "vocab.json"
 TEXT_MODELS = ("textcnn",)
@@ -139,16 +130,6 @@ def build_text_model(config: TrainConfig, data: TextRunData, verbose: bool = Fal
     )
 
 
-def _schedule(config: TrainConfig, optimizer: Any) -> Any:
-    if config.schedule == "cosine":
-        return CosineWarmup(optimizer, total_epochs=config.epochs, warmup_epochs=min(1, config.epochs - 1))
-    if config.schedule == "step":
-        return StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1)
-    if config.schedule == "plateau":
-        return ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
-    return None
-
-
 def train_text_run(
     config: TrainConfig,
     verbose: bool = True,
@@ -188,41 +169,23 @@ def train_text_run(
 
     # 2. Model, loss, optimizer, schedule.
     model = build_text_model(config, data, verbose=True)
-    loss = SoftmaxCrossEntropy(label_smoothing=config.label_smoothing)
-    optimizer = make_optimizer(
-        config.optimizer,
-        model.parameters(),
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        momentum=config.momentum,
-    )
-    schedule = _schedule(config, optimizer)
+    loss, optimizer, schedule = loss_optimizer_schedule(config, model)
 
     # 3. Claim the folder; write config.json and vocab.json before training.
-    run_dir = hold.enter_context(claim_run_folder(run_dir, resume, overwrite, unique=not config.out))
-    write_text_atomic(
-        run_dir / CONFIG_FILE, json.dumps(dataclasses.asdict(config) | {"out": str(run_dir)}, indent=2) + "\n"
-    )
+    run_dir = claim_and_write_config(config, run_dir, True, resume, overwrite, hold)  # True: is_main
     vocab_json = data.encoder.to_json()
     write_text_atomic(run_dir / VOCAB_FILE, json.dumps(vocab_json, ensure_ascii=False) + "\n")
     checkpoint_path = run_dir / CHECKPOINT_FILE
-    initial_state = None
-    if resume:
-        remove_stale_temp_files(run_dir)
-        if checkpoint_path.exists():
-            initial_state = load_checkpoint(checkpoint_path, model, optimizer)
-    earlier = [float(row.get("seconds", 0.0)) for row in (initial_state.history if initial_state else [])]
+    initial_state = load_resume_checkpoint(run_dir, model, optimizer) if resume else None
+    seconds_before = earlier_seconds(initial_state)
     saved_epochs = [initial_state.epoch if initial_state else 0]
 
     def write_checkpoint(state: Any) -> None:
         save_checkpoint(checkpoint_path, state)
         saved_epochs[0] = state.epoch
 
-    all_callbacks: list[Any] = [CSVLogger(run_dir / HISTORY_FILE), *callbacks]
-    if config.early_stopping > 0:
-        all_callbacks.append(EarlyStopping(monitor="val_loss", patience=config.early_stopping))
-    if config.tensorboard:  # scalars and histograms; its images need a Conv2D or an image sample
-        all_callbacks.append(TensorBoard(run_dir / TENSORBOARD_DIR, sample=None))
+    # TensorBoard: scalars and histograms (its images need a Conv2D or an image sample).
+    all_callbacks = run_callbacks(config, run_dir, callbacks, sample=None)
     extra = {
         "classes": list(data.splits.classes),
         "input_shape": [data.encoder.length],
@@ -261,7 +224,7 @@ def train_text_run(
     # 4. Test: the test split is used once, here.
     metrics = evaluate_arrays(model, data.x_test, data.y_test, data.splits.classes)
     seconds = time.perf_counter() - start
-    metrics["seconds"] = round(seconds + math.fsum(t for t in earlier if math.isfinite(t)), 2)
+    metrics["seconds"] = round(seconds + seconds_before, 2)
     metrics["vocabulary"] = {"size": len(data.encoder.vocab), "length": data.encoder.length}
     write_text_atomic(run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     if verbose:
