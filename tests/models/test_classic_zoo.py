@@ -297,3 +297,24 @@ def test_to_torch_and_save_load_round_trip(torch, tmp_path, name):
         close("to_torch", module(torch.tensor(x)).numpy(), y)
     loaded = load(save(net, tmp_path / "net.npz"))
     np.testing.assert_array_equal(loaded.eval().forward(x), y)
+
+
+@pytest.mark.parametrize("name", list(CLASSIC))
+def test_initial_weights_follow_torchvisions_schemes(torch, name):
+    """Each weight tensor's spread is torchvision's freshly initialized one (within 10%; tensors
+    of at least 100 values), and exactly the biases torchvision zeroes are zero."""
+    tv = import_torchvision()
+    case = CASES[name]
+    torch.manual_seed(0)
+    theirs = case.oracle(tv.models, 5, case.options).state_dict()
+    ours = case.build(3, case.size, 5, 0, **case.options).state_dict()
+    resized = "hidden" in case.options  # the oracle's classifier was rebuilt narrower: default init
+    for key, value in theirs.items():
+        if not key.endswith(("weight", "bias")) or (resized and key.startswith("classifier.")):
+            continue
+        ref = value.numpy()
+        if not ref.any() or ref.std() == 0:  # zeros (biases), ones (BatchNorm weights)
+            np.testing.assert_array_equal(ours[key], ref, err_msg=key)
+        elif ref.size >= 100:
+            spread = float(ours[key].std()) / float(ref.std())
+            assert abs(spread - 1) <= 0.1, f"{key}: std {ours[key].std():.4g}, torchvision's {ref.std():.4g}"

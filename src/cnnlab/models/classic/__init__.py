@@ -3,8 +3,7 @@
 One file per family; each builder takes ``in_channels``, ``input_size``, ``num_classes`` and
 ``rng`` first, like every zoo model, and returns a ``Graph`` whose keys equal torchvision's
 (``model.load_state_dict({k: v.numpy() for k, v in tv_model.state_dict().items()})`` loads
-its weights). Initial weights are PyTorch's default layer initialization, not torchvision's
-per-architecture schemes (which matter only when training from scratch).
+its weights). Initial weights follow torchvision's per-architecture schemes (``init_schemes``).
 """
 
 from collections.abc import Callable

@@ -25,6 +25,7 @@ from cnnlab.layers.pooling import MaxPool2D
 from cnnlab.layers.reshape import Flatten
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models.classic.common import Size, check_counts, check_size, dropout_p, pair
+from cnnlab.models.classic.init_schemes import init_like_torchvision
 
 #: Channels of each conv, "M" for a 2x2 max pool: VGG's configurations A (11) and D (16).
 VGG_CONFIGS: dict[str, list[int | str]] = {
@@ -132,6 +133,7 @@ def _vgg(
         Dense(hidden, num_classes, rng=rng),
     )
     net = _net(Sequential(*layers), 7, classifier)
+    init_like_torchvision(net, "vgg", rng)
     check_size(model, net, in_channels, size, 32)
     return net
 

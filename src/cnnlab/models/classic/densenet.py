@@ -23,6 +23,7 @@ from cnnlab.layers.graph import Graph
 from cnnlab.layers.merge import Concat
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from cnnlab.models.classic.common import Size, chain, check_counts, check_size, pair
+from cnnlab.models.classic.init_schemes import init_like_torchvision
 
 GROWTH, BN_SIZE, INIT_FEATURES = 32, 4, 64
 
@@ -92,5 +93,6 @@ def densenet121(
     net.add("relu", ReLU(), "features")
     net.add("avgpool", GlobalAvgPool2D(), "relu")  # (N, 1024)
     net.output(net.add("classifier", Dense(channels, num_classes, rng=rng), "avgpool"))
+    init_like_torchvision(net, "densenet", rng)
     check_size("densenet121", net, in_channels, size, 29)
     return net

@@ -26,6 +26,7 @@ from cnnlab.layers.merge import Concat
 from cnnlab.layers.pooling import GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models.classic.common import Size, chain, check_counts, check_size, dropout_p, pair
+from cnnlab.models.classic.init_schemes import init_like_torchvision
 
 #: (in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj) of each Inception block.
 INCEPTIONS: dict[str, tuple[int, int, int, int, int, int, int]] = {
@@ -100,5 +101,6 @@ def googlenet(
     net.add("avgpool", GlobalAvgPool2D(), last)  # (N, 1024)
     net.add("dropout", Dropout(p, rng=rng), "avgpool")
     net.output(net.add("fc", Dense(1024, num_classes, rng=rng), "dropout"))
+    init_like_torchvision(net, "googlenet", rng)
     check_size("googlenet", net, in_channels, size, 15)
     return net

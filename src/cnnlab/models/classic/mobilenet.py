@@ -21,6 +21,7 @@ from cnnlab.layers.merge import Add
 from cnnlab.layers.pooling import GlobalAvgPool2D
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models.classic.common import Size, check_counts, check_size, conv_bn, dropout_p, pair
+from cnnlab.models.classic.init_schemes import init_like_torchvision
 
 #: (expansion t, channels c, blocks n, first stride s) of each stage, from the paper's Table 2.
 STAGES = (
@@ -89,5 +90,6 @@ def mobilenet_v2(
     net.output(
         net.add("classifier", Sequential(Dropout(p, rng=rng), Dense(1280, num_classes, rng=rng)), "avgpool")
     )
+    init_like_torchvision(net, "mobilenet", rng)
     check_size("mobilenet_v2", net, in_channels, size, 1)
     return net

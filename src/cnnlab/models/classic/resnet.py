@@ -27,6 +27,7 @@ from cnnlab.layers.merge import Add
 from cnnlab.layers.pooling import GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models.classic.common import Size, check_counts, check_size, pair
+from cnnlab.models.classic.init_schemes import init_like_torchvision
 
 
 def _block(c_in: int, width: int, stride: int, bottleneck: bool, rng: Any) -> Graph:
@@ -85,6 +86,7 @@ def _resnet(
         last = net.add(f"layer{stage + 1}", Sequential(*layers), last)
     net.add("avgpool", GlobalAvgPool2D(), last)  # (N, C, H, W) -> (N, C): torchvision's avgpool + flatten
     net.output(net.add("fc", Dense(channels, num_classes, rng=rng), "avgpool"))
+    init_like_torchvision(net, "resnet", rng)
     check_size(model, net, in_channels, size, 1)
     return net
 

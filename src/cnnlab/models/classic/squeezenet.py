@@ -20,6 +20,7 @@ from cnnlab.layers.merge import Concat
 from cnnlab.layers.pooling import GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.sequential import Sequential
 from cnnlab.models.classic.common import Size, check_counts, check_size, dropout_p, pair
+from cnnlab.models.classic.init_schemes import init_like_torchvision
 
 
 def fire(c_in: int, squeeze: int, expand1x1: int, expand3x3: int, rng: Any) -> Graph:
@@ -83,5 +84,6 @@ def squeezenet1_1(
     net = Graph("x")
     net.add("features", features, "x")
     net.output(net.add("classifier", classifier, "features"))  # (N, classes): pooled and flat
+    init_like_torchvision(net, "squeezenet", rng, last_conv="classifier.1.")
     check_size("squeezenet1_1", net, in_channels, size, 17)
     return net
