@@ -24,6 +24,37 @@ from cnnlab.utils import same_padding
 PADDING_MODES = ("valid", "same")
 
 
+def conv_axis(size: int, K: int, S: int, P: int, D: int, same: bool = False) -> tuple[int, str]:
+    """The output length along one axis and the lecture's formula with numbers (Conv2D, Conv1D).
+
+    For a kernel that fits the padded input: the layers check that first (each words its error).
+
+    Example:
+        >>> conv_axis(28, 3, 1, 1, 1)
+        (28, 'floor((28 - 3 + 2*1) / 1) + 1 = 28')
+        >>> conv_axis(28, 3, 2, 0, 1, same=True)
+        (14, 'same: ceil(28 / 2) = 14')
+    """
+    if same:
+        out = math.ceil(size / S)
+        return out, f"same: ceil({size} / {S}) = {out}"
+    eff = D * (K - 1) + 1
+    out = (size - eff + 2 * P) // S + 1
+    text = f"floor(({size} - {eff} + 2*{P}) / {S}) + 1 = {out}"
+    if D > 1:
+        text += f" (effective kernel {D}*({K}-1)+1 = {eff})"
+    return out, text
+
+
+def conv_repr(layer: Layer, defaults: dict[str, Any]) -> str:
+    """PyTorch's style: channels positional, kernel_size named, other options only if not default."""
+    config = layer.get_config()
+    parts = [str(config.pop("in_channels")), str(config.pop("out_channels"))]
+    parts.append(f"kernel_size={config.pop('kernel_size')!r}")
+    parts += [f"{k}={v!r}" for k, v in config.items() if v != defaults.get(k)]
+    return f"{layer.name}({', '.join(parts)})"
+
+
 class Conv2D(Layer):
     """2-D convolution over NCHW input (cross-correlation, as in every DL framework).
 
@@ -137,13 +168,7 @@ class Conv2D(Layer):
             self.params["bias"] = torch_default_uniform((self.out_channels,), fan_in, gen)
 
     def __repr__(self) -> str:
-        # PyTorch's style: channels positional, kernel_size named, other options only if not default.
-        config = self.get_config()
-        parts = [str(config.pop("in_channels")), str(config.pop("out_channels"))]
-        parts.append(f"kernel_size={config.pop('kernel_size')!r}")
-        defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True}
-        parts += [f"{k}={v!r}" for k, v in config.items() if v != defaults.get(k)]
-        return f"Conv2D({', '.join(parts)})"
+        return conv_repr(self, {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True})
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments; ``groups`` only when not 1 (ordinary convs' files stay as they were)."""
@@ -218,27 +243,19 @@ class Conv2D(Layer):
             np.broadcast_to(np.float32(0), tuple(input_shape)), ndims=(4,), channels=self.in_channels
         )
         H, W = input_shape[2], input_shape[3]
-        pads = self._pads(H, W)
+        pads, same = self._pads(H, W), self._padding == "same"
         result = []
         for axis, size, p, k, s, d in zip(
             "HW", (H, W), (pads[0], pads[2]), self._kernel, self._stride, self._dilation, strict=True
         ):
-            if self._padding == "same":
-                out = math.ceil(size / s)
-                result.append((out, f"same: ceil({size} / {s}) = {out}"))
-                continue
             eff = d * (k - 1) + 1
-            if size + 2 * p < eff:
+            if not same and size + 2 * p < eff:
                 raise ShapeError(
                     f"Conv2D: kernel (effective size {eff}) is larger than the padded input: "
                     f"{axis} + 2P = {size} + 2*{p} = {size + 2 * p} < {eff}. Received: input shape "
                     f"{tuple(input_shape)}"
                 )
-            out = (size - eff + 2 * p) // s + 1
-            text = f"floor(({size} - {eff} + 2*{p}) / {s}) + 1 = {out}"
-            if d > 1:
-                text += f" (effective kernel {d}*({k}-1)+1 = {eff})"
-            result.append((out, text))
+            result.append(conv_axis(size, k, s, p, d, same))
         return result
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -13,9 +13,8 @@ from cnnlab.functional.conv1d import conv1d_backward_saved, conv1d_forward_savin
 from cnnlab.functional.fpstate import quiet_fp_method
 from cnnlab.init import RngLike, make_rng, torch_default_uniform
 from cnnlab.layers.base import Layer, TorchSpec, config_int, unsupported_torch
+from cnnlab.layers.conv import PADDING_MODES, conv_axis, conv_repr
 from cnnlab.utils import same_padding
-
-PADDING_MODES = ("valid", "same")
 
 
 def one(value: Any) -> Any:
@@ -113,12 +112,7 @@ class Conv1D(Layer):
             self.params["bias"] = torch_default_uniform((self.out_channels,), fan_in, gen)
 
     def __repr__(self) -> str:
-        config = self.get_config()
-        parts = [str(config.pop("in_channels")), str(config.pop("out_channels"))]
-        parts.append(f"kernel_size={config.pop('kernel_size')!r}")
-        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True}
-        parts += [f"{k}={v!r}" for k, v in config.items() if v != defaults.get(k)]
-        return f"Conv1D({', '.join(parts)})"
+        return conv_repr(self, {"stride": 1, "padding": 0, "dilation": 1, "bias": True})
 
     # ---- the PyTorch table entry --------------------------------------------------------
     def torch_module(self) -> str | None:
@@ -175,8 +169,7 @@ class Conv1D(Layer):
             )
         L, K, S, D = shape[2], self.kernel_size, self.stride, self.dilation
         if self.padding == "same":
-            out = math.ceil(L / S)
-            return out, f"same: ceil({L} / {S}) = {out}"
+            return conv_axis(L, K, S, 0, D, same=True)
         P = self.pads(L)[0]
         eff = D * (K - 1) + 1
         if L + 2 * P < eff:
@@ -185,11 +178,7 @@ class Conv1D(Layer):
                 f"L + 2P = {L} + 2*{P} = {L + 2 * P} < {eff}; "
                 f"L_out = floor(({L} - {eff} + 2*{P}) / {S}) + 1 would be < 1. Received: input shape {shape}"
             )
-        out = (L - eff + 2 * P) // S + 1
-        text = f"floor(({L} - {eff} + 2*{P}) / {S}) + 1 = {out}"
-        if D > 1:
-            text += f" (effective kernel {D}*({K}-1)+1 = {eff})"
-        return out, text
+        return conv_axis(L, K, S, P, D)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         L_out, _ = self._size(input_shape)
