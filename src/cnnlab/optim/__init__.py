@@ -28,13 +28,8 @@ def make_optimizer(
         ValueError: an unknown name (the valid ones are listed).
 
     Example:
-        >>> import numpy as np
-        >>> from cnnlab.layers.base import Layer
-        >>> class _W(Layer):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.params["weight"] = np.zeros(3)
-        >>> make_optimizer("sgd", _W().parameters(), lr=0.1)
+        >>> from cnnlab.layers.dense import Dense
+        >>> make_optimizer("sgd", Dense(3, 1, bias=False, rng=0).parameters(), lr=0.1)
         SGD(1 params, lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0)
     """
     key = name.lower() if isinstance(name, str) else name

@@ -72,14 +72,10 @@ class StepLR(_Schedule):
         gamma: decay factor (> 0).
 
     Example:
-        >>> import numpy as np
-        >>> from cnnlab.layers.base import Layer
+        >>> from cnnlab.layers.dense import Dense
         >>> from cnnlab.optim.sgd import SGD
-        >>> class _W(Layer):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.params["weight"] = np.zeros(1)
-        >>> sched = StepLR(SGD(_W().parameters(), lr=1.0), step_size=2, gamma=0.5)
+        >>> opt = SGD(Dense(1, 1, rng=0).parameters(), lr=1.0)
+        >>> sched = StepLR(opt, step_size=2, gamma=0.5)
         >>> lrs = []
         >>> for epoch in range(5):
         ...     lrs.append(sched.get_lr())  # ... train one epoch with this lr ...
@@ -121,14 +117,10 @@ class CosineWarmup(_Schedule):
         min_lr: final learning rate, in [0, base_lr].
 
     Example:
-        >>> import numpy as np
-        >>> from cnnlab.layers.base import Layer
+        >>> from cnnlab.layers.dense import Dense
         >>> from cnnlab.optim.sgd import SGD
-        >>> class _W(Layer):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.params["weight"] = np.zeros(1)
-        >>> sched = CosineWarmup(SGD(_W().parameters(), lr=1.0), total_epochs=5, warmup_epochs=1)
+        >>> opt = SGD(Dense(1, 1, rng=0).parameters(), lr=1.0)
+        >>> sched = CosineWarmup(opt, total_epochs=5, warmup_epochs=1)
         >>> lrs = []
         >>> for epoch in range(5):
         ...     lrs.append(round(sched.get_lr(), 4))
@@ -190,14 +182,10 @@ class ReduceLROnPlateau(_Schedule):
         cooldown: epochs to wait after a reduction before counting again (int >= 0).
 
     Example:
-        >>> import numpy as np
-        >>> from cnnlab.layers.base import Layer
+        >>> from cnnlab.layers.dense import Dense
         >>> from cnnlab.optim.sgd import SGD
-        >>> class _W(Layer):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.params["weight"] = np.zeros(1)
-        >>> sched = ReduceLROnPlateau(SGD(_W().parameters(), lr=1.0), factor=0.5, patience=1)
+        >>> opt = SGD(Dense(1, 1, rng=0).parameters(), lr=1.0)
+        >>> sched = ReduceLROnPlateau(opt, factor=0.5, patience=1)
         >>> for val_loss in [1.0, 0.9, 0.95, 0.95, 0.95, 0.95]:
         ...     sched.step(val_loss)
         >>> sched.get_lr()
