@@ -13,20 +13,12 @@ import numpy as np
 import pytest
 
 import cnnlab
+from cli_run import cli_out as cli  # (exit status, stdout, stderr)
 from cnnlab.cli import evaluate_cmd
-from cnnlab.cli.main import build_parser, main
+from cnnlab.cli.main import build_parser
 from cnnlab.data.datasets import ArrayDataset
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse: --help, --version, usage errors
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def saved_model(folder: Path, classes: list[str]) -> Path:

@@ -12,22 +12,12 @@ import numpy as np
 import pytest
 
 import cnnlab
-from cnnlab.cli.main import main
+from cli_run import cli_out as cli  # (exit status, stdout, stderr)
 from cnnlab.data import load_dataset
 from cnnlab.data.loader import Normalizer
 from cnnlab.train.loop.fit import fit
 
 Image = pytest.importorskip("PIL.Image")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``cnnlab argv`` in-process: (exit status, stdout, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

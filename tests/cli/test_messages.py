@@ -13,18 +13,10 @@ import numpy as np
 import pytest
 
 import cnnlab
+from cli_run import cli_out as cli  # (exit status, stdout, stderr)
 from cnnlab.cli.main import main
 
 Image = pytest.importorskip("PIL.Image")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

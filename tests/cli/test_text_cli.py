@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from cli_run import cli_out as cli  # (exit status, stdout, stderr)
 from cnnlab.cli.main import main
 from cnnlab.train.analysis.advice import Suggestion, check
 
 POSITIVE = "good great lovely wonderful excellent".split()
 NEGATIVE = "bad awful terrible boring poor".split()
 FILLER = "the movie was and a it plot actors film story".split()
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def reviews(root: Path, per_class: int = 40) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_run import cli
 from cnnlab.cli.main import main
 from cnnlab.data.datasets import ArrayDataset
 from cnnlab.data.download import download_file
@@ -55,15 +56,6 @@ def toy_data(n: int = 32) -> tuple[np.ndarray, np.ndarray]:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` and its bytes (to prove nothing was lost or changed)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run ``cnnlab argv`` in-process: (exit status, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
 
 
 # ---- shapes and arguments ----------------------------------------------------------------

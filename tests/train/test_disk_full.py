@@ -17,21 +17,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cnnlab.cli.main import main
+from cli_run import cli
 from cnnlab.train.loop.checkpoint import HEADER_KEY
 from cnnlab.train.runs.disk import PLOTS_MARGIN, check_disk_space, needed_bytes
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
 QUICK = ["--model", TINY, "--batch-size", "64", "--quiet", "--no-plots"]
 REAL_FSYNC = os.fsync
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
 
 
 def full_disk_for(monkeypatch: pytest.MonkeyPatch, name: str, nth: int = 1) -> list[int]:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from checkpoint_faults import fault_env
+from cli_run import cli
 from cnnlab.cli.main import main
 from cnnlab.train.runs.files import LOCK_FILE
 
@@ -39,15 +40,6 @@ def other_tiny(tmp_path: Path) -> str:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` and its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run ``cnnlab argv`` in-process: (exit status, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
 
 
 def start(args: list[str], slow: float = 0.0) -> subprocess.Popen[str]:

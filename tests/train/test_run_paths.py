@@ -13,20 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab.cli.main import main
+from cli_run import cli
 from cnnlab.io import load_with_extra
 
 TINY = str(Path(__file__).resolve().parents[1] / "reliability" / "tiny.json")
 QUICK = ["--model", TINY, "--epochs", "1", "--batch-size", "8", "--quiet", "--no-plots"]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run ``cnnlab argv`` in-process: (exit status, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
 
 
 def image_folder(root: Path, classes: tuple[str, ...] = ("bag", "coat", "shoe"), per_class: int = 6) -> Path:

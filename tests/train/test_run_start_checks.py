@@ -13,18 +13,9 @@ import numpy as np
 import pytest
 
 import cnnlab
-from cnnlab.cli.main import main
+from cli_run import cli
 
 QUICK = ["--epochs", "1", "--batch-size", "64", "--quiet", "--no-plots"]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run ``cnnlab argv`` in-process: (exit status, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
 
 
 # ---- item 4: a head with the wrong number of outputs ------------------------------------------
