@@ -22,8 +22,8 @@ def epoch_line(row: dict[str, Any], epochs: int, images_per_s: float, note: str 
         ...        "val_accuracy": float("nan"), "lr": 0.01, "seconds": 1.5}
         >>> epoch_line(row, 10, 1234.0)
         'epoch  2/10  loss 0.2500  acc 0.9000  lr 0.01  1234 img/s  1.5s'
-        >>> epoch_line(row, 10, 1234.0, note="torch.compile 1.2s")[-30:]
-        '1234 img/s  1.5s  torch.compile 1.2s'
+        >>> epoch_line(row, 10, 1234.0, note="torch.compile 1.2s").endswith("1.5s  torch.compile 1.2s")
+        True
     """
     width = len(str(epochs))
     parts = [
