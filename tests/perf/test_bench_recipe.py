@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cnnlab.cli.main import main
+from cli_run import exit_status
 from cnnlab.data import locate
 from cnnlab.data.idx import IDX_FILES
 
@@ -54,10 +54,7 @@ def tiny_fashion(tmp_path: Path) -> Path:
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, list[str]]:
     """Run ``cnnlab argv`` in-process: (exit status, stdout, stderr lines)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    code = exit_status(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err.strip().splitlines()
 

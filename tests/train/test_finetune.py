@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab.cli.main import main
+from cli_run import exit_status
 from cnnlab.errors import CnnlabError
 from cnnlab.io import load, save
 from cnnlab.layers.activations import ReLU
@@ -80,10 +80,7 @@ def folder(tmp_path: Path) -> Path:
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """Run ``cnnlab argv`` in-process: (exit status, stdout + stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    code = exit_status(argv)
     out = capsys.readouterr()
     return code, out.out + out.err
 

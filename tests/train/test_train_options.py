@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from checkpoint_faults import fault_env
-from cnnlab.cli.main import main
+from cli_run import exit_status
 from cnnlab.train.loop.checkpoint import TrainingInterrupted
 from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.files import CHECKPOINT_FILE
@@ -31,10 +31,7 @@ E = "cnnlab train: error: "
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
     """Run ``cnnlab argv`` in-process: (exit status, stderr lines)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    code = exit_status(argv)
     return code, capsys.readouterr().err.strip().splitlines()
 
 
