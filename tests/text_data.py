@@ -12,8 +12,8 @@ NEGATIVE = "bad awful terrible boring poor".split()
 FILLER = "the movie was and a it plot actors film story".split()
 
 
-def reviews(root: Path, per_class: int = 40, seed: int = 0) -> Path:
-    """pos/ and neg/ folders of .txt reviews: filler words plus two words of the class."""
+def reviews(root: Path, per_class: int = 40, seed: int = 0, ending: str = " <b>☺</b>") -> Path:
+    """pos/ and neg/ folders of .txt reviews: filler words plus two words of the class, then ``ending``."""
     rng = random.Random(seed)
     for name, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
         (root / name).mkdir(parents=True)
@@ -21,7 +21,7 @@ def reviews(root: Path, per_class: int = 40, seed: int = 0) -> Path:
             tokens = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
             for _ in range(2):
                 tokens.insert(rng.randrange(len(tokens) + 1), rng.choice(words))
-            (root / name / f"{i}.txt").write_text(" ".join(tokens) + " <b>☺</b>", encoding="utf-8")
+            (root / name / f"{i}.txt").write_text(" ".join(tokens) + ending, encoding="utf-8")
     return root
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import sys
 from pathlib import Path
@@ -11,41 +10,14 @@ from pathlib import Path
 import pytest
 
 from cli_run import cli_out as cli  # (exit status, stdout, stderr)
-from cnnlab.cli.main import main
 from cnnlab.train.analysis.advice import Suggestion, check
-
-POSITIVE = "good great lovely wonderful excellent".split()
-NEGATIVE = "bad awful terrible boring poor".split()
-FILLER = "the movie was and a it plot actors film story".split()
-
-
-def reviews(root: Path, per_class: int = 40) -> Path:
-    """pos/ and neg/ folders of .txt reviews: filler words plus two words of the class."""
-    rng = random.Random(0)
-    for name, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            tokens = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
-            for _ in range(2):
-                tokens.insert(rng.randrange(len(tokens) + 1), rng.choice(words))
-            (root / name / f"{i}.txt").write_text(" ".join(tokens) + " ☺", encoding="utf-8")
-    return root
+from text_data import reviews, train_text
 
 
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("text")
-    data = reviews(tmp / "reviews")
-    run = tmp / "run"
-    code = main(
-        [
-            "train", "--data", f"text:{data}?min_count=1", "--epochs", "12", "--embedding-dim", "16",
-            "--maps", "8", "--widths", "2,3", "--lr", "0.01", "--batch-size", "16", "--out", str(run),
-            "--quiet",
-        ]
-    )  # fmt: skip
-    assert code == 0
-    return run
+    return train_text(reviews(tmp / "reviews", ending=" ☺"), tmp / "run", epochs=12)
 
 
 def test_train_writes_vocab_and_learns(text_run: Path) -> None:
