@@ -177,8 +177,8 @@ def test_unsupported_modules_and_layers_say_what_is_supported(torch: Any) -> Non
 
     with pytest.raises(CnnlabError, match=r"Conv3d.*no cnnlab equivalent: supported are nn.Sequential"):
         from_torch(nn.Sequential(nn.Conv3d(1, 2, 3)))  # (nn.Conv1d is Conv1D since issue 27)
-    with pytest.raises(CnnlabError, match="only groups=1"):
-        from_torch(nn.Conv2d(2, 2, 3, groups=2))
+    with pytest.raises(CnnlabError, match="only padding_mode='zeros'"):  # groups: supported since issue 26
+        from_torch(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"))
     with pytest.raises(
         CnnlabError, match=r"Softmax\(dim=-1\) has no cnnlab equivalent: .* over axis 1 \(dim=1\)"
     ):
