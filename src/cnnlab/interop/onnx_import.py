@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.interop import onnx_ops_decomposed as decomposed
 from cnnlab.interop import onnx_ops_shape as shape_ops
 from cnnlab.interop.onnx_ops import batchnorm, conv, gemm, global_avg_pool, global_reduce, matmul, pool
 from cnnlab.interop.onnx_plan import Context, Converter, Plan, Unsupported
@@ -56,7 +57,7 @@ CONVERTERS: dict[str, Converter] = {
     "MaxPool": pool,
     "AveragePool": pool,
     "GlobalAveragePool": global_avg_pool,
-    "ReduceMean": global_reduce,
+    "ReduceMean": decomposed.reduce_mean,
     "ReduceMax": global_reduce,
     "Gather": shape_ops.gather,
     "Relu": shape_ops.simple(ReLU),
@@ -74,7 +75,9 @@ CONVERTERS: dict[str, Converter] = {
     "Mul": shape_ops.mul,
     "Flatten": shape_ops.flatten,
     "Reshape": shape_ops.reshape,
-    "Transpose": shape_ops.transpose,
+    "Transpose": decomposed.transpose,
+    "GatherND": decomposed.gather_nd,
+    "Split": decomposed.split,
     "Identity": shape_ops.identity,
     "Dropout": shape_ops.dropout,
     "Pad": shape_ops.pad,
