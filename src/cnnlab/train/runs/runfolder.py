@@ -22,7 +22,6 @@ from cnnlab.train.runs.files import REPORT_FILE, RUN_FILES
 from cnnlab.train.runs.runlock import check_free, locked
 
 
-
 def existing_run_files(run_dir: Path) -> list[str]:
     """The names of ``RUN_FILES`` present in ``run_dir``."""
     return [name for name in RUN_FILES if (run_dir / name).exists()]
