@@ -35,6 +35,7 @@ Speed (issue 25, docs/performance.md "the torch backend as the fast path"):
   (no C++ compiler, an unsupported layer) one line says so and training goes on eagerly
   from the same weights.
 - The next batch is prepared while a step runs by ``fit`` (``overlap``), for every engine.
+- Adam and AdamW run fused (one kernel for all parameters, ``torch_optimizer``).
 
 Differences from the NumPy engine: Dropout masks come from PyTorch's generator (seeded from
 ``seed`` and the epoch number, so runs and resumes repeat); under torchrun, BatchNorm
