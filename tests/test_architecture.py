@@ -114,7 +114,7 @@ ALLOWED: dict[str, set[str]] = {
         "train.runs",
         "viz",
     },
-    "cnnlab": BASE | {"process", "gradcheck", "layers", "losses", "optim", "io", "train.loop"},
+    "cnnlab": BASE | {"process", "gradcheck", "layers", "losses", "optim", "io", "interop", "train.loop"},
 }
 #: The command line sits on top: it may import every room but ``__main__``.
 ALLOWED["cli"] = set(ALLOWED) - {"cli"}

@@ -10,6 +10,8 @@ The table of contents:
 - optimizers: SGD, Adam, AdamW (schedules in cnnlab.optim)
 - training: fit, History, callbacks (cnnlab.train), datasets (cnnlab.data),
   models (cnnlab.models), save/load (cnnlab.io)
+- from_onnx: an ONNX model file as a cnnlab model (onnx is imported when it is called;
+  cnnlab.interop has the PyTorch and ONNX bridges)
 - gradcheck: float64 finite-difference checks of any layer
 - tune_process: the explicit process set-up that makes NumPy training faster (OpenBLAS's
   idle workers sleep, glibc's malloc keeps freed memory; cnnlab.process). The CLI and the
@@ -21,6 +23,7 @@ process (no environment variable, no library setting).
 
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.gradcheck import gradcheck
+from cnnlab.interop.onnx_import import from_onnx
 from cnnlab.io import load, save
 from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
 from cnnlab.layers.activations_extra import Hardswish, LogSoftmax, ReLU6
@@ -94,6 +97,7 @@ __all__ = [
     "TrainingDiverged",
     "fit",
     "from_config",
+    "from_onnx",
     "gradcheck",
     "load",
     "save",
