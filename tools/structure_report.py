@@ -25,25 +25,31 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(tree: ast.Module) -> tuple[list[str], list[str]]:
-    """(module-level, function-level) imported cnnlab module names."""
+def imports_of(tree: ast.Module) -> tuple[int, int, list[str]]:
+    """(module-level count, function-level count, every imported cnnlab name) of a module."""
     inside: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             inside |= {id(n) for n in ast.walk(node) if n is not node}
-    top, lazy = [], []
+    top = lazy = 0
+    imported: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-            if node.module == "cnnlab":
-                names = [f"cnnlab.{a.name}" for a in node.names]
+            # `from cnnlab.x import y`: y may be a submodule (resolve() keeps the longest module)
+            names = [f"{node.module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         else:
             continue
-        names = [n for n in names if n == "cnnlab" or n.startswith("cnnlab.")]
-        (lazy if id(node) in inside else top).extend(names)
-    return top, lazy
+        names = [n for n in names if n.startswith("cnnlab.")]
+        if not names:
+            continue
+        if id(node) in inside:
+            lazy += 1
+        else:
+            top += 1
+        imported += names
+    return top, lazy, imported
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -98,10 +104,10 @@ def main() -> int:
         text = path.read_text(encoding="utf-8")
         tree = ast.parse(text)
         me = module_name(path)
-        top, lazy = imports_of(tree)
-        n_top += len(top)
-        n_lazy += len(lazy)
-        for name in top + lazy:
+        top, lazy, imported = imports_of(tree)
+        n_top += top
+        n_lazy += lazy
+        for name in imported:
             target = resolve(name, modules)
             # `import cnnlab.x.y` also runs the packages above it; only the leaf is an edge.
             if target and target != me and target != "cnnlab":
