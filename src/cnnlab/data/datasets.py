@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.cifar import CLASSES as CIFAR10_CLASSES
 from cnnlab.data.cifar import load_cifar_arrays
 from cnnlab.data.folder import load_folder_arrays
 from cnnlab.data.idx import load_idx_arrays
@@ -42,8 +43,13 @@ DATASETS: dict[str, list[str]] = {
     "digits": [str(d) for d in range(10)],
     "mnist": [str(d) for d in range(10)],
     "fashion-mnist": FASHION_CLASSES,
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "cifar10": CIFAR10_CLASSES,
 }
+
+#: Datasets of ``DATASETS`` whose classes are mirror-symmetric: a left-right flipped image keeps
+#: its class, so flip augmentation and flip TTA are safe (not digits or MNIST: a mirrored 2 is
+#: not a 2). Read by the advice checker, tune's ``augment: on`` and the TTA warning.
+MIRROR_SAFE: tuple[str, ...] = ("fashion-mnist", "cifar10")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.data.datasets import MIRROR_SAFE
 from cnnlab.data.text import is_text_data
 from cnnlab.errors import CnnlabError
 from cnnlab.models.zoo import MODELS
@@ -33,8 +34,6 @@ from cnnlab.train.runs.text_run import check_text_config
 # suggested when a run's rate is far outside it.
 LR_RANGE = {"sgd": (1e-3, 0.1), "adam": (1e-4, 1e-2), "adamw": (1e-4, 1e-2)}
 LR_TYPICAL = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}
-# Datasets whose mirror images are the same class (a mirrored digit is not a digit).
-MIRROR_SAFE = ("fashion-mnist", "cifar10")
 
 
 @dataclass

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.data import load_dataset
+from cnnlab.data.datasets import MIRROR_SAFE
 from cnnlab.data.text import is_text_data, load_text, parse_spec
 from cnnlab.errors import CnnlabError, arg_error, check_int
 from cnnlab.jsonfile import read_json
@@ -80,8 +81,9 @@ TEXT_SPACE: dict[str, Any] = {
     "model_args.maps": [50, 100],
     "model_args.embedding_dim": [64, 128],
 }
-# What "augment: on" means per dataset (no flips for digits: a mirrored 2 is not a 2).
-AUGMENT_ON = {"fashion-mnist": "shift,flip", "cifar10": "crop,flip"}
+# What "augment: on" means per dataset: crops for CIFAR-10, shifts elsewhere, and flips where the
+# dataset is MIRROR_SAFE (no flips for digits: a mirrored 2 is not a 2); "shift" for any other data.
+AUGMENT_ON = {name: ("crop" if name == "cifar10" else "shift") + ",flip" for name in MIRROR_SAFE}
 COMMAND_LINE_ONLY = ("data", "data_dir", "epochs", "out")
 TABLE_HEADER = f"{'trial':>6} {'state':<9} {'val_acc':>7} {'seconds':>8}  params"
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.datasets import DATASETS, MIRROR_SAFE
 from cnnlab.errors import arg_error
 from cnnlab.functional.activations import softmax
 from cnnlab.functional.fpstate import quiet_fp_method
@@ -155,7 +156,7 @@ def tta_warning(
     if trained_augment is None:
         return f"flip TTA lowered the accuracy ({numbers}); was the model trained with --augment flip?"
     data = f"the classes of {dataset}" if dataset else "the data's classes"
-    known = dataset is not None and dataset.lower() in ("digits", "mnist")
+    known = dataset is not None and dataset.lower() in DATASETS and dataset.lower() not in MIRROR_SAFE
     why = "a mirrored digit is not a digit" if known else "a mirrored image is not always the same class"
     rest = [a for a in augments if a != "flip"]
     return (
