@@ -30,12 +30,21 @@ from typing import Any
 import numpy as np
 
 from cnnlab.models.zoo import MODELS, model_options, options_table
+from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
 from cnnlab.train.evaluation.evaluate import TTA_MODES
 from cnnlab.train.loop.engines import BACKENDS
 from cnnlab.train.runs.finetune import is_pretrained
 
-#: The learning-rate schedules (``cnnlab.optim.schedules``) a run can name.
-SCHEDULES = ("none", "cosine", "step", "plateau")
+#: The learning-rate schedules (``cnnlab.optim.schedules``) a run can name, each with its builder:
+#: ``SCHEDULES[name](optimizer, epochs)`` is the schedule of a run of ``epochs`` (None for "none").
+SCHEDULES: dict[str, Callable[[Any, int], Any]] = {
+    "none": lambda optimizer, epochs: None,
+    "cosine": lambda optimizer, epochs: CosineWarmup(
+        optimizer, total_epochs=epochs, warmup_epochs=min(1, epochs - 1)
+    ),
+    "step": lambda optimizer, epochs: StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1),
+    "plateau": lambda optimizer, epochs: ReduceLROnPlateau(optimizer, factor=0.5, patience=2),
+}
 
 
 @dataclass

@@ -39,7 +39,6 @@ from cnnlab.io import save
 from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.models import build_model, model_from_file
 from cnnlab.optim import make_optimizer
-from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
 from cnnlab.train.evaluation.evaluate import evaluate_arrays
 from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
 from cnnlab.train.loop.checkpoint import (
@@ -54,7 +53,7 @@ from cnnlab.train.loop.engines.torch_engine import resolve_device
 from cnnlab.train.loop.fit import fit
 from cnnlab.train.loop.history import restore_csv
 from cnnlab.train.loop.tensorboard import TensorBoard, import_tensorboard
-from cnnlab.train.runs.config import TrainConfig, describe_model, is_model_file
+from cnnlab.train.runs.config import SCHEDULES, TrainConfig, describe_model, is_model_file
 from cnnlab.train.runs.disk import check_disk_space
 from cnnlab.train.runs.files import (
     CHECKPOINT_FILE,
@@ -289,14 +288,7 @@ def loss_optimizer_schedule(config: TrainConfig, model: Any) -> tuple[SoftmaxCro
         weight_decay=config.weight_decay,
         momentum=config.momentum,
     )
-    schedule: Any = {
-        "none": lambda: None,
-        "cosine": lambda: CosineWarmup(
-            optimizer, total_epochs=config.epochs, warmup_epochs=min(1, config.epochs - 1)
-        ),
-        "step": lambda: StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1),
-        "plateau": lambda: ReduceLROnPlateau(optimizer, factor=0.5, patience=2),
-    }[config.schedule]()
+    schedule = SCHEDULES[config.schedule](optimizer, config.epochs)
     return loss, optimizer, schedule
 
 
