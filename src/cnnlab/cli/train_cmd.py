@@ -168,7 +168,7 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
 
     config = resume_config(args.resume, args) if args.resume else resolve_config(args)
     # Under torchrun every process runs this command; only rank 0 reports.
-    main = config.backend != "torch" or is_main_process()
+    main = is_main_process(config.backend)
     if main:
         print(
             "cnnlab train: "

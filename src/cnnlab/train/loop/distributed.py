@@ -56,14 +56,16 @@ class DistInfo:
         return self.rank == 0
 
 
-def is_main_process() -> bool:
-    """True unless this is a torchrun worker with ``RANK`` > 0 (rank 0 writes the run folder).
+def is_main_process(backend: str = "torch") -> bool:
+    """Whether this process writes the run folder, runs the callbacks and shows progress: the
+    one process of a ``backend`` other than "torch"; with "torch", every process unless it is a
+    torchrun worker with ``RANK`` > 0 (rank 0 is the main one).
 
     Example:
-        >>> is_main_process()
-        True
+        >>> is_main_process(), is_main_process("numpy")
+        (True, True)
     """
-    return DistInfo.from_env().is_main
+    return backend != "torch" or DistInfo.from_env().is_main
 
 
 def shard(n: int, rank: int, world_size: int) -> slice:

@@ -32,7 +32,7 @@ import numpy as np
 from cnnlab.models.zoo import MODELS, model_options, options_table
 from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
 from cnnlab.train.evaluation.evaluate import TTA_MODES
-from cnnlab.train.loop.engines import BACKENDS
+from cnnlab.train.loop.engines import BACKENDS, DEVICES
 from cnnlab.train.runs.finetune import is_pretrained
 
 #: The learning-rate schedules (``cnnlab.optim.schedules``) a run can name, each with its builder:
@@ -118,7 +118,7 @@ class TrainConfig:
             raise _bad("tta", f"one of {', '.join(TTA_MODES)}", self.tta)
         if self.backend not in BACKENDS:
             raise _bad("backend", " or ".join(BACKENDS), self.backend)
-        if self.device not in ("cpu", "cuda") or (self.device == "cuda" and self.backend != "torch"):
+        if self.device not in DEVICES or (self.device == "cuda" and self.backend != "torch"):
             raise _bad("device", "cpu, or cuda with --backend torch", self.device)
         if self.compile and self.backend != "torch":
             raise _bad("compile", "false unless --backend torch (torch.compile compiles PyTorch)", True)
@@ -272,8 +272,8 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "--tta": ("tta", str, "test-time augmentation of the test evaluation: none or flip (image + mirror)"),
     "--seed": ("seed", int, "seed for weights, shuffling and augmentation"),
     "--out": ("out", str, "run folder (default runs/<timestamp>)"),
-    "--backend": ("backend", str, "numpy (cnnlab's engine) or torch (PyTorch; also under torchrun)"),
-    "--device": ("device", str, "cpu or cuda (with --backend torch)"),
+    "--backend": ("backend", str, " or ".join(f"{name} ({what})" for name, what in BACKENDS.items())),
+    "--device": ("device", str, f"{' or '.join(DEVICES)} (with --backend torch)"),
     "--compile": (
         "compile",
         bool,

@@ -339,7 +339,7 @@ def _train_run(
     start = time.perf_counter()
     run_dir = Path(config.out) if config.out else (default_dir or default_run_dir())
     # Under torchrun only rank 0 writes the run folder (cnnlab.train.loop.distributed).
-    is_main = config.backend != "torch" or is_main_process()
+    is_main = is_main_process(config.backend)
     if is_main and config.out:  # (a default folder gets a new name if taken)
         preflight(run_dir, resume, overwrite)  # fail fast; checked again under the lock
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.errors import arg_error
-from cnnlab.train.loop.engines.base import Engine
+from cnnlab.train.loop.engines.base import BACKENDS, DEVICES, Engine
 from cnnlab.train.loop.engines.numpy_engine import NumpyEngine
 from cnnlab.train.loop.engines.torch_engine import TorchEngine
 
-BACKENDS = ("numpy", "torch")
-
-__all__ = ["BACKENDS", "Engine", "NumpyEngine", "make_engine"]
+__all__ = ["BACKENDS", "DEVICES", "Engine", "NumpyEngine", "make_engine"]
 
 
 def make_engine(

@@ -27,6 +27,11 @@ from typing import Any
 
 import numpy as np
 
+#: The engines ``fit(backend=...)`` and ``cnnlab train --backend`` can name, each with what it is.
+BACKENDS: dict[str, str] = {"numpy": "cnnlab's engine", "torch": "PyTorch; also under torchrun"}
+#: The devices ``fit(device=...)`` and ``cnnlab train --device`` can name ("cuda" needs "torch").
+DEVICES = ("cpu", "cuda")
+
 
 class Engine:
     """Base class: the single-process defaults; subclasses do the arithmetic.

@@ -58,9 +58,8 @@ from cnnlab.losses import SoftmaxCrossEntropy
 from cnnlab.optim.adam import Adam, AdamW
 from cnnlab.optim.sgd import SGD
 from cnnlab.train.loop.distributed import DistInfo, check_batch_size, init_process_group, shard
-from cnnlab.train.loop.engines.base import Engine
+from cnnlab.train.loop.engines.base import DEVICES, Engine
 
-DEVICES = ("cpu", "cuda")
 #: ``TorchEngine(layout=...)``: "auto" (the rule of ``choose_layout``), or one of these.
 LAYOUTS = ("auto", "nchw", "channels_last")
 
