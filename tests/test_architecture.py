@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "gradcheck": BASE | {"init"},
     "interop": BASE | {"init", "functional", "layers", "losses", "optim", "models", "io"},
     "explain": BASE | {"init", "functional", "layers", "losses", "gradcheck"},
-    "train.evaluation": BASE | {"functional"},
+    "train.evaluation": BASE | {"functional", "data"},  # data: the dataset metadata (MIRROR_SAFE)
     "train.loop": BASE
     | {
         "atomic",
@@ -82,7 +82,8 @@ ALLOWED: dict[str, set[str]] = {
         "train.evaluation",
         "train.loop",
     },
-    "train.analysis": BASE | {"jsonfile", "data", "models", "train.evaluation", "train.loop", "train.runs"},
+    "train.analysis": BASE
+    | {"jsonfile", "data", "optim", "models", "train.evaluation", "train.loop", "train.runs"},
     "train": set(),
     "viz": BASE
     | {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,6 +37,17 @@ def config_repr(obj: Any, config: dict[str, Any]) -> str:
         elif value != default:
             parts.append(f"{arg}={value!r}")
     return f"{type(obj).__name__}({', '.join(parts)})"
+
+
+def or_list(names: Iterable[str]) -> str:
+    """Names as a sentence's alternatives, for help texts: ``a, b or c``.
+
+    Example:
+        >>> or_list(["sgd", "adam", "adamw"]), or_list(["numpy"])
+        ('sgd, adam or adamw', 'numpy')
+    """
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:

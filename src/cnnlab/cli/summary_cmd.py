@@ -13,6 +13,7 @@ from cnnlab.layers.registry import MAX_PARAMETERS
 from cnnlab.layers.summary_tree import print_expanded
 from cnnlab.models import MODELS, build_model, model_from_file
 from cnnlab.models.classic import CLASSIC
+from cnnlab.models.zoo import model_options
 from cnnlab.train.runs.config import TrainConfig, int_list
 from cnnlab.train.runs.trained_model import load_model
 
@@ -26,8 +27,9 @@ def add_parser(sub: Any) -> None:
         help="C,H,W (default: the model's; 3,224,224 for the classic zoo; else 1,28,28)",
     )
     p.add_argument("--classes", type=int, default=10, help="number of classes (zoo names and files)")
-    p.add_argument("--depth", type=int, default=None, help="zoo option (vgg/resnet)")
-    p.add_argument("--width", type=int, default=None, help="zoo option (vgg/resnet)")
+    for option in ("depth", "width"):  # the zoo models that take it, e.g. "zoo option (vgg/resnet)"
+        takers = "/".join(name for name in MODELS if option in model_options(name))
+        p.add_argument(f"--{option}", type=int, default=None, help=f"zoo option ({takers})")
     p.add_argument("--widths", type=int_list, default=None, help="vgg: channels of each block, e.g. 16,64")
     p.set_defaults(func=run)
 

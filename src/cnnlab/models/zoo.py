@@ -317,6 +317,17 @@ def model_options(name: str) -> tuple[str, ...]:
     return tuple(p for p in inspect.signature(MODELS[name]).parameters if p not in COMMON_ARGS)
 
 
+def names_text() -> str:
+    """The zoo's names for help texts: the lecture's small models, then the classic architectures.
+
+    Example:
+        >>> names_text()[:64]
+        'lenet5, small, small_bn, vgg, resnet; the classic architectures '
+    """
+    small = [name for name in MODELS if name not in CLASSIC]
+    return f"{', '.join(small)}; the classic architectures {', '.join(CLASSIC)}"
+
+
 def options_table() -> str:
     """Which zoo model takes which options, in one line: ``lenet5: activation, pool; small: none; ...``."""
     return "; ".join(f"{name}: {', '.join(model_options(name)) or 'none'}" for name in MODELS)

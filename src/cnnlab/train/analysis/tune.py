@@ -49,6 +49,7 @@ from cnnlab.data.datasets import MIRROR_SAFE
 from cnnlab.data.text import is_text_data, load_text, parse_spec
 from cnnlab.errors import CnnlabError, arg_error, check_int
 from cnnlab.jsonfile import read_json
+from cnnlab.optim import OPTIMIZERS
 from cnnlab.train.loop.callbacks import Callback, TrainContext
 from cnnlab.train.loop.divergence import TrainingDiverged
 from cnnlab.train.loop.history import write_atomic
@@ -63,7 +64,7 @@ DEFAULT_SPACE: dict[str, Any] = {
     "model": "vgg",
     "lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
     "batch_size": [32, 64, 128],
-    "optimizer": ["sgd", "adam", "adamw"],
+    "optimizer": list(OPTIMIZERS),  # sgd, adam, adamw
     "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
     "model_args.dropout": {"type": "float", "low": 0.0, "high": 0.5},
     "model_args.width": [8, 16, 32],

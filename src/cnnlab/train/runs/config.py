@@ -29,12 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.models.zoo import MODELS, model_options, options_table
+from cnnlab.data.datasets import DATASETS
+from cnnlab.models.zoo import MODELS, model_options, names_text, options_table
+from cnnlab.optim import OPTIMIZERS
+from cnnlab.optim.adam import AdamW
 from cnnlab.optim.schedules import CosineWarmup, ReduceLROnPlateau, StepLR
 from cnnlab.train.evaluation.evaluate import TTA_MODES
 from cnnlab.train.loop.engines import BACKENDS, DEVICES
 from cnnlab.train.runs.finetune import is_pretrained
+from cnnlab.utils import or_list
 
+#: The optimizers whose weight decay is decoupled (AdamW's rule), and those where it is L2.
+DECOUPLED_DECAY = [name for name, cls in OPTIMIZERS.items() if issubclass(cls, AdamW)]
+L2_DECAY = [name for name in OPTIMIZERS if name not in DECOUPLED_DECAY]
 #: The learning-rate schedules (``cnnlab.optim.schedules``) a run can name, each with its builder:
 #: ``SCHEDULES[name](optimizer, epochs)`` is the schedule of a run of ``epochs`` (None for "none").
 SCHEDULES: dict[str, Callable[[Any, int], Any]] = {
@@ -246,20 +253,24 @@ def check_values(values: Any, kinds: dict[str, Any], where: str) -> None:
 # ---- the `cnnlab train` options ------------------------------------------------------------
 #: Option -> (TrainConfig key, type, help); options left out keep the config's value.
 FLAGS: dict[str, tuple[str, type, str]] = {
-    "--data": ("data", str, "dataset (digits, mnist, fashion-mnist, cifar10), image folder, or text:PATH"),
+    "--data": ("data", str, f"dataset ({', '.join(DATASETS)}), image folder, or text:PATH"),
     "--data-dir": ("data_dir", str, "where the dataset files are"),
     "--model": (
         "model",
         str,
-        "zoo name (lenet5, small, small_bn, vgg, resnet, ...), a YAML/JSON file, or a trained model to "
+        f"zoo name ({names_text()}), a YAML/JSON file, or a trained model to "
         "fine-tune (.npz, .onnx, run folder)",
     ),
     "--epochs": ("epochs", int, "number of epochs"),
     "--batch-size": ("batch_size", int, "examples per step"),
-    "--optimizer": ("optimizer", str, "sgd, adam or adamw"),
+    "--optimizer": ("optimizer", str, or_list(OPTIMIZERS)),
     "--lr": ("lr", float, "learning rate"),
     "--momentum": ("momentum", float, "SGD momentum"),
-    "--weight-decay": ("weight_decay", float, "L2 (sgd, adam) or decoupled (adamw) weight decay"),
+    "--weight-decay": (
+        "weight_decay",
+        float,
+        f"L2 ({', '.join(L2_DECAY)}) or decoupled ({', '.join(DECOUPLED_DECAY)}) weight decay",
+    ),
     "--label-smoothing": ("label_smoothing", float, "training target (1 - eps) y + eps / classes (0: off)"),
     "--schedule": ("schedule", str, f"learning-rate schedule: {', '.join(SCHEDULES)}"),
     "--val-split": ("val_split", float, "fraction of the training split held out for validation"),
