@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(model=str(source), out=str(out.resolve()))
     with claim_run_folder(out) as run_dir:
         save(model, run_dir / MODEL_FILE, extra=extra)
-        write_text_atomic(run_dir / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        values = dataclasses.asdict(config)
+        del values["data"]  # no dataset: evaluate asks for --data, the dashboard for an image
+        write_text_atomic(run_dir / CONFIG_FILE, json.dumps(values, indent=2) + "\n")
     kind = type(model).__name__
     size = "x".join("?" if s is None else str(s) for s in shape)
     count = f"{classes} classes" if classes is not None else f"output {outputs}"

@@ -217,12 +217,12 @@ def predict(run_dir: Path, data: bytes, top_k: int = 5) -> dict[str, Any]:
     """Top-k probabilities of an uploaded image, and its Grad-CAM map when available."""
     model, extra, source = latest_model(run_dir)
     channels, height, width = extra.get("input_shape") or (1, 28, 28)
-    classes = [str(c) for c in extra.get("classes") or range(10)]
     image = read_upload(data, channels, (height, width))  # (C, H, W)
     x = normalize(image[None], extra)  # (1, C, H, W)
     with _compute:
         probs = softmax(model.predict(x).astype(np.float64))[0]  # (K,)
         cam = _cam(model, x, int(np.argmax(probs)))
+    classes = [str(c) for c in extra.get("classes") or range(len(probs))]  # the model's own count
     top = np.argsort(-probs, kind="stable")[: max(1, min(top_k, len(probs)))]
     return {
         "source": source,
@@ -248,6 +248,8 @@ def feature_maps(run_dir: Path, index: int) -> dict[str, Any]:
     config = read_json(run_dir / CONFIG_FILE)
     if config is None:
         raise NoWeights(f"{run_dir.name}: no {CONFIG_FILE} (which dataset?)")
+    if not config.get("data"):  # e.g. a model brought in by `cnnlab import`: no test images
+        raise NoData(f"{run_dir.name} names no dataset (an imported model?): try it with an image instead")
     model, extra, source = latest_model(run_dir)
     splits, _ = _dataset(run_dir, config)
     n = len(splits.test.x)
