@@ -4,8 +4,11 @@ The table of contents:
 
 - layers: Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, the lecture's activations
   (Sigmoid, Tanh, ReLU, LeakyReLU, ELU, Maxout) and Softmax, Dense, Flatten, Dropout,
-  BatchNorm1D/2D, Residual, Sequential; for text: Embedding, Conv1D, MaxPool1D, AvgPool1D,
-  GlobalMaxPool1D
+  BatchNorm1D/2D; for the classic architectures: grouped Conv2D(groups=...),
+  AdaptiveAvgPool2D, LocalResponseNorm, ChannelShuffle, LogSoftmax, ReLU6, Hardswish; for
+  text: Embedding, Conv1D, MaxPool1D, AvgPool1D, GlobalMaxPool1D, MaskedMaxPool1D
+- models: Sequential, Residual, and Graph (any directed acyclic graph of layers, joined by
+  Concat or Add)
 - losses: SoftmaxCrossEntropy, MSELoss
 - optimizers: SGD, Adam, AdamW (schedules in cnnlab.optim)
 - training: fit, History, callbacks (cnnlab.train), datasets (cnnlab.data),
@@ -27,6 +30,7 @@ from cnnlab.interop.onnx_import import from_onnx
 from cnnlab.io import load, save
 from cnnlab.layers.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
 from cnnlab.layers.activations_extra import Hardswish, LogSoftmax, ReLU6
+from cnnlab.layers.adaptive_pool import AdaptiveAvgPool2D
 from cnnlab.layers.base import Layer, Param, from_config, to_config
 from cnnlab.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from cnnlab.layers.conv import Conv2D
@@ -34,7 +38,10 @@ from cnnlab.layers.conv1d import Conv1D
 from cnnlab.layers.dense import Dense
 from cnnlab.layers.dropout import Dropout
 from cnnlab.layers.embedding import Embedding
+from cnnlab.layers.graph import Graph
 from cnnlab.layers.lrn import LocalResponseNorm
+from cnnlab.layers.masked_pool1d import MaskedMaxPool1D
+from cnnlab.layers.merge import Add, Concat
 from cnnlab.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from cnnlab.layers.pooling1d import AvgPool1D, GlobalMaxPool1D, MaxPool1D
 from cnnlab.layers.reshape import Flatten
@@ -56,6 +63,8 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "AdaptiveAvgPool2D",
+    "Add",
     "AvgPool1D",
     "AvgPool2D",
     "BatchNorm1D",
@@ -63,6 +72,7 @@ __all__ = [
     "CSVLogger",
     "ChannelShuffle",
     "CnnlabError",
+    "Concat",
     "Conv1D",
     "Conv2D",
     "Dense",
@@ -72,6 +82,7 @@ __all__ = [
     "Flatten",
     "GlobalAvgPool2D",
     "GlobalMaxPool1D",
+    "Graph",
     "Hardswish",
     "History",
     "JSONLogger",
@@ -80,6 +91,7 @@ __all__ = [
     "LocalResponseNorm",
     "LogSoftmax",
     "MSELoss",
+    "MaskedMaxPool1D",
     "MaxPool1D",
     "MaxPool2D",
     "Maxout",
