@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cnnlab.cli.text_cmds as text_cmds
+import cnnlab.cli.train_cmd as train_cmd
 from cnnlab.cli.main import main
 from cnnlab.cli.text_cmds import load_text_model, probabilities
 from cnnlab.explain.text_cam import text_grad_cam
@@ -162,7 +162,7 @@ def test_train_with_dashboard_serves_the_text_run(tmp_path: Path, monkeypatch, c
             answers.append(json.loads(response.read()))
         server.stop()
 
-    monkeypatch.setattr(text_cmds, "keep_serving", keep_serving)
+    monkeypatch.setattr(train_cmd, "keep_serving", keep_serving)  # the step text runs share
     data = reviews(tmp_path / "reviews", per_class=8)
     train_text(data, tmp_path / "runs" / "watched", 1, "--dashboard", "--no-plots")
     assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/#run=watched$", capsys.readouterr().out, re.M)

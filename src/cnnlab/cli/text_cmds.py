@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -23,22 +22,23 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.cli.train_cmd import resolve_config, resume_config
-from cnnlab.dashboard.server import keep_serving, start_beside
+from cnnlab.cli.train_cmd import (
+    announce,
+    diagnose_report_and_serve,
+    open_dashboard,
+    resolve_config,
+    resume_config,
+)
 from cnnlab.data.text import TextEncoder, is_text_data, load_text
-from cnnlab.errors import CnnlabError
 from cnnlab.explain.text_cam import text_grad_cam
 from cnnlab.functional.activations import softmax
-from cnnlab.train.analysis.diagnose import diagnose_run
 from cnnlab.train.evaluation.evaluate import align_labels, evaluate_arrays
 from cnnlab.train.evaluation.metrics import classification_report
 from cnnlab.train.loop.checkpoint import TrainingInterrupted
 from cnnlab.train.runs.files import CONFIG_FILE, MODEL_FILE
-from cnnlab.train.runs.run import default_run_dir
 from cnnlab.train.runs.text_run import VOCAB_FILE, train_text_run
 from cnnlab.train.runs.trained_model import load_model
 from cnnlab.viz.confusion_summary import confusion_table
-from cnnlab.viz.report import write_report
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -87,17 +87,9 @@ def train(args: argparse.Namespace) -> int:
     if not args.resume and args.model is None and not args.config and not args.recipe:
         args.model = "textcnn"  # the default model is an image CNN
     config = resume_config(args.resume, args) if args.resume else resolve_config(args)
-    print(
-        "cnnlab train: "
-        + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {}))
-    )
-    dashboard, default_dir = None, None
-    if args.dashboard:  # the live page of the runs folder; its try-it box takes text
-        default_dir = None if config.out else default_run_dir()
-        planned = Path(config.out) if config.out else default_dir
-        assert planned is not None
-        dashboard = start_beside(planned)
-        print(f"dashboard: {dashboard.url}#run={planned.name}", flush=True)
+    announce(config)
+    # the live page of the runs folder; its try-it box takes text
+    dashboard, default_dir = open_dashboard(config) if args.dashboard else (None, None)
     with contextlib.ExitStack() as hold:
         try:
             result = train_text_run(
@@ -116,15 +108,8 @@ def train(args: argparse.Namespace) -> int:
         f"({result.seconds:.1f} s)"
     )
     print(f"run folder: {result.run_dir}")
-    print(diagnose_run(result.run_dir))
-    if not args.no_plots:
-        try:  # learning curves, confusion matrix, the most confident mistakes with their words
-            print(f"report: {write_report(result.run_dir, tsne=False)}")
-        except CnnlabError as exc:  # e.g. matplotlib not installed: the run itself is saved
-            print(f"plots skipped: {exc}", file=sys.stderr)
-    if dashboard is not None:
-        keep_serving(dashboard)
-    return 0
+    # learning curves, confusion matrix, the most confident mistakes with their words
+    return diagnose_report_and_serve(result.run_dir, args.no_plots, dashboard)
 
 
 # ---- a trained text model --------------------------------------------------------------------

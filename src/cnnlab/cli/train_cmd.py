@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -164,25 +165,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any]) -> int:
-    import sys
-
     config = resume_config(args.resume, args) if args.resume else resolve_config(args)
     # Under torchrun every process runs this command; only rank 0 reports.
     main = is_main_process(config.backend)
     if main:
-        print(
-            "cnnlab train: "
-            + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if v not in (None, {}))
-        )
-    dashboard, default_dir = None, None
-    if args.dashboard and main:  # a live page of the runs folder (cnnlab.dashboard)
-        # The page's link names the run before its folder exists; a default name stays a
-        # default (NAME-2 if another run takes it first), not an --out that refuses a taken one.
-        default_dir = None if config.out else default_run_dir()
-        planned = Path(config.out) if config.out else default_dir
-        assert planned is not None
-        dashboard = start_beside(planned)
-        print(f"dashboard: {dashboard.url}#run={planned.name}", flush=True)
+        announce(config)
+    dashboard, default_dir = open_dashboard(config) if args.dashboard and main else (None, None)
     try:
         result = train_run(
             config,
@@ -209,12 +197,35 @@ def _train_and_report(args: argparse.Namespace, hold: contextlib.ExitStack[Any])
     warning = tta_warning(config.tta, config.augment, result.metrics, config.data)
     if warning:  # e.g. --tta flip on digits: a mirrored 2 is not a 2
         warnings.warn(warning, UserWarning, stacklevel=1)
+    return diagnose_report_and_serve(result.run_dir, args.no_plots, dashboard)
 
-    print(diagnose_run(result.run_dir))
-    if not args.no_plots:
+
+# ---- the steps an image run and a text run share (cli/text_cmds.py uses them too) ------------
+def announce(config: TrainConfig) -> None:
+    """The resolved config, one line, before anything else happens."""
+    values = dataclasses.asdict(config).items()
+    print("cnnlab train: " + ", ".join(f"{k}={v}" for k, v in values if v not in (None, {})))
+
+
+def open_dashboard(config: TrainConfig) -> tuple[Any, Path | None]:
+    """Start the live page of the runs folder; ``(dashboard, default_dir)`` for the run."""
+    # The page's link names the run before its folder exists; a default name stays a
+    # default (NAME-2 if another run takes it first), not an --out that refuses a taken one.
+    default_dir = None if config.out else default_run_dir()
+    planned = Path(config.out) if config.out else default_dir
+    assert planned is not None
+    dashboard = start_beside(planned)
+    print(f"dashboard: {dashboard.url}#run={planned.name}", flush=True)
+    return dashboard, default_dir
+
+
+def diagnose_report_and_serve(run_dir: Path, no_plots: bool, dashboard: Any) -> int:
+    """Print the diagnosis, write the report (unless --no-plots), keep the dashboard up."""
+    print(diagnose_run(run_dir))
+    if not no_plots:
         try:
             # PCA keeps this quick; `cnnlab plot RUN_DIR` adds t-SNE when scikit-learn is there.
-            print(f"report: {write_report(result.run_dir, tsne=False)}")
+            print(f"report: {write_report(run_dir, tsne=False)}")
         except CnnlabError as exc:  # e.g. matplotlib not installed: the run itself is saved
             print(f"plots skipped: {exc}", file=sys.stderr)
     if dashboard is not None:
