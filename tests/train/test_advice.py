@@ -20,6 +20,7 @@ from cnnlab.cli.main import build_parser
 from cnnlab.cli.train_cmd import resolve_config
 from cnnlab.models import build_model
 from cnnlab.models.zoo import MODELS
+from cnnlab.train.analysis.advice import good_fit
 from cnnlab.train.analysis.diagnose import Diagnosis, diagnose, diagnose_run
 from cnnlab.train.runs.config import TrainConfig
 from cnnlab.train.runs.run import train_run
@@ -258,3 +259,10 @@ def test_a_run_flat_at_chance_with_a_usual_rate_is_diverging_and_mentions_the_la
     assert "rising" not in result.reasons[0]
     assert result.commands[0][-2:] == ["--lr", "0.0002"] and "labels" in result.advice[-1]
     check_commands(result, config)
+
+
+def test_good_fit_advice_for_a_text_run_does_not_suggest_image_augmentation() -> None:
+    (text,) = good_fit({"data": "text:reviews"})
+    assert "augmentation" not in text.text and "--vectors" in text.text
+    (image,) = good_fit({"data": "digits"})
+    assert "augmentation with a larger model" in image.text

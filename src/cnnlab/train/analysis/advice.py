@@ -290,9 +290,11 @@ def underfitting(config: dict[str, Any] | None) -> list[Suggestion]:
 
 
 def good_fit(config: dict[str, Any] | None) -> list[Suggestion]:
+    text = config is not None and is_text_data(str(config.get("data", "")))
+    further = "pretrained word vectors (--vectors)" if text else "augmentation with a larger model"
     return [
         Suggestion(
             "The curves agree and have settled. To go further: tune the learning rate and batch "
-            "size (cnnlab tune), or try augmentation with a larger model."
+            f"size (cnnlab tune), or try {further}."
         )
     ]
