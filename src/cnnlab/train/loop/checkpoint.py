@@ -213,6 +213,51 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> Path:
     return path
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Inode and mtime of ``path`` (None if absent): an atomic replace changes it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+class CheckpointWriter:
+    """``fit``'s ``checkpoint_fn``: writes the checkpoint and knows the last epoch saved.
+
+    ``saved_epoch`` is read from the file, not from a flag set after the write: a Ctrl-C
+    can land at any point (inside the write, after ``os.replace`` but before the bookkeeping,
+    or inside it), and an epoch counts as saved exactly when its file replaced the old one.
+    ``is_main=False`` (a torchrun rank that does not write) counts an epoch once it was offered.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], is_main: bool = True, start_epoch: int = 0) -> None:
+        self.path, self.is_main = Path(path), is_main
+        self._saved = start_epoch  # the last epoch known to be in the file
+        self._pending: tuple[int, tuple[int, int] | None] | None = None  # (epoch, file id before)
+
+    def __call__(self, state: Any) -> None:
+        self._pending = (state.epoch, _file_id(self.path))  # set before the write starts
+        if self.is_main:  # under torchrun, one writer
+            save_checkpoint(self.path, state)
+        self._settle()
+
+    @property
+    def saved_epoch(self) -> int:
+        """The last epoch whose checkpoint is on disk (the start epoch if none was written)."""
+        self._settle()
+        return self._saved
+
+    def _settle(self) -> None:
+        """Count the pending epoch if its file replaced the old one (idempotent)."""
+        if self._pending is None:
+            return
+        epoch, before = self._pending
+        if not self.is_main or _file_id(self.path) != before:
+            self._saved = epoch
+        self._pending = None
+
+
 def remove_stale_temp_files(run_dir: str | os.PathLike[str]) -> list[Path]:
     """Delete temp files left by a write that was killed (``.<name>.<hex>.tmp``)."""
     removed = [p for p in Path(run_dir).glob(".*.tmp") if p.is_file()]

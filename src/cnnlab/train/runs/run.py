@@ -42,11 +42,11 @@ from cnnlab.optim import make_optimizer
 from cnnlab.train.evaluation.evaluate import evaluate_arrays
 from cnnlab.train.loop.callbacks import CSVLogger, EarlyStopping
 from cnnlab.train.loop.checkpoint import (
+    CheckpointWriter,
     TrainingInterrupted,
     TrainState,
     load_checkpoint,
     remove_stale_temp_files,
-    save_checkpoint,
 )
 from cnnlab.train.loop.distributed import is_main_process
 from cnnlab.train.loop.engines.torch_engine import resolve_device
@@ -86,15 +86,6 @@ class RunResult:
 
 def default_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-
-
-def _file_id(path: Path) -> tuple[int, int] | None:
-    """Inode and mtime of ``path`` (None if absent): an atomic replace changes it."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
 
 
 def check_outputs(
@@ -434,23 +425,6 @@ def earlier_seconds(initial_state: TrainState | None) -> float:
     return math.fsum(t for t in earlier if math.isfinite(t))
 
 
-class _CheckpointWriter:
-    """``fit``'s ``checkpoint_fn``: writes the checkpoint (rank 0) and knows the last epoch saved."""
-
-    def __init__(self, path: Path, is_main: bool, initial_state: TrainState | None) -> None:
-        self.path, self.is_main = path, is_main
-        self.saved_epoch = initial_state.epoch if initial_state else 0  # the last checkpointed epoch
-
-    def __call__(self, state: Any) -> None:
-        before = _file_id(self.path)
-        try:
-            if self.is_main:  # under torchrun, one writer
-                save_checkpoint(self.path, state)
-        finally:  # Ctrl-C inside the write: it counts once the new file replaced the old one
-            if not self.is_main or _file_id(self.path) != before:
-                self.saved_epoch = state.epoch
-
-
 def run_callbacks(
     config: TrainConfig,
     run_dir: Path,
@@ -484,7 +458,9 @@ def _fit_run(
     Raises:
         TrainingInterrupted: Ctrl-C; the message says how many epochs are saved and how to resume.
     """
-    write_checkpoint = _CheckpointWriter(run_dir / CHECKPOINT_FILE, is_main, initial_state)
+    write_checkpoint = CheckpointWriter(
+        run_dir / CHECKPOINT_FILE, is_main, initial_state.epoch if initial_state else 0
+    )
     sample = data.x_test[:1]  # TensorBoard's images show test image 0
     all_callbacks = run_callbacks(config, run_dir, callbacks, sample, is_main)
 

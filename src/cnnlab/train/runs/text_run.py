@@ -38,7 +38,7 @@ from cnnlab.io import save
 from cnnlab.models.textcnn import textcnn
 from cnnlab.models.word_vectors import read_word_vectors
 from cnnlab.train.evaluation.evaluate import evaluate_arrays
-from cnnlab.train.loop.checkpoint import TrainingInterrupted, save_checkpoint
+from cnnlab.train.loop.checkpoint import CheckpointWriter, TrainingInterrupted
 from cnnlab.train.loop.fit import fit
 from cnnlab.train.loop.tensorboard import import_tensorboard
 from cnnlab.train.runs.config import TrainConfig
@@ -178,11 +178,7 @@ def train_text_run(
     checkpoint_path = run_dir / CHECKPOINT_FILE
     initial_state = load_resume_checkpoint(run_dir, model, optimizer) if resume else None
     seconds_before = earlier_seconds(initial_state)
-    saved_epochs = [initial_state.epoch if initial_state else 0]
-
-    def write_checkpoint(state: Any) -> None:
-        save_checkpoint(checkpoint_path, state)
-        saved_epochs[0] = state.epoch
+    write_checkpoint = CheckpointWriter(checkpoint_path, True, initial_state.epoch if initial_state else 0)
 
     # TensorBoard: scalars and histograms (its images need a Conv2D or an image sample).
     all_callbacks = run_callbacks(config, run_dir, callbacks, sample=None)
@@ -210,12 +206,13 @@ def train_text_run(
             checkpoint_fn=write_checkpoint,
         )
     except KeyboardInterrupt:
-        save_model = saved_epochs[0] > 0
+        done = write_checkpoint.saved_epoch
+        save_model = done > 0
         raise TrainingInterrupted(
-            f"cnnlab train: interrupted; {saved_epochs[0]} of {config.epochs} epochs are saved in {run_dir}. "
+            f"cnnlab train: interrupted; {done} of {config.epochs} epochs are saved in {run_dir}. "
             f"Resume with: cnnlab train --resume {run_dir}",
             run_dir,
-            saved_epochs[0],
+            done,
         ) from None
     finally:
         if save_model:
