@@ -18,6 +18,14 @@ validation accuracy of those runs.
 
 ``fashion-fast``: the same cut to 10 epochs.
 
+``fashion-torch``: the torch backend's speed spent on the same recipe (issue 25): about
+twice the images per second lets it train a network with twice the channels in the first
+block (``widths=[32, 64]``) for 18 epochs in less wall time than ``fashion`` takes on the
+NumPy engine. Chosen by validation accuracy alone among six explored settings (more epochs
+of 16/64, a third block, random erasing, SGD with weight decay, AdamW), all listed with their
+test accuracy in docs/performance.md; the chosen one did not reach the 94.5% test accuracy
+the issue asked for (the table there has the figures and the spread over seeds).
+
 Measured figures of both (accuracy, wall time, machine): docs/performance.md, "Recipes".
 """
 
@@ -43,6 +51,12 @@ _FASHION: dict[str, Any] = {
 RECIPES: dict[str, dict[str, Any]] = {
     "fashion": _FASHION,
     "fashion-fast": {**_FASHION, "epochs": 10},
+    "fashion-torch": {  # 32 channels at 28x28: the torch backend's speed spent (docstring)
+        **_FASHION,
+        "backend": "torch",
+        "model_args": {"widths": [32, 64], "dropout": 0.0},
+        "epochs": 18,
+    },
     "digits": {
         "data": "digits",
         "model": "small_bn",
