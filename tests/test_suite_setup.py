@@ -46,7 +46,7 @@ IGNORING_SIGINT = (
     "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
 )
 CTRL_C_TESTS = [
-    "tests/train/test_train_options.py::test_ctrl_c_inside_the_first_checkpoint_write_from_the_cli",
+    "tests/train/test_train_options.py::test_ctrl_c_inside_the_first_checkpoint_write_waits_for_it",
     "tests/dashboard/test_dashboard_cli.py::test_dashboard_command_serves_until_ctrl_c",
 ]
 
