@@ -169,7 +169,7 @@ def test_without_torch_the_numpy_engine_is_timed_alone(
     ("argv", "message"),
     [
         (["--recipe", "nope"],
-         "unknown recipe 'nope'. Valid recipes: fashion, fashion-fast, fashion-torch, digits"),
+         "unknown recipe 'nope'. Valid recipes: fashion, fashion-fast, fashion-torch, digits, resnet"),
         (["--recipe", "digits", "--lines", "numpy,jax"],
          "bench: argument `--lines` must be distinct names from numpy, numpy-serial, torch, torch-nchw, "
          "torch-serial, torch-compile, plain. Received: --lines='numpy,jax'"),

@@ -47,7 +47,7 @@ from cnnlab.train.loop.engines import make_engine
 from cnnlab.train.loop.engines.torch_engine import TorchEngine
 from cnnlab.train.loop.fit import TrainBatches, augmented
 from cnnlab.train.runs.config import TrainConfig, describe_model
-from cnnlab.train.runs.recipes import recipe
+from cnnlab.train.runs.recipes import RECIPES, recipe
 from cnnlab.train.runs.run import RunData, build_run_parts, load_run_data
 
 #: Untimed steps per line before the rounds.
@@ -76,8 +76,10 @@ def recipe_config(name: str, data_dir: str | None = None) -> TrainConfig:
     """
     if name in BENCH_RECIPES:
         values = recipe("fashion") | BENCH_RECIPES[name]
-    else:
+    elif name in RECIPES:
         values = recipe(name)
+    else:  # the bench's own names too: `bench --recipe` accepts them
+        raise ValueError(f"unknown recipe {name!r}. Valid recipes: {', '.join([*RECIPES, *BENCH_RECIPES])}")
     if data_dir is not None:
         values["data_dir"] = data_dir
     config = TrainConfig.from_dict(values)
