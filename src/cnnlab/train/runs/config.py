@@ -133,8 +133,6 @@ class TrainConfig:
             option = "freeze" if self.freeze is not None else "new_head"
             expected = "used with --model a trained model (.npz, .onnx or a run folder) to fine-tune"
             raise _bad(option, expected, self.freeze if self.freeze is not None else True)
-        if self.freeze is not None and self.backend != "numpy":
-            raise _bad("freeze", "used with --backend numpy (the torch engine does not freeze)", self.freeze)
         if self.model_args and is_pretrained(self.model):
             raise _bad(
                 "model_args",

@@ -112,9 +112,11 @@ class TorchEngine(Engine):
         self.eager: Any = None  # what self.net falls back to if compiling fails
         self.compiled_shapes: set[tuple[int, ...]] = set()  # input shapes compiled so far
         self.compile_seconds = 0.0  # spent compiling in this epoch (its progress line shows it)
+        self.frozen: list[Any] = []  # the torch modules of the model's frozen layers
 
     def begin(self) -> None:
         self.module = to_torch_on(self.model, self.device)
+        self.frozen = freeze_like(self.model, self.module)
         self.layout = choose_layout(self.layout, self.module, self.device, self.model.dtype)
         if self.layout == "channels_last":
             self.module = self.module.to(memory_format=self.torch.channels_last)  # 4-D weights NHWC
@@ -136,6 +138,8 @@ class TorchEngine(Engine):
         # resumed run) repeats exactly.
         self.torch.manual_seed(int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
         self.net.train()
+        for sub in self.frozen:  # a frozen layer computes as the trained model did (BatchNorm's statistics)
+            sub.training = False
         self.steps = 0
         self.compile_seconds = 0.0
 
@@ -265,6 +269,41 @@ def to_torch_on(model: Any, device: Any) -> Any:
     return to_torch(model).to(device)
 
 
+def freeze_like(model: Any, module: Any) -> list[Any]:
+    """Freeze in ``module`` (``to_torch(model)``) the layers frozen in ``model``; returns them.
+
+    As the NumPy engine does (``cnnlab.layers.freeze``): their parameters get no gradient
+    (``requires_grad=False``: autograd then skips the backward of a frozen prefix) and no
+    update (``torch_optimizer`` leaves them out), and they stay in eval mode
+    (``begin_epoch`` sets it again after ``train()``). Both models name their layers alike
+    (the state_dict keys match), so a frozen layer is found under its own dotted path. A
+    frozen layer with sub-layers (``all-but-head`` freezes the whole model, then unfreezes
+    its head) freezes only what it holds itself; each sub-layer is frozen, or not, on its own.
+
+    Raises:
+        CnnlabError: a frozen layer has no module under its name (a conversion that renamed it).
+    """
+    frozen: list[Any] = []
+    for prefix, layer in model.named_layers():
+        if not layer.frozen:
+            continue
+        path = prefix.rstrip(".")
+        try:
+            sub = module.get_submodule(path)
+        except AttributeError:
+            raise CnnlabError(
+                f"--backend torch: cannot freeze {type(layer).__name__} at {path!r}: "
+                "its PyTorch copy has no module of that name"
+            ) from None
+        leaf = not layer.children()  # its PyTorch copy may still be several modules
+        for p in sub.parameters(recurse=leaf):
+            p.requires_grad_(False)
+        frozen += list(sub.modules()) if leaf else [sub]
+    for sub in frozen:
+        sub.training = False  # one module at a time: eval() would reach unfrozen sub-layers
+    return frozen
+
+
 def torch_optimizer(optimizer: Any, module: Any) -> Any:
     """``torch.optim.SGD/Adam/AdamW`` with ``optimizer``'s settings and state, over ``module``.
 
@@ -280,7 +319,7 @@ def torch_optimizer(optimizer: Any, module: Any) -> Any:
     """
     torch = import_torch()
 
-    params = list(module.parameters())
+    params = [p for p in module.parameters() if p.requires_grad]  # not a frozen layer's (freeze_like)
     lr = float(optimizer.lr)
     if isinstance(optimizer, Adam):  # AdamW too (a subclass)
         cls = torch.optim.AdamW if isinstance(optimizer, AdamW) else torch.optim.Adam
@@ -308,6 +347,8 @@ def torch_optimizer(optimizer: Any, module: Any) -> Any:
         )
     if optimizer.t > 0:  # resuming: the momentum / Adam moments continue where they were
         for name, p in module.named_parameters():
+            if not p.requires_grad:
+                continue  # frozen: no state
             saved = optimizer.state.get(name, {})
             # empty_like: the buffer in the parameter's layout (channels_last weights too)
             state: dict[str, Any] = {
