@@ -165,6 +165,9 @@ def check_quoted_comparisons(reason: str, K: int = 10) -> int:
     ):
         assert float(m[1]) < -1 and (m[2] is None or float(m[2]) < -0.5), reason
         checked += 1
+    if m := re.search(r"training accuracy reached ([\d.]+)% .* still falling \((-?[\d.]+)%/epoch\)", reason):
+        assert float(m[1]) >= 98 and float(m[2]) < -1, reason
+        checked += 1
     if m := re.search(r"training accuracy is only ([\d.]+)%", reason):
         assert float(m[1]) < 90, reason
         checked += 1
@@ -203,3 +206,29 @@ def test_a_loss_near_chance_with_accuracy_above_chance_is_not_learned_nothing() 
     result = diagnose(rows(tl, tl, [0.40] * 10, [0.39] * 10), USUAL_LR, num_classes=10)
     assert result.verdict == "underfitting", str(result)
     assert "learned nothing" not in str(result)
+
+
+def test_a_good_fit_still_falling_says_so_instead_of_settled() -> None:
+    # a 2-epoch fine-tune of the head (--freeze all-but-head, digits): 99% train accuracy,
+    # the losses falling 78%/epoch; it was "good_fit ... both have settled" before
+    result = diagnose(rows([1.4988, 0.3304], [0.6623, 0.1707], [0.5963, 0.9899], [0.9653, 0.9931]), USUAL_LR)
+    text = str(result)
+    assert result.verdict == "good_fit", text
+    assert "settled" not in text, text
+    assert (
+        "training accuracy reached 99.0% (98% or more) and validation follows it; the training loss was "
+        in text
+    )
+    assert "still falling (-78.0%/epoch)" in text and "more epochs may help a little" in text
+    assert check_quoted_comparisons(result.reasons[0], 10) == 1
+    settled = diagnose(run(SETTLED), USUAL_LR)
+    assert settled.reasons == ["validation follows training closely and the training loss has settled"]
+    assert "The curves agree and have settled." in str(settled)
+    one = diagnose(run([0.1], ta=0.99), USUAL_LR)  # one epoch: no trend to call settled
+    assert one.verdict == "good_fit" and "settled" not in str(one), str(one)
+    (reason,) = one.reasons
+    assert (
+        reason
+        == "training accuracy reached 99.0% (98% or more) in one epoch and validation follows it "
+        + ("(one epoch: no trend yet)")
+    )

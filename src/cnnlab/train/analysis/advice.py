@@ -289,12 +289,18 @@ def underfitting(config: dict[str, Any] | None) -> list[Suggestion]:
     return out
 
 
-def good_fit(config: dict[str, Any] | None) -> list[Suggestion]:
+def good_fit(config: dict[str, Any] | None, settled: str = "settled") -> list[Suggestion]:
+    """The advice of a good fit; ``settled``: "settled" (the training loss has), "training"
+    (98% training accuracy, the loss still falling) or "validation" (the validation loss has)."""
     text = config is not None and is_text_data(str(config.get("data", "")))
     further = "pretrained word vectors (--vectors)" if text else "augmentation with a larger model"
+    state = {
+        "settled": "The curves agree and have settled.",
+        "training": "The curves agree; the training loss was still falling: more epochs may help a little.",
+        "validation": "The validation loss has settled: more epochs would mostly lower the training loss.",
+    }[settled]
     return [
         Suggestion(
-            "The curves agree and have settled. To go further: tune the learning rate and batch "
-            f"size (cnnlab tune), or try {further}."
+            f"{state} To go further: tune the learning rate and batch size (cnnlab tune), or try {further}."
         )
     ]

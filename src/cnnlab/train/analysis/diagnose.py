@@ -24,7 +24,9 @@ loss ln K (2.303 for 10 classes) and the chance accuracy 1/K.
   training accuracy is below 98% (there is still something to learn).
 - ``underfitting``: training accuracy is below 90% and validation accuracy is within 3
   points of it: the model cannot even fit its training data.
-- ``good_fit``: none of the above.
+- ``good_fit``: none of the above. The reason says whether the training loss has settled
+  (falling by at most 1%/epoch), or, if it was still falling, why that is no verdict of its
+  own: 98% training accuracy or more, or a validation loss that has settled.
 
 The thresholds are rules of thumb, stated in the evidence so a reader can judge them. The
 advice (``cnnlab.train.analysis.advice``) is fitted to the run's config when it is known: it never
@@ -172,8 +174,8 @@ def diagnose(
             name, reasons, suggestions = found
             break
     else:
-        name, reasons = "good_fit", ["validation follows training closely and both have settled"]
-        suggestions = _advice.good_fit(cfg)
+        name, (reasons, settled) = "good_fit", _good_fit_reasons(curves)
+        suggestions = _advice.good_fit(cfg, settled)
     lines, commands = _advice.advise(suggestions, cfg, path)
     return Diagnosis(name, curves.ev, reasons, lines, commands)
 
@@ -274,6 +276,33 @@ def _diverging_or_at_chance(c: _Curves) -> _Found | None:
             )
             return _diverging(c, f"{what}: the network has learned nothing", check)
     return None
+
+
+def _good_fit_reasons(c: _Curves) -> tuple[list[str], str]:
+    """6. Why no rule held, and which of the curves has settled (for the advice).
+
+    ``_still_falling`` calls a run undertrained only when both losses fall and the training
+    accuracy is below 98%, so a good fit may still have a falling training loss: the reason
+    then says which condition made it a good fit instead of "settled".
+    """
+    ev = c.ev
+    train = 100 * ev["train_loss_trend_per_epoch"]
+    if c.n < 2:  # one epoch has no trend (only a training accuracy of 98% or more gets here)
+        return [
+            f"training accuracy reached {100 * c.ta[-1]:.1f}% (98% or more) in one epoch and validation "
+            "follows it (one epoch: no trend yet)"
+        ], "training"
+    if train >= -1:
+        return ["validation follows training closely and the training loss has settled"], "settled"
+    if c.ta[-1] >= 0.98:
+        return [
+            f"training accuracy reached {100 * c.ta[-1]:.1f}% (98% or more) and validation follows it; "
+            f"the training loss was still falling ({train:.1f}%/epoch)"
+        ], "training"
+    return [
+        f"the validation loss has settled ({100 * ev['val_loss_trend_per_epoch']:.1f}%/epoch) while the "
+        f"training loss was still falling ({train:.1f}%/epoch)"
+    ], "validation"
 
 
 def _too_few_epochs(c: _Curves) -> _Found | None:
