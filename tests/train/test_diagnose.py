@@ -74,9 +74,9 @@ def test_recipes_resolve_and_unknown_is_listed() -> None:
     assert dataclasses.replace(fast, epochs=15) == full
     assert fast.epochs == 10
     on_torch = resolve_config(parser.parse_args(["train", "--recipe", "fashion-torch"]))
-    assert (on_torch.backend, on_torch.epochs) == ("torch", 18)
-    assert on_torch.model_args == {"widths": [32, 64], "dropout": 0.0}
-    assert dataclasses.replace(on_torch, backend="numpy", epochs=15, model_args=full.model_args) == full
+    assert (on_torch.backend, on_torch.epochs, on_torch.label_smoothing) == ("torch", 30, 0.1)
+    assert on_torch.model_args == {"widths": [16, 64], "dropout": 0.0}
+    assert dataclasses.replace(on_torch, backend="numpy", epochs=15, label_smoothing=0.0) == full
     mine = resolve_config(parser.parse_args(["train", "--recipe", "fashion-torch", "--backend", "numpy"]))
     assert mine.backend == "numpy"  # a flag still wins over the recipe
     with pytest.raises(ValueError, match="Valid recipes: fashion, fashion-fast, fashion-torch, digits"):

@@ -19,12 +19,13 @@ validation accuracy of those runs.
 ``fashion-fast``: the same cut to 10 epochs.
 
 ``fashion-torch``: the torch backend's speed spent on the same recipe (issue 25): about
-twice the images per second lets it train a network with twice the channels in the first
-block (``widths=[32, 64]``) for 18 epochs in less wall time than ``fashion`` takes on the
-NumPy engine. Chosen by validation accuracy alone among six explored settings (more epochs
-of 16/64, a third block, random erasing, SGD with weight decay, AdamW), all listed with their
-test accuracy in docs/performance.md; the chosen one did not reach the 94.5% test accuracy
-the issue asked for (the table there has the figures and the spread over seeds).
+twice the images per second lets it train the ``fashion`` network for 30 epochs instead of
+15, with label smoothing 0.1, in less wall time than ``fashion`` takes on the NumPy engine.
+Chosen by mean validation accuracy over three seeds among three settings (this one; 30
+epochs without label smoothing; 32/64 channels for 18 epochs, the earlier choice), after a
+first round of six settings on one seed that validation could not rank; every run is listed
+with its test accuracy in docs/performance.md. The test accuracy over the three seeds sits at
+issue 25's 94.5% line rather than reliably above it (the table there has the spread).
 
 Measured figures of both (accuracy, wall time, machine): docs/performance.md, "Recipes".
 """
@@ -51,11 +52,11 @@ _FASHION: dict[str, Any] = {
 RECIPES: dict[str, dict[str, Any]] = {
     "fashion": _FASHION,
     "fashion-fast": {**_FASHION, "epochs": 10},
-    "fashion-torch": {  # 32 channels at 28x28: the torch backend's speed spent (docstring)
+    "fashion-torch": {  # twice the epochs: the torch backend's speed spent (docstring)
         **_FASHION,
         "backend": "torch",
-        "model_args": {"widths": [32, 64], "dropout": 0.0},
-        "epochs": 18,
+        "epochs": 30,
+        "label_smoothing": 0.1,
     },
     "digits": {
         "data": "digits",
