@@ -219,7 +219,7 @@ def test_a_good_fit_still_falling_says_so_instead_of_settled() -> None:
         "training accuracy reached 99.0% (98% or more) and validation follows it; the training loss was "
         in text
     )
-    assert "still falling (-78.0%/epoch)" in text and "more epochs may help a little" in text
+    assert "still falling (-78.0%/epoch)" in text and "more epochs add confidence, not accuracy" in text
     assert check_quoted_comparisons(result.reasons[0], 10) == 1
     settled = diagnose(run(SETTLED), USUAL_LR)
     assert settled.reasons == ["validation follows training closely and the training loss has settled"]
