@@ -27,7 +27,8 @@ first round of six settings on one seed that validation could not rank; every ru
 with its test accuracy in docs/performance.md. The test accuracy over the three seeds sits at
 issue 25's 94.5% line rather than reliably above it (the table there has the spread).
 
-Measured figures of both (accuracy, wall time, machine): docs/performance.md, "Recipes".
+Measured figures of each (accuracy, wall time, machine): docs/performance.md, "Recipes" and
+"spending the speed".
 """
 
 from __future__ import annotations
