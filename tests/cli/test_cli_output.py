@@ -14,7 +14,7 @@ import pytest
 
 import cnnlab
 from cli_run import cli_out as cli  # (exit status, stdout, stderr)
-from cnnlab.cli import evaluate_cmd
+from cnnlab.cli import evaluate_cmd, train_cmd
 from cnnlab.cli.main import build_parser
 from cnnlab.data.datasets import ArrayDataset
 
@@ -105,3 +105,25 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
         timeout=120,
     )
     assert proc.returncode == 0 and proc.stdout == f"cnnlab {cnnlab.__version__}\n", proc.stderr
+
+
+def test_ctrl_c_while_the_report_is_written_says_the_run_is_saved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cmd, "write_report", interrupted)
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--epochs", "1", "--out", str(out))
+    assert code == 130
+    assert err.strip().splitlines()[-1] == (
+        f"cnnlab train: interrupted while writing the report; the trained run is saved in {out}. "
+        f"Write the report with: cnnlab plot {out}"
+    )
+    assert (out / "model.npz").is_file() and (out / "metrics.json").is_file()
+    monkeypatch.undo()
+    assert not (out / "report.html").exists()
+    code, _, err = cli(capsys, "plot", str(out))  # the command the message names writes it
+    assert code == 0, err
+    assert (out / "report.html").is_file()

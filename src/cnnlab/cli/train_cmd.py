@@ -228,6 +228,13 @@ def diagnose_report_and_serve(run_dir: Path, no_plots: bool, dashboard: Any) -> 
             print(f"report: {write_report(run_dir, tsne=False)}")
         except CnnlabError as exc:  # e.g. matplotlib not installed: the run itself is saved
             print(f"plots skipped: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:  # training is over and saved: say so, not just "interrupted"
+            print(
+                f"cnnlab train: interrupted while writing the report; the trained run is saved in "
+                f"{run_dir}. Write the report with: cnnlab plot {run_dir}",
+                file=sys.stderr,
+            )
+            return 130
     if dashboard is not None:
         keep_serving(dashboard)
     return 0
